@@ -1,0 +1,10 @@
+"""Host networks, one file per host, built by name through the registry (``models.build``).
+
+The hosts themselves (SF / SF-MD, MMANet, ESANet-MD, RFNet, mmFormer, GSS, two-stream YOLOv8n) arrive
+with their issues; each implements the Host contract of DESIGN.md (``modalities``, ``forward(inputs,
+present)``, ``branches()``).
+"""
+
+from .registry import build, list_models, register_model
+
+__all__ = ["build", "list_models", "register_model"]

@@ -1,0 +1,83 @@
+"""Low- and high-frequency components of non-overlapping patches (Sec. 4.1, Fig. 2a).
+
+Each spatial axis is cut into whole patches of ``p`` pixels; a remainder that is not a multiple of
+``p`` (the last ``H mod p`` rows, ``W mod p`` columns, ``D mod p`` slices) is dropped, like a block
+codec without padding. A 2-D input (B, C, H, W) is cut into p x p patches; a 3-D volume (B, C, D, H, W)
+into p x p x p cubes with a separable 3-D DCT-II, so a volume's low block is the q x q x q corner of
+lowest frequencies along all three axes and its high block the opposite corner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import string
+import warnings
+
+import torch
+
+from .dct import corner_bases
+from .precision import exact_float32_matmul
+from .validation import check_image, check_patch_window
+
+_warned_small: set[tuple[int, ...]] = set()
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; every other floating dtype (float16, bfloat16, float32) computes in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def frequency_components(x: torch.Tensor, patch: int = 8, window: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Orthonormal DCT-II of every patch and channel; returns the sampled corners ``(low, high)``.
+
+    Shapes are ``(B, C, *grid, *(q,) * d)`` with ``grid = (S // p for S in spatial)`` and ``d`` the number
+    of spatial axes. ``low[..., a, b]`` is coefficient ``(a, b)`` of the patch (top-left q x q block);
+    ``high[..., a, b]`` is coefficient ``(p-1-a, p-1-b)`` (bottom-right block flipped on both axes), so
+    ``low / high`` pairs the entries exactly as Eq. 4 does. The values are computed in float32
+    (float64 for float64 input) with autocast off and full-precision matmuls.
+    """
+    check_image(x)
+    check_patch_window(patch, window)
+    spatial = tuple(x.shape[2:])
+    d = len(spatial)
+    grid = tuple(s // patch for s in spatial)
+    dtype = compute_dtype(x.dtype)
+    batch, channels = x.shape[:2]
+    if min(grid) == 0:
+        if spatial not in _warned_small:
+            _warned_small.add(spatial)
+            warnings.warn(
+                f"input of spatial size {spatial} is smaller than one {patch}-pixel patch along some axis: "
+                "no patch fits, so its frequency components are empty (FRM 0). Use a smaller patch.",
+                stacklevel=2,
+            )
+        empty = x.new_zeros((batch, channels, *grid, *(window,) * d), dtype=dtype)
+        return empty, empty.clone()
+
+    crop = tuple(slice(0, g * patch) for g in grid)
+    x = x[(slice(None), slice(None), *crop)]
+    blocked = x.reshape(batch, channels, *[n for g in grid for n in (g, patch)])
+    no_autocast = (
+        torch.autocast(device_type=x.device.type, enabled=False)
+        if torch.amp.is_autocast_available(x.device.type)
+        else contextlib.nullcontext()
+    )
+    with no_autocast, exact_float32_matmul():
+        basis = corner_bases(patch, window, dtype, x.device)
+        # Last axis: one large matmul on the contiguous pixel dimension (halves the data for q = p/4).
+        coeffs = torch.matmul(blocked.to(dtype), basis.T)
+        grid_letters = string.ascii_lowercase[:d]
+        pixel_letters = string.ascii_lowercase[8 : 8 + d]
+        freq_letters = string.ascii_uppercase[:d]
+        layout = ["Y", "Z"] + [c for pair in zip(grid_letters, pixel_letters, strict=True) for c in pair]
+        layout[-1] = freq_letters[-1]
+        for axis in range(d - 2, -1, -1):
+            out = [freq_letters[axis] if c == pixel_letters[axis] else c for c in layout]
+            spec = f"{freq_letters[axis]}{pixel_letters[axis]},{''.join(layout)}->{''.join(out)}"
+            coeffs = torch.einsum(spec, basis, coeffs)
+            layout = out
+        final = "YZ" + "".join(grid_letters) + "".join(freq_letters)
+        coeffs = torch.einsum(f"{''.join(layout)}->{final}", coeffs)
+    lo = (Ellipsis, *(slice(0, window),) * d)
+    hi = (Ellipsis, *(slice(window, 2 * window),) * d)
+    return coeffs[lo], coeffs[hi]

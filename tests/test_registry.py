@@ -1,0 +1,36 @@
+import pytest
+from torch import nn
+
+from models import registry
+
+
+@pytest.fixture(autouse=True)
+def clean_registry(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+
+
+def test_register_build_and_list():
+    @registry.register_model("tiny")
+    class Tiny(nn.Module):
+        def __init__(self, width: int = 2):
+            super().__init__()
+            self.layer = nn.Linear(width, width)
+
+    assert registry.list_models() == ["tiny"]
+    model = registry.build("tiny", width=3)
+    assert isinstance(model, Tiny) and model.layer.in_features == 3
+
+
+def test_unknown_name_lists_the_known_ones():
+    registry.register_model("a")(nn.Identity)
+    with pytest.raises(ValueError, match="unknown model 'b'; known models: a"):
+        registry.build("b")
+
+
+def test_duplicate_and_bad_names_are_rejected():
+    registry.register_model("a")(nn.Identity)
+    registry.register_model("a")(nn.Identity)  # the same factory again is fine (re-import)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_model("a")(nn.ReLU)
+    with pytest.raises(ValueError, match="non-empty"):
+        registry.register_model(" a")

@@ -1,0 +1,80 @@
+"""The repository's promises: the README example runs, the environments agree, CI runs `make test`."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- example:start -->\s*```python\n(.*?)```\s*<!-- example:end -->", text, re.S)
+    assert block, "README must contain the 'use MWAM in your own model' example between the markers"
+    return block.group(1)
+
+
+def test_readme_example_is_short_and_runs():
+    code = readme_example()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 20, "at most 20 lines of code"
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    mwam, net = namespace["mwam"], namespace["net"]
+    assert mwam.record().step == 3
+    assert mwam.modalities == ("rgb", "depth")
+    assert all(p.grad is None or torch.all(p.grad == 0) for p in net.parameters())  # zero_grad ran
+    assert not torch.equal(mwam.grad_scale, torch.ones(2)), "gradient editing must be active"
+
+
+def requirement_names(lines):
+    return {re.split(r"[=<>]", line.strip())[0].lower() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def test_environment_yml_installs_requirements_txt():
+    env = (ROOT / "environment.yml").read_text()
+    assert re.search(r"^\s*-\s*python=3\.11\s*$", env, re.M)
+    assert "-r requirements.txt" in env and "-e ." in env
+    requirements = (ROOT / "requirements.txt").read_text().splitlines()
+    pins = [line for line in requirements if line.strip() and not line.startswith("#")]
+    assert all("==" in line for line in pins), "every requirement is pinned"
+    assert {"torch", "torchvision", "pytest", "hypothesis", "scipy"} <= requirement_names(pins)
+    assert "torch==2.14.1" in pins and "torchvision==0.29.1" in pins
+
+
+def test_ci_runs_make_test_and_make_test_runs_pytest():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M)
+    makefile = (ROOT / "Makefile").read_text()
+    test_rule = re.search(r"^test:.*?(?=^\S)", makefile, re.M | re.S).group(0)
+    assert "pytest" in test_rule and "$(STAMP)" in test_rule
+
+
+def test_libraries_import_nothing_of_the_harness():
+    for package in ("mwam", "sde"):
+        for source in (ROOT / package).glob("*.py"):
+            text = source.read_text()
+            bad = re.findall(r"^\s*(?:from|import)\s+(reproduce|models|datasets|scripts)\b", text, re.M)
+            assert not bad, f"{source} imports {bad}: the libraries depend on torch only"
+            third_party = re.findall(r"^\s*(?:from|import)\s+([a-z_]+)", text, re.M)
+            assert set(third_party) <= {
+                "torch",
+                "math",
+                "dataclasses",
+                "typing",
+                "collections",
+                "functools",
+                "contextlib",
+                "string",
+                "warnings",
+                "__future__",
+                "itertools",
+            }, source
+
+
+@pytest.mark.parametrize("name", ["mwam", "sde"])
+def test_pyproject_installs_the_two_libraries(name):
+    text = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'packages = \["mwam", "sde"\]', text)
+    assert (ROOT / name / "__init__.py").exists()
