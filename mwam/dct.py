@@ -45,3 +45,22 @@ def corner_bases(patch: int, window: int, dtype: torch.dtype, device: torch.devi
         rows = torch.cat([full[:window], full.flip(0)[:window]], dim=0)
         _CACHE[key] = rows.to(dtype=dtype, device=device).contiguous()
     return _CACHE[key]
+
+
+def corner_kernels(patch: int, window: int, dims: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """Convolution kernels ``(2 * q**d, 1, p, .., p)`` whose stride-``p`` response is the two sampled corners.
+
+    Kernel ``(u1, .., ud)`` of the first half is the outer product of DCT rows ``u1 .. ud`` (low block);
+    the second half uses rows ``p-1-u`` (high block, already flipped; see :func:`corner_bases`).
+    """
+    key = ("kernels", patch, window, dims, dtype, torch.device(device))
+    if key not in _CACHE:
+        rows = corner_bases(patch, window, torch.float64, "cpu")
+        freq, pixel = "uvw"[:dims], "abc"[:dims]
+        spec = ",".join(f + x for f, x in zip(freq, pixel, strict=True)) + "->" + freq + pixel
+        halves = [
+            torch.einsum(spec, *[part] * dims).reshape(window**dims, *(patch,) * dims)
+            for part in (rows[:window], rows[window:])
+        ]
+        _CACHE[key] = torch.cat(halves).unsqueeze(1).to(dtype=dtype, device=device).contiguous()
+    return _CACHE[key]

@@ -10,13 +10,12 @@ lowest frequencies along all three axes and its high block the opposite corner.
 from __future__ import annotations
 
 import contextlib
-import string
 import warnings
 
 import torch
 
-from .dct import corner_bases
-from .precision import exact_float32_matmul
+from .dct import corner_kernels
+from .precision import exact_float32
 from .validation import check_image, check_patch_window
 
 _warned_small: set[tuple[int, ...]] = set()
@@ -55,29 +54,19 @@ def frequency_components(x: torch.Tensor, patch: int = 8, window: int = 2) -> tu
         return empty, empty.clone()
 
     crop = tuple(slice(0, g * patch) for g in grid)
-    x = x[(slice(None), slice(None), *crop)]
-    blocked = x.reshape(batch, channels, *[n for g in grid for n in (g, patch)])
+    x = x[(slice(None), slice(None), *crop)].reshape(batch * channels, 1, *(g * patch for g in grid))
     no_autocast = (
         torch.autocast(device_type=x.device.type, enabled=False)
         if torch.amp.is_autocast_available(x.device.type)
         else contextlib.nullcontext()
     )
-    with no_autocast, exact_float32_matmul():
-        basis = corner_bases(patch, window, dtype, x.device)
-        # Last axis: one large matmul on the contiguous pixel dimension (halves the data for q = p/4).
-        coeffs = torch.matmul(blocked.to(dtype), basis.T)
-        grid_letters = string.ascii_lowercase[:d]
-        pixel_letters = string.ascii_lowercase[8 : 8 + d]
-        freq_letters = string.ascii_uppercase[:d]
-        layout = ["Y", "Z"] + [c for pair in zip(grid_letters, pixel_letters, strict=True) for c in pair]
-        layout[-1] = freq_letters[-1]
-        for axis in range(d - 2, -1, -1):
-            out = [freq_letters[axis] if c == pixel_letters[axis] else c for c in layout]
-            spec = f"{freq_letters[axis]}{pixel_letters[axis]},{''.join(layout)}->{''.join(out)}"
-            coeffs = torch.einsum(spec, basis, coeffs)
-            layout = out
-        final = "YZ" + "".join(grid_letters) + "".join(freq_letters)
-        coeffs = torch.einsum(f"{''.join(layout)}->{final}", coeffs)
-    lo = (Ellipsis, *(slice(0, window),) * d)
-    hi = (Ellipsis, *(slice(window, 2 * window),) * d)
-    return coeffs[lo], coeffs[hi]
+    with no_autocast, exact_float32():
+        # One stride-p convolution with the 2 q**d outer-product kernels: every patch's two corners at once.
+        kernels = corner_kernels(patch, window, d, dtype, x.device)
+        convolve = torch.nn.functional.conv2d if d == 2 else torch.nn.functional.conv3d
+        coeffs = convolve(x.to(dtype), kernels, stride=patch)
+    # (B*C, 2 * q**d, *grid) -> (B, C, 2, *grid, q, .., q)
+    coeffs = coeffs.reshape(batch, channels, 2, *(window,) * d, *grid)
+    order = [0, 1, 2, *range(3 + d, 3 + 2 * d), *range(3, 3 + d)]
+    coeffs = coeffs.permute(order)
+    return coeffs[:, :, 0], coeffs[:, :, 1]

@@ -51,8 +51,8 @@ def frm_terms(
         d = (low.ndim - 2) // 2
         high = high.flip(tuple(range(2, 2 + d)))
     denominator = high + sigma
-    denominator = torch.where(denominator == 0, torch.full_like(denominator, sigma), denominator)
-    return (low / denominator).abs().clamp(max=torch.finfo(low.dtype).max)
+    denominator.masked_fill_(denominator == 0, sigma)
+    return torch.div(low, denominator).abs_().clamp_(max=torch.finfo(low.dtype).max)
 
 
 def frm(
@@ -80,4 +80,4 @@ def frm(
     terms = frm_terms(low, high, rule=rule, sigma=sigma, omega=omega, pairing=pairing)
     if reduction == "sum":
         return terms.sum(dtype=torch.float64)
-    return terms.flatten(1).sum(dim=1, dtype=torch.float64)
+    return terms.sum(dim=tuple(range(1, terms.ndim)), dtype=torch.float64)

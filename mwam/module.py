@@ -206,8 +206,8 @@ class MWAM(nn.Module):
                 torch.ones(batch, dtype=torch.bool, device=device) if present is None else present[:, index].to(device)
             )
             if cfg.detect_blank_inputs:
-                lowest, highest = torch.aminmax(x.flatten(1), dim=1)
-                usable = usable & (lowest != highest)
+                flat = x.flatten(1)  # amax/amin: several times faster than aminmax on CPU
+                usable = usable & (flat.amax(dim=1) != flat.amin(dim=1))
             per_sample = frm(
                 x,
                 rule=cfg.rule,
@@ -220,7 +220,7 @@ class MWAM(nn.Module):
             )
             sums.append(torch.where(usable, per_sample, torch.zeros_like(per_sample)).sum())
             counts.append(usable.sum())
-        total = torch.tensor([float(batch)], dtype=torch.float64, device=device)
+        total = torch.full((1,), float(batch), dtype=torch.float64, device=device)  # no host-to-device copy
         stats = torch.cat([torch.stack(sums), torch.stack(counts).to(torch.float64), total])
         if cfg.sync_ranks:
             stats = all_reduce_sum(stats, self.process_group)

@@ -1,7 +1,8 @@
-"""Full float32 matmul precision for the DCT, whatever the user set globally.
+"""Full float32 precision for the DCT, whatever the user set globally.
 
 With TF32 (or bf16 matmuls on oneDNN) the DCT of an 8x8 patch carries relative errors near 1e-3: the
 near-zero high-frequency coefficients that Eq. 4 divides by would be replaced by rounding noise.
+cuDNN convolutions default to TF32, so convolutions are covered as well as matrix products.
 """
 
 from __future__ import annotations
@@ -12,30 +13,38 @@ from collections.abc import Iterator
 import torch
 
 
+def _precision_switches() -> list[object]:
+    switches = []
+    for backend in (torch.backends.cuda, torch.backends.mkldnn, torch.backends.cudnn):
+        for op in ("matmul", "conv"):
+            switch = getattr(backend, op, None)
+            if switch is not None and hasattr(switch, "fp32_precision"):
+                switches.append(switch)
+    return switches
+
+
 @contextlib.contextmanager
-def exact_float32_matmul() -> Iterator[None]:
-    """Within the block, float32 matrix products use IEEE float32 (no TF32, no reduced precision)."""
-    backends = [
-        b
-        for b in (getattr(torch.backends.cuda, "matmul", None), getattr(torch.backends.mkldnn, "matmul", None))
-        if b is not None and hasattr(b, "fp32_precision")
-    ]
-    if backends:
-        saved = [b.fp32_precision for b in backends]
-        if all(s == "ieee" for s in saved):
-            yield
-            return
+def exact_float32() -> Iterator[None]:
+    """Within the block, float32 matmuls and convolutions use IEEE float32 (no TF32, no bf16 shortcuts)."""
+    switches = _precision_switches()
+    if not switches:  # torch without the per-backend API
+        previous = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
         try:
-            for b in backends:
-                b.fp32_precision = "ieee"
+            torch.set_float32_matmul_precision("highest")
+            torch.backends.cudnn.allow_tf32 = False
             yield
         finally:
-            for b, s in zip(backends, saved, strict=True):
-                b.fp32_precision = s
+            torch.set_float32_matmul_precision(previous[0])
+            torch.backends.cudnn.allow_tf32 = previous[1]
         return
-    previous = torch.get_float32_matmul_precision()
+    saved = [s.fp32_precision for s in switches]
+    if all(value == "ieee" for value in saved):
+        yield
+        return
     try:
-        torch.set_float32_matmul_precision("highest")
+        for s in switches:
+            s.fp32_precision = "ieee"
         yield
     finally:
-        torch.set_float32_matmul_precision(previous)
+        for s, value in zip(switches, saved, strict=True):
+            s.fp32_precision = value

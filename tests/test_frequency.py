@@ -47,16 +47,24 @@ def test_half_precision_is_computed_in_float32(dtype):
     torch.testing.assert_close(high, ref_high)
 
 
-def test_reduced_matmul_precision_setting_is_ignored_and_restored():
+def test_reduced_precision_settings_are_ignored_and_restored():
     previous = torch.get_float32_matmul_precision()
+    conv = getattr(torch.backends.mkldnn, "conv", None)
+    previous_conv = getattr(conv, "fp32_precision", None)
     x = torch.randn(2, 3, 32, 32)
     exact_low, exact_high = frequency_components(x.double())
     try:
         torch.set_float32_matmul_precision("medium")
+        if previous_conv is not None:
+            conv.fp32_precision = "bf16"
         low, high = frequency_components(x)
         assert torch.get_float32_matmul_precision() == "medium"
+        if previous_conv is not None:
+            assert conv.fp32_precision == "bf16"
     finally:
         torch.set_float32_matmul_precision(previous)
+        if previous_conv is not None:
+            conv.fp32_precision = previous_conv
     np.testing.assert_allclose(low.double().numpy(), exact_low.numpy(), atol=1e-5)
     np.testing.assert_allclose(high.double().numpy(), exact_high.numpy(), atol=1e-5)
 

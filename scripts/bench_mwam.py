@@ -1,0 +1,85 @@
+"""Time one MWAM step (three modalities, FRM + bank + weights) against the straightforward version.
+
+Run from the repository root: ``python scripts/bench_mwam.py [--device cpu|cuda|all]`` (``make bench-mwam``).
+Prints exactly one JSON line on stdout; ``--output PATH`` also writes it to a file (atomically).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+import torch  # noqa: E402
+
+from reproduce.benchmarks.mwam_step import run_benchmark  # noqa: E402
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates the file owner-only; give it the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return number
+
+
+def non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return number
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "all"),
+        default="all",
+        help="cpu, cuda, or all = cpu plus cuda when available (default)",
+    )
+    parser.add_argument("--batch", type=positive, default=64, help="batch size (default 64)")
+    parser.add_argument("--size", type=positive, default=112, help="image height = width (default 112)")
+    parser.add_argument("--iters", type=positive, default=None, help="timed steps (default: per device)")
+    parser.add_argument("--warmup", type=non_negative, default=None, help="untimed steps first (default: per device)")
+    parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
+    args = parser.parse_args(argv)
+
+    if args.device == "all":
+        devices = None
+    elif args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False")
+    else:
+        devices = [args.device]
+    report = run_benchmark(devices=devices, batch=args.batch, size=args.size, iters=args.iters, warmup=args.warmup)
+    line = json.dumps(report, separators=(",", ":"))
+    if args.output is not None:
+        write_atomic(args.output, line + "\n")
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
