@@ -4,12 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint bench-mwam demo clean-venv
+.PHONY: help venv test lint bench-mwam paper-tables demo clean-venv
 
 help:
 	@echo "make test        create .venv if needed, run the test suite"
 	@echo "make demo        (arrives with the CASIA-SURF issue; see README)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
+	@echo "make paper-tables render every paper table (md, csv, tex) and Fig. 9 into results/paper/"
 	@echo "make lint        ruff"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -30,6 +31,10 @@ lint: $(STAMP)
 
 bench-mwam: $(STAMP)
 	$(PY) scripts/bench_mwam.py --device all
+
+paper-tables: $(STAMP)
+	$(PY) -m reproduce paper all --output-dir results/paper
+	$(PY) -m reproduce plot filter --output results/paper/fig9
 
 demo:
 	@echo "make demo arrives with the CASIA-SURF end-to-end issue (#4): it will train SF-MD and"

@@ -15,26 +15,11 @@ if str(ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
 
 import torch  # noqa: E402
 
 from reproduce.benchmarks.mwam_step import run_benchmark  # noqa: E402
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates the file owner-only; give it the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from reproduce.io import write_text_atomic  # noqa: E402
 
 
 def positive(value: str) -> int:
@@ -75,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_benchmark(devices=devices, batch=args.batch, size=args.size, iters=args.iters, warmup=args.warmup)
     line = json.dumps(report, separators=(",", ":"))
     if args.output is not None:
-        write_atomic(args.output, line + "\n")
+        write_text_atomic(args.output, line + "\n")
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
     return 0

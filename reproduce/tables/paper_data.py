@@ -1,0 +1,239 @@
+"""Load and validate the paper's measured numbers: ``reproduce/tables/paper/tableNN.yaml``.
+
+The files hold only what the paper measured per subset or per setting -- never PCR, averages or deltas,
+which are always computed (``reproduce.pcr``). Three kinds of table (docs/tables.md has the long form):
+
+- ``subsets``: blocks of columns, each column one value per subset in the data set's paper row order;
+- ``settings``: one column, one measured (average, average PCR) pair per hyper-parameter setting (Table 9);
+- ``cost``: per model, named quantities such as parameters and FLOPs (Table 6).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reproduce.subsets import dataset, subsets
+
+PAPER_DIR = Path(__file__).resolve().parent / "paper"
+KINDS = ("subsets", "settings", "cost")
+
+
+class PaperDataError(ValueError):
+    """A paper table file is malformed; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class PaperColumn:
+    name: str
+    values: tuple[float, ...]
+    metric: str
+    with_pcr: bool = True
+
+
+@dataclass(frozen=True)
+class Block:
+    dataset: str
+    columns: tuple[PaperColumn, ...]
+    modalities: tuple[str, ...] | None = None
+    label: str | None = None
+
+    @property
+    def subsets(self) -> list[tuple[str, ...]]:
+        return subsets(self.dataset, self.modalities)
+
+    def column(self, name: str) -> PaperColumn:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Setting:
+    values: dict[str, float]
+    average: float
+    average_pcr: float
+
+    @property
+    def label(self) -> str:
+        return "/".join(f"{k}={v:g}" for k, v in self.values.items())
+
+
+@dataclass(frozen=True)
+class Delta:
+    column: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    number: int
+    title: str
+    kind: str
+    metric: str
+    decimals: int
+    source: Path
+    blocks: tuple[Block, ...] = ()
+    deltas: tuple[Delta, ...] = ()
+    settings_column: str | None = None
+    settings: tuple[Setting, ...] = ()
+    quantities: dict[str, str] = field(default_factory=dict)
+    cost: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.name for b in self.blocks for c in b.columns]
+
+
+def _fail(path: Path, where: str, message: str) -> PaperDataError:
+    return PaperDataError(f"{path.name}: {where}: {message}")
+
+
+def _keys(path: Path, where: str, entry: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise _fail(path, where, f"expected a mapping, got {type(entry).__name__}")
+    unknown = set(entry) - allowed
+    if unknown:
+        raise _fail(path, where, f"unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    missing = required - set(entry)
+    if missing:
+        raise _fail(path, where, f"missing keys {sorted(missing)}")
+    return entry
+
+
+def _number(path: Path, where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(path, where, f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _block(path: Path, index: int, entry: Any, metric: str) -> Block:
+    where = f"blocks[{index}]"
+    entry = _keys(path, where, entry, {"dataset", "modalities", "label", "columns"}, {"dataset", "columns"})
+    try:
+        dataset(entry["dataset"])
+        modalities = tuple(entry["modalities"]) if entry.get("modalities") is not None else None
+        rows = subsets(entry["dataset"], modalities)
+    except ValueError as error:
+        raise _fail(path, where, str(error)) from None
+    columns_entry = entry["columns"]
+    if not isinstance(columns_entry, dict) or not columns_entry:
+        raise _fail(path, where, "columns must be a non-empty mapping {column name: values}")
+    columns = []
+    for name, spec in columns_entry.items():
+        cwhere = f"{where}.columns[{name!r}]"
+        column_metric, with_pcr = metric, True
+        if isinstance(spec, dict):
+            spec = _keys(path, cwhere, spec, {"values", "metric", "pcr"}, {"values"})
+            column_metric = str(spec.get("metric", metric))
+            with_pcr = bool(spec.get("pcr", True))
+            spec = spec["values"]
+        if not isinstance(spec, list) or len(spec) != len(rows):
+            got = len(spec) if isinstance(spec, list) else type(spec).__name__
+            raise _fail(path, cwhere, f"expected {len(rows)} values (one per subset, paper row order), got {got}")
+        values = tuple(_number(path, f"{cwhere}[{i}]", v) for i, v in enumerate(spec))
+        columns.append(PaperColumn(str(name), values, column_metric, with_pcr))
+    return Block(entry["dataset"], tuple(columns), modalities, entry.get("label"))
+
+
+def load_paper_table(number: int, directory: Path = PAPER_DIR) -> PaperTable:
+    """Read and validate ``tableNN.yaml``; every problem is a :class:`PaperDataError` naming the file."""
+    path = Path(directory) / f"table{number:02d}.yaml"
+    if not path.exists():
+        known = ", ".join(str(n) for n in available_tables(directory)) or "none"
+        raise PaperDataError(f"no data for Table {number} ({path} does not exist); tables with data: {known}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise PaperDataError(f"{path.name}: not valid YAML: {error}") from None
+    allowed = {
+        "table",
+        "title",
+        "kind",
+        "metric",
+        "decimals",
+        "blocks",
+        "deltas",
+        "settings_column",
+        "setting_keys",
+        "settings",
+        "quantities",
+        "cost",
+        "notes",
+    }
+    raw = _keys(path, "top level", raw, allowed, {"table", "title", "kind", "metric"})
+    if raw["table"] != number:
+        raise _fail(path, "table", f"says {raw['table']!r}, the file name says {number}")
+    kind = raw["kind"]
+    if kind not in KINDS:
+        raise _fail(path, "kind", f"must be one of {KINDS}, got {kind!r}")
+    metric = str(raw["metric"])
+    decimals = raw.get("decimals", 2)
+    notes = tuple(str(n) for n in raw.get("notes", []) or [])
+    common = {
+        "number": number,
+        "title": str(raw["title"]),
+        "kind": kind,
+        "metric": metric,
+        "decimals": int(decimals),
+        "source": path,
+        "notes": notes,
+    }
+
+    if kind == "subsets":
+        blocks_entry = raw.get("blocks")
+        if not isinstance(blocks_entry, list) or not blocks_entry:
+            raise _fail(path, "blocks", "a subsets table needs a non-empty list of blocks")
+        blocks = tuple(_block(path, i, b, metric) for i, b in enumerate(blocks_entry))
+        names = [c.name for b in blocks for c in b.columns]
+        deltas = []
+        for i, d in enumerate(raw.get("deltas", []) or []):
+            d = _keys(path, f"deltas[{i}]", d, {"column", "reference"}, {"column", "reference"})
+            for key in ("column", "reference"):
+                if d[key] not in names:
+                    raise _fail(path, f"deltas[{i}].{key}", f"no column named {d[key]!r}")
+            deltas.append(Delta(d["column"], d["reference"]))
+        return PaperTable(blocks=blocks, deltas=tuple(deltas), **common)
+
+    if kind == "settings":
+        keys = raw.get("setting_keys")
+        if not isinstance(keys, list) or not keys:
+            raise _fail(path, "setting_keys", "a settings table needs the list of hyper-parameter names")
+        settings = []
+        for i, s in enumerate(raw.get("settings") or []):
+            s = _keys(path, f"settings[{i}]", s, {*keys, "average", "average_pcr"}, {*keys, "average", "average_pcr"})
+            values = {k: _number(path, f"settings[{i}].{k}", s[k]) for k in keys}
+            settings.append(
+                Setting(
+                    values,
+                    _number(path, f"settings[{i}].average", s["average"]),
+                    _number(path, f"settings[{i}].average_pcr", s["average_pcr"]),
+                )
+            )
+        if not settings:
+            raise _fail(path, "settings", "no settings")
+        return PaperTable(settings_column=str(raw.get("settings_column", "")), settings=tuple(settings), **common)
+
+    quantities = raw.get("quantities")
+    cost = raw.get("cost")
+    if not isinstance(quantities, dict) or not isinstance(cost, dict) or not cost:
+        raise _fail(path, "cost", "a cost table needs 'quantities' {key: name} and 'cost' {model: {key: value}}")
+    parsed: dict[str, dict[str, float]] = {}
+    for model, entries in cost.items():
+        entries = _keys(path, f"cost[{model!r}]", entries, set(quantities), set())
+        parsed[str(model)] = {k: _number(path, f"cost[{model!r}].{k}", v) for k, v in entries.items()}
+    return PaperTable(quantities={str(k): str(v) for k, v in quantities.items()}, cost=parsed, **common)
+
+
+def available_tables(directory: Path = PAPER_DIR) -> list[int]:
+    return sorted(int(p.stem[5:]) for p in Path(directory).glob("table[0-9][0-9].yaml"))
+
+
+def load_all(directory: Path = PAPER_DIR) -> dict[int, PaperTable]:
+    return {n: load_paper_table(n, directory) for n in available_tables(directory)}
