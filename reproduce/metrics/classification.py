@@ -22,6 +22,7 @@ from typing import ClassVar
 import torch
 
 from .base import TaskMetric, ratio
+from .confusion import ConfusionCounts
 
 ATTACK = 0
 BONA_FIDE = 1
@@ -51,12 +52,12 @@ class BinaryAccuracy(TaskMetric):
     higher_is_better: ClassVar[bool] = True
 
     def __init__(self) -> None:
-        self._confusion: torch.Tensor | None = None  # [target, predicted] counts
+        self._counts = ConfusionCounts(2)
         self.reset()
 
     def reset(self) -> None:
         """Forget all accumulated samples."""
-        self._confusion = None
+        self._counts.reset()
 
     def update(self, predictions: torch.Tensor, targets: torch.Tensor) -> None:
         """Add a batch: ``predictions`` logits (B, 2) or labels (B,), ``targets`` labels (B,) in {0, 1}."""
@@ -67,18 +68,12 @@ class BinaryAccuracy(TaskMetric):
         targets = targets.long().to(predicted.device)
         if not bool(((targets == 0) | (targets == 1)).all()) or not bool(((predicted == 0) | (predicted == 1)).all()):
             raise ValueError("binary labels must be 0 (attack) or 1 (bona fide)")
-        counts = torch.bincount(targets * 2 + predicted, minlength=4).reshape(2, 2)
-        if self._confusion is None:
-            self._confusion = counts
-        else:
-            self._confusion += counts.to(self._confusion.device)
+        self._counts.add(targets, predicted)
 
     @property
     def confusion_matrix(self) -> torch.Tensor:
         """The accumulated counts, rows = target, columns = prediction, index 0 = attack, 1 = bona fide (CPU)."""
-        if self._confusion is None:
-            return torch.zeros(2, 2, dtype=torch.long)
-        return self._confusion.cpu()
+        return self._counts.matrix
 
     def compute(self) -> dict[str, float]:
         """Acc (Eq. 22), APCER, NPCER and ACER in percent; NaN where a class is absent (module docstring)."""

@@ -24,6 +24,7 @@ from typing import ClassVar, Literal
 import torch
 
 from .base import TaskMetric
+from .confusion import ConfusionCounts
 
 NYUV2_CLASSES = 40
 VOID = 0
@@ -44,12 +45,12 @@ class MeanIoU(TaskMetric):
             raise ValueError(f"zero_union must be 'zero' (ESANet) or 'exclude' (torchmetrics), got {zero_union!r}")
         self.num_classes = num_classes
         self.zero_union = zero_union
-        self._confusion: torch.Tensor | None = None
+        self._counts = ConfusionCounts(num_classes)
         self.reset()
 
     def reset(self) -> None:
         """Forget the accumulated confusion matrix."""
-        self._confusion = None
+        self._counts.reset()
 
     def update(self, predictions: torch.Tensor, labels: torch.Tensor) -> None:
         """Add a batch: predictions as class indices (B, H, W) in 0..C-1 or logits (B, C, H, W); labels (B, H, W)
@@ -69,18 +70,12 @@ class MeanIoU(TaskMetric):
             raise ValueError(f"predicted class indices must lie in 0..{n - 1}")
         keep = labels != VOID
         target = labels[keep] - 1  # index shift: data set label k <-> network class k - 1
-        counts = torch.bincount(target * n + predictions[keep], minlength=n * n).reshape(n, n)
-        if self._confusion is None:
-            self._confusion = counts
-        else:
-            self._confusion += counts.to(self._confusion.device)
+        self._counts.add(target, predictions[keep])
 
     @property
     def confusion_matrix(self) -> torch.Tensor:
         """(C, C) pixel counts, rows = ground-truth class index, columns = predicted class index (CPU)."""
-        if self._confusion is None:
-            return torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
-        return self._confusion.cpu()
+        return self._counts.matrix
 
     def iou_per_class(self) -> torch.Tensor:
         """(C,) IoU_i of Eq. 24 in [0, 1]; NaN for a class with zero union."""
