@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -59,6 +60,31 @@ def cmd_subsets(args: argparse.Namespace) -> int:
             + f"   {subset_key(s)}"
         )
     print(f"evidence: {info.evidence}")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from reproduce.experiments import run_table
+    from reproduce.presets import preset
+
+    output = args.output_dir or (Path("results") / "demo" if args.preset == "demo" else Path("results"))
+    written = run_table(
+        args.table,
+        preset_name=args.preset,
+        data_root=args.data_root,
+        seeds=tuple(args.seeds),
+        force=args.force,
+        resume=args.resume,
+        wandb_mode=args.wandb,
+        output_dir=output,
+    )
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    if preset(args.preset).synthetic:
+        print(
+            "these tables come from SYNTHETIC data: they test the pipeline, they do not reproduce the paper",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -127,6 +153,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("dataset", choices=sorted(DATASETS))
     sub.set_defaults(run=cmd_subsets)
 
+    table = commands.add_parser("table", help="train the runs a paper table needs (if missing) and render it")
+    table.add_argument("table", type=int, help="paper table number (4, 5)")
+    table.add_argument(
+        "--preset",
+        choices=("paper", "smoke", "demo"),
+        default="paper",
+        help="paper: the paper's settings on the real data (needs --data-root); smoke / demo: "
+        "synthetic data in the real layout",
+    )
+    table.add_argument("--data-root", default=None, help="real data root (default: $MWAM_DATA_ROOT)")
+    table.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; tables show mean ± std")
+    table.add_argument("--force", action="store_true", help="retrain runs that are already in the registry")
+    table.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
+    table.add_argument(
+        "--wandb",
+        choices=("offline", "online", "disabled"),
+        default=None,
+        help="W&B mode (default: $WANDB_MODE, else offline)",
+    )
+    table.add_argument("--output-dir", type=Path, default=None, help="default results/ (results/demo/ for demo)")
+    table.set_defaults(run=cmd_table)
+
     plot = commands.add_parser("plot", help="figures: per-modality loss curves (Fig. 4), metric vs filter (Fig. 9/10)")
     plot.add_argument("figure", choices=("losses", "filter"))
     plot.add_argument("--output", type=Path, required=True, help="output stem; writes STEM.png and STEM.pdf")
@@ -144,9 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from reproduce.engine.trainer import TrainingInterruptedError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except TrainingInterruptedError as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        return 130
     except (PaperDataError, RecordError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

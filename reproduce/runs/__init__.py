@@ -1,0 +1,1 @@
+"""Runs: their configuration (``RunConfig``) and the results registry (``results/runs/<hash>.json``)."""

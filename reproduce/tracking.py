@@ -1,0 +1,104 @@
+"""Experiment tracking: Weights & Biases (offline by default) plus a local ``curves.csv`` for the plots.
+
+Mode: ``--wandb offline|online|disabled``, else the ``WANDB_MODE`` environment variable, else ``offline``.
+Offline runs are written under ``<results>/wandb/`` and uploaded later with ``wandb sync <dir>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+WANDB_MODES = ("offline", "online", "disabled")
+PROJECT = "mwam-robust-multimodal"
+
+
+def resolve_mode(mode: str | None) -> str:
+    mode = mode or os.environ.get("WANDB_MODE") or "offline"
+    if mode == "dryrun":
+        mode = "offline"
+    if mode not in WANDB_MODES:
+        raise ValueError(f"W&B mode must be one of {WANDB_MODES}, got {mode!r}")
+    return mode
+
+
+class Tracker:
+    """A thin wrapper: ``log(values, step)``, ``log_table(...)``, ``summary(...)``, ``finish()``.
+
+    With mode ``disabled`` wandb is never imported. ``run_id`` lets a resumed run continue the same W&B run.
+    """
+
+    def __init__(
+        self,
+        mode: str | None,
+        directory: str | Path,
+        name: str,
+        config: dict[str, Any],
+        run_id: str | None = None,
+        group: str | None = None,
+    ) -> None:
+        self.mode = resolve_mode(mode)
+        self.run = None
+        self.run_id = run_id
+        if self.mode == "disabled":
+            return
+        import wandb
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            project=PROJECT,
+            name=name,
+            config=config,
+            dir=str(directory),
+            mode=self.mode,
+            id=run_id,
+            resume="allow",
+            group=group,
+            reinit="finish_previous",
+        )
+        self.run_id = self.run.id
+
+    @property
+    def files(self) -> Path | None:
+        """The local folder of this run's files (offline: what ``wandb sync`` uploads)."""
+        return None if self.run is None else Path(self.run.dir).parent
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        if self.run is not None:
+            self.run.log(values, step=step)
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.Table(columns=columns, data=rows)})
+
+    def summary(self, values: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.summary.update(values)
+
+    def finish(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+
+
+class CurveWriter:
+    """Appends ``panel,series,step,value`` rows to a CSV (the input of ``python -m reproduce plot losses``)."""
+
+    def __init__(self, path: str | Path, panel: str) -> None:
+        self.path = Path(path)
+        self.panel = panel
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            with self.path.open("w", newline="", encoding="utf-8") as handle:
+                csv.writer(handle).writerow(["panel", "series", "step", "value"])
+
+    def write(self, values: dict[str, float], step: int) -> None:
+        with self.path.open("a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            for series, value in values.items():
+                writer.writerow([self.panel, series, step, f"{value:.6g}"])
