@@ -144,7 +144,7 @@ class Trainer:
         c = self.config
         self.device = self.build_device()
         self._seed()
-        self.task = build_task(c.task, c.dataset, c.data_root, c.seed)
+        self.task = build_task(c.task, c.dataset, c.data_root, c.seed, c.data_options)
         self.host = self.build_host().to(self.device)
         if tuple(self.host.modalities) != tuple(self.task.modalities):
             raise ValueError(

@@ -23,6 +23,8 @@ class RunConfig:
 
     host / host_options: a registered host (``models.build(host, **host_options)``).
     dataset / data_root / synthetic: the data set key (``reproduce.subsets``), its root, and whether it is synthetic.
+    data_options: keyword arguments of the data set (e.g. ``resize`` / ``crop`` for CASIA-SURF; default: the
+        authors' preprocessing).
     epochs, batch_size, lr, momentum, weight_decay, nesterov: SGD as Sec. 5.2 / A.3 (batch 64, 1e-3, 0.9, 5e-4).
     warmup_epochs, milestones, lr_gamma: linear warm-up, then the learning rate times ``lr_gamma`` at each
         milestone epoch (Sec. A.3: SF-MD+MWAM divides by 10 every 30 epochs).
@@ -41,6 +43,7 @@ class RunConfig:
     table: int | None = None
     column: str = ""
     host_options: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
     task: str = "classification"
     epochs: int = 100
     batch_size: int = 64

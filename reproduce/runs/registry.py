@@ -59,7 +59,7 @@ class Registry:
 
     def save(self, result: dict[str, Any]) -> Path:
         """Write a finished run's result atomically."""
-        return write_text_atomic(self.root / f"{result['key']}.json", json.dumps(result, indent=2, sort_keys=True))
+        return write_text_atomic(self.root / f"{result['key']}.json", json.dumps(result, indent=2))
 
     def records(self, config: RunConfig) -> list[ResultRecord]:
         """Long-format records of a finished run, labelled with ``config``'s table and column."""

@@ -20,10 +20,11 @@ class Task(ABC):
 
     name: str = ""
 
-    def __init__(self, dataset: str, data_root: str, seed: int) -> None:
+    def __init__(self, dataset: str, data_root: str, seed: int, data_options: dict[str, Any] | None = None) -> None:
         self.dataset = dataset
         self.data_root = data_root
         self.seed = seed
+        self.data_options = dict(data_options or {})
         self.modalities = dataset_info(dataset).modalities
 
     @property

@@ -28,7 +28,7 @@ class ClassificationTask(Task):
         if self.dataset == "casia_surf":
             from datasets.casia_surf import CasiaSurfDataset
 
-            return CasiaSurfDataset(self.data_root, split, train=train, seed=self.seed)
+            return CasiaSurfDataset(self.data_root, split, train=train, seed=self.seed, **self.data_options)
         raise ValueError(f"the classification task has no loader for data set {self.dataset!r} yet")
 
     def loss(

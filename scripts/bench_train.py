@@ -1,0 +1,118 @@
+"""Time the SF-MD training step with and without MWAM (CPU, and CUDA when present) and the CASIA-SURF loader.
+
+Run from the repository root: ``python scripts/bench_train.py [--device cpu|cuda|all] [--compile [MODE]]``.
+Prints exactly one JSON line on stdout; ``--output PATH`` also writes it to a file (atomically).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+
+import torch  # noqa: E402
+
+from reproduce.benchmarks.train_step import DEFAULT_BATCH, LOADER_BATCH, run_benchmark  # noqa: E402
+from reproduce.io import write_text_atomic  # noqa: E402
+
+
+def positive(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return number
+
+
+def non_negative(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return number
+
+
+def worker_list(value: str) -> list[int]:
+    """argparse type: comma-separated worker counts, e.g. ``0,2,8``."""
+    try:
+        counts = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+    if not counts or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {value!r}")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run the benchmark, print (and optionally write) one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "all"),
+        default="all",
+        help="cpu, cuda, or all = cpu plus cuda when available (default)",
+    )
+    batches = ", ".join(f"{k} {v}" for k, v in DEFAULT_BATCH.items())
+    parser.add_argument("--batch", type=positive, default=None, help=f"batch size (default per device: {batches})")
+    parser.add_argument("--size", type=positive, default=112, help="image height = width (default 112)")
+    parser.add_argument("--iters", type=positive, default=None, help="timed steps (default: per device)")
+    parser.add_argument("--warmup", type=non_negative, default=None, help="untimed steps first (default: per device)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="MODE",
+        help="also time a torch.compile'd host on CUDA (MODE: default, reduce-overhead, max-autotune, ...)",
+    )
+    parser.add_argument("--no-loader", action="store_true", help="skip the data-loader measurement")
+    parser.add_argument(
+        "--loader-samples", type=positive, default=None, help="training images of the synthetic set (default 256+)"
+    )
+    parser.add_argument(
+        "--loader-batch", type=positive, default=LOADER_BATCH, help=f"loader batch (default {LOADER_BATCH})"
+    )
+    parser.add_argument(
+        "--loader-workers", type=worker_list, default=None, help="worker counts, e.g. 0,2 (default: 0, 2, all CPUs)"
+    )
+    parser.add_argument(
+        "--threads", type=positive, default=None, help="torch intra-op threads (default: torch's; 1 on a busy machine)"
+    )
+    parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
+    args = parser.parse_args(argv)
+
+    if args.device == "all":
+        devices = None
+    elif args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False")
+    else:
+        devices = [args.device]
+    report = run_benchmark(
+        devices=devices,
+        batch=args.batch,
+        size=args.size,
+        iters=args.iters,
+        warmup=args.warmup,
+        compile=args.compile if args.compile is not None else False,
+        loader=not args.no_loader,
+        loader_samples=args.loader_samples,
+        loader_batch=args.loader_batch,
+        loader_workers=args.loader_workers,
+        threads=args.threads,
+    )
+    line = json.dumps(report, separators=(",", ":"))
+    if args.output is not None:
+        write_text_atomic(args.output, line + "\n")
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
