@@ -181,9 +181,9 @@ class CasiaSurfDataset(Dataset):
     presets): training resizes to ``resize`` and crops ``crop``; testing resizes to ``crop``.
 
     ``train`` (default: ``split == "train"``) switches the authors' training augmentation on. ``cache=True``
-    keeps each decoded, resized uint8 image in memory after its first read: 3 x 144 x 144 x 3 B = 182 KiB
-    per sample when training, 3 x 112 x 112 x 3 B = 110 KiB otherwise (about 5.2 GiB for the 29,266
-    training samples of CASIA-SURF). The cache lives in each process: every DataLoader worker fills its own.
+    keeps each decoded, resized uint8 image in memory after its first read: 3 x resize^2 x 3 B per sample
+    when training (144: 182 KiB), 3 x crop^2 x 3 B otherwise (112: 110 KiB); about 5.2 GiB for the 29,266
+    training samples of CASIA-SURF. The cache lives in each process: every DataLoader worker fills its own.
     """
 
     def __init__(
@@ -228,7 +228,7 @@ class CasiaSurfDataset(Dataset):
         return f"CasiaSurfDataset(root={str(self.root)!r}, split={self.split!r}, size={len(self)}, mode={mode!r})"
 
     def resized(self, index: int) -> dict[str, np.ndarray]:
-        """Decoded uint8 BGR images of sample ``index`` resized to 144 (train) or 112 (test), cached if asked."""
+        """Decoded uint8 BGR images of sample ``index``, ``resize`` (train) or ``crop`` (test) square; cached."""
         cached = self._cache.get(index)
         if cached is not None:
             return cached

@@ -148,6 +148,16 @@ def test_augment_follows_the_authors_geometry() -> None:
     assert min(angles) == -30 and max(angles) == 30
 
 
+def test_smaller_resize_and_crop(surf_root: Path) -> None:
+    train = CasiaSurfDataset(surf_root, "train", resize=42, crop=32)
+    test = CasiaSurfDataset(surf_root, "test", resize=42, crop=32)
+    assert train[0]["rgb"].shape == test[0]["ir"].shape == (3, 32, 32)
+    assert train.resized(0)["depth"].shape == (42, 42, 3) and test.resized(0)["depth"].shape == (32, 32, 3)
+    for resize, crop in ((40, 32), (144, 4), (144.0, 112)):  # int(0.8 * 40) = 32 leaves no room to crop
+        with pytest.raises(CasiaSurfError, match="crop"):
+            CasiaSurfDataset(surf_root, "train", resize=resize, crop=crop)
+
+
 def test_cache_keeps_decoded_images(surf_root: Path, tmp_path: Path) -> None:
     root = _root(tmp_path, [GOOD, "img/b.jpg img/c.jpg img/a.jpg 0"])
     cached = CasiaSurfDataset(root, "train", cache=True)
