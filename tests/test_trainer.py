@@ -21,8 +21,12 @@ class ToyHost(Host):
 
     def __init__(self, aux_heads: bool = False):
         super().__init__()
-        self.branch = nn.ModuleDict({m: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
-                                                      nn.AdaptiveAvgPool2d(1), nn.Flatten()) for m in MODALITIES})
+        self.branch = nn.ModuleDict(
+            {
+                m: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+                for m in MODALITIES
+            }
+        )
         self.head = nn.Linear(12, 2)
         self.aux = nn.ModuleDict({m: nn.Linear(4, 2) for m in MODALITIES}) if aux_heads else None
 
@@ -43,8 +47,10 @@ class ToyData(torch.utils.data.Dataset):
     def __init__(self, size, seed, train):
         g = torch.Generator().manual_seed(seed + (0 if train else 1))
         self.labels = torch.randint(0, 2, (size,), generator=g)
-        self.x = {m: torch.randn(size, 3, 16, 16, generator=g) + self.labels.view(-1, 1, 1, 1) * k
-                  for k, m in zip((0.2, 1.0, 0.5), MODALITIES, strict=True)}
+        self.x = {
+            m: torch.randn(size, 3, 16, 16, generator=g) + self.labels.view(-1, 1, 1, 1) * k
+            for k, m in zip((0.2, 1.0, 0.5), MODALITIES, strict=True)
+        }
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -71,10 +77,27 @@ def toy_components(monkeypatch):
 
 
 def config(tmp_path, **changes):
-    values = dict(host="toy", dataset="casia_surf", data_root=str(tmp_path), synthetic=True, table=4, column="SF-MD",
-                  task="toy", epochs=3, batch_size=5, lr=0.05, warmup_epochs=1, milestones=(2,), mwam="hybrid",
-                  host_options={"aux_heads": True}, eval_batch_size=8, deterministic=True, device="cpu",
-                  progress=False, log_every=2)
+    values = dict(
+        host="toy",
+        dataset="casia_surf",
+        data_root=str(tmp_path),
+        synthetic=True,
+        table=4,
+        column="SF-MD",
+        task="toy",
+        epochs=3,
+        batch_size=5,
+        lr=0.05,
+        warmup_epochs=1,
+        milestones=(2,),
+        mwam="hybrid",
+        host_options={"aux_heads": True},
+        eval_batch_size=8,
+        deterministic=True,
+        device="cpu",
+        progress=False,
+        log_every=2,
+    )
     values.update(changes)
     return RunConfig(**values)
 
@@ -151,6 +174,7 @@ def test_unknown_run_settings_are_errors(tmp_path):
 
 
 def test_batch_size_one_trains(tmp_path):
-    result = Trainer(config(tmp_path, epochs=1, batch_size=1, steps_per_epoch=3), Registry(tmp_path / "runs"),
-                     wandb_mode="disabled").run()
+    result = Trainer(
+        config(tmp_path, epochs=1, batch_size=1, steps_per_epoch=3), Registry(tmp_path / "runs"), wandb_mode="disabled"
+    ).run()
     assert result["history"][0]["loss"] == result["history"][0]["loss"]  # not NaN
