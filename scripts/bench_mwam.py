@@ -18,22 +18,9 @@ import json  # noqa: E402
 
 import torch  # noqa: E402
 
+from reproduce.argtypes import non_negative, positive  # noqa: E402
 from reproduce.benchmarks.mwam_step import run_benchmark  # noqa: E402
 from reproduce.io import write_text_atomic  # noqa: E402
-
-
-def positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return number
-
-
-def non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return number
 
 
 def main(argv: list[str] | None = None) -> int:

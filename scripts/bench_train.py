@@ -18,24 +18,9 @@ import json  # noqa: E402
 
 import torch  # noqa: E402
 
+from reproduce.argtypes import non_negative, positive  # noqa: E402
 from reproduce.benchmarks.train_step import DEFAULT_BATCH, LOADER_BATCH, run_benchmark  # noqa: E402
 from reproduce.io import write_text_atomic  # noqa: E402
-
-
-def positive(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return number
-
-
-def non_negative(value: str) -> int:
-    """argparse type: an integer >= 0."""
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return number
 
 
 def worker_list(value: str) -> list[int]:
