@@ -147,6 +147,36 @@ def test_result_covers_every_subset_in_paper_order_and_registry_skips(tmp_path):
     assert len(records) == 7 and records[0].column == "SF-MD" and records[0].synthetic
 
 
+def test_sigint_checkpoints_and_resume_finishes(tmp_path):
+    """A real SIGINT mid-epoch: the step finishes, a checkpoint is written, and --resume completes the run."""
+    import os
+    import signal
+
+    cfg = config(tmp_path, epochs=2)
+    reg = Registry(tmp_path / "runs")
+
+    def interrupt(trainer, step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterruptedError):
+        Trainer(cfg, reg, wandb_mode="disabled", callbacks=[interrupt]).run()
+    assert (reg.run_dir(cfg) / "last.pt").exists() and not reg.has(cfg)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+    resumed = Trainer(cfg, reg, wandb_mode="disabled")
+    result = resumed.run(resume=True)
+    assert resumed.global_step == 8 and reg.has(cfg) and len(result["history"]) == 2
+
+
+def test_validation_every_epoch_is_in_history_and_does_not_change_training(tmp_path):
+    with_val = Trainer(config(tmp_path, epochs=2), Registry(tmp_path / "a"), wandb_mode="disabled")
+    result = with_val.run()
+    assert [list(h["val"]) for h in result["history"]] == [list(result["subsets"])] * 2
+    without = Trainer(config(tmp_path, epochs=2, val_every=0), Registry(tmp_path / "b"), wandb_mode="disabled")
+    without.run()
+    assert torch.equal(weights(with_val), weights(without))
+
+
 def test_same_training_different_table_column_is_one_run(tmp_path):
     a = config(tmp_path)
     b = a.replace(table=5, column="Hybrid")

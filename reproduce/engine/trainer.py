@@ -167,6 +167,7 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.history: list[dict[str, Any]] = []
         self.epoch_losses: list[torch.Tensor] = []  # this epoch's step losses, kept on the device (no sync)
+        self._eval_loaders: dict[str, DataLoader] = {}
         self.wandb_id: str | None = None
         self.elapsed = 0.0
 
@@ -269,7 +270,19 @@ class Trainer:
                         "continue with --resume"
                     )
             mean_loss = float(torch.stack(self.epoch_losses).mean()) if self.epoch_losses else math.nan
-            self.history.append({"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": mean_loss})
+            entry = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": mean_loss}
+            if c.val_every and (epoch + 1) % c.val_every == 0:
+                validation = self.evaluate(split="val")
+                entry["val"] = validation
+                self.tracker.log(
+                    {
+                        f"val/{subset}/{name}": value
+                        for subset, values in validation.items()
+                        for name, value in values.items()
+                    },
+                    step=self.global_step,
+                )
+            self.history.append(entry)
             self.tracker.log(
                 {"epoch/loss": mean_loss, "epoch/lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch},
                 step=self.global_step,
@@ -279,10 +292,21 @@ class Trainer:
             self.elapsed = time.perf_counter() - start
             save_checkpoint(self.checkpoint_path, self.state_dict())
 
-    def evaluate(self) -> dict[str, dict[str, float]]:
+    def evaluate(self, split: str | None = None) -> dict[str, dict[str, float]]:
+        """Every subset on ``split`` (default: the run's ``eval_split``), in the paper's order."""
         c = self.config
-        dataset = self.task.build_dataset(c.eval_split, train=False)
-        loader = DataLoader(dataset, batch_size=c.eval_batch_size, shuffle=False, num_workers=c.num_workers)
+        split = split or c.eval_split
+        if split not in self._eval_loaders:
+            dataset = self.task.build_dataset(split, train=False)
+            # own generator: iterating a DataLoader otherwise draws from the global RNG and shifts training
+            self._eval_loaders[split] = DataLoader(
+                dataset,
+                batch_size=c.eval_batch_size,
+                shuffle=False,
+                num_workers=c.num_workers,
+                generator=torch.Generator().manual_seed(c.seed),
+            )
+        loader = self._eval_loaders[split]
         return evaluate_subsets(
             self.host,
             self.task,
@@ -291,7 +315,7 @@ class Trainer:
             self.autocast_dtype,
             c.progress,
             self.channels_last,
-            description=f"{c.eval_split} {c.column or c.host}",
+            description=f"{split} {c.column or c.host}",
         )
 
     def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:

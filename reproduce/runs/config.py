@@ -14,7 +14,7 @@ import yaml
 INTERVENTIONS = ("none", "grad", "loss", "hybrid")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Fields that say where a run is shown or how it is executed, not what is trained: not part of the hash.
-PRESENTATION_FIELDS = ("table", "column", "num_workers", "device", "log_every", "progress")
+PRESENTATION_FIELDS = ("table", "column", "num_workers", "device", "log_every", "progress", "val_every")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class RunConfig:
         ``mwam.MWAMConfig`` overrides (``window``, ``rule``, ``alpha`` ...).
     steps_per_epoch: cap on training steps per epoch (smoke runs); None = the whole split.
     eval_split, eval_batch_size: the split every subset is evaluated on, at the end of training.
+    val_every: evaluate every subset on the validation split every this many epochs (0: never), for the
+        per-epoch curves in W&B and the history; it draws no randomness, so it does not change training.
     amp: ``auto`` = bf16 autocast on CUDA, off on CPU. channels_last: on CUDA when None.
     deterministic: torch deterministic algorithms (exact resume on CPU is tested with it).
     """
@@ -59,6 +61,7 @@ class RunConfig:
     steps_per_epoch: int | None = None
     eval_split: str = "test"
     eval_batch_size: int = 64
+    val_every: int = 1
     seed: int = 0
     amp: str = "auto"
     channels_last: bool | None = None
@@ -77,6 +80,8 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.val_every, int) or self.val_every < 0:
+            raise ValueError(f"val_every must be an integer >= 0, got {self.val_every!r}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
         if self.warmup_epochs < 0 or self.lr <= 0:
