@@ -21,3 +21,16 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def emit_json_line(report: dict, output: str | Path | None = None) -> str:
+    """Print ``report`` as one compact JSON line on stdout and, if ``output`` is given, write it there atomically."""
+    import json
+    import sys
+
+    line = json.dumps(report, separators=(",", ":")) + "\n"
+    if output is not None:
+        write_text_atomic(output, line)
+    sys.stdout.write(line)
+    sys.stdout.flush()
+    return line

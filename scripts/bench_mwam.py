@@ -14,13 +14,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 
 import torch  # noqa: E402
 
 from reproduce.argtypes import non_negative, positive  # noqa: E402
 from reproduce.benchmarks.mwam_step import run_benchmark  # noqa: E402
-from reproduce.io import write_text_atomic  # noqa: E402
+from reproduce.io import emit_json_line  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         devices = [args.device]
     report = run_benchmark(devices=devices, batch=args.batch, size=args.size, iters=args.iters, warmup=args.warmup)
-    line = json.dumps(report, separators=(",", ":"))
-    if args.output is not None:
-        write_text_atomic(args.output, line + "\n")
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    emit_json_line(report, args.output)
     return 0
 
 
