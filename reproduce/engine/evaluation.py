@@ -32,23 +32,23 @@ def evaluate_subsets(
 
     was_training = host.training
     host.eval()
-    results: dict[str, dict[str, float]] = {}
     columns = host.modalities
+    keys = [subset_key(subset) for subset in task.subsets]
+    masks = torch.tensor([[m in subset for m in columns] for subset in task.subsets], dtype=torch.bool, device=device)
+    metrics = [task.new_metric() for _ in keys]
     try:
-        for subset in task.subsets:
-            metric = task.new_metric()
-            mask = torch.tensor([m in subset for m in columns], dtype=torch.bool, device=device)
-            batches = tqdm(loader, desc=f"{description} {subset_key(subset)}", leave=False, disable=not progress)
-            for batch in batches:
-                inputs = task.inputs(batch, device)
-                if channels_last:
-                    inputs = {m: x.contiguous(memory_format=torch.channels_last) for m, x in inputs.items()}
-                present = mask.expand(next(iter(inputs.values())).shape[0], -1)
+        # One pass over the data (each batch read and decoded once), every subset evaluated on each batch.
+        for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
+            inputs = task.inputs(batch, device)
+            if channels_last:
+                inputs = {m: x.contiguous(memory_format=torch.channels_last) for m, x in inputs.items()}
+            size = next(iter(inputs.values())).shape[0]
+            for mask, metric in zip(masks, metrics, strict=True):
                 amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
                 with torch.inference_mode(), amp:
-                    output = host(inputs, present)
+                    output = host(inputs, mask.expand(size, -1))
                 task.update_metric(metric, output, batch)
-            results[subset_key(subset)] = metric.compute()
+        results = {key: metric.compute() for key, metric in zip(keys, metrics, strict=True)}
     finally:
         host.train(was_training)
     return results
