@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections import defaultdict
@@ -154,7 +155,7 @@ def from_paper(table: PaperTable) -> TableView:
     for block in table.blocks:
         columns = tuple(column_from_runs(c.name, c.metric, c.with_pcr, [c.values]) for c in block.columns)
         view = BlockView(block.dataset, block.modalities, block.label, tuple(block.subsets), columns)
-        blocks.append(BlockView(**{**view.__dict__, "deltas": _deltas_for(view, pairs)}))
+        blocks.append(dataclasses.replace(view, deltas=_deltas_for(view, pairs)))
     return TableView(blocks=tuple(blocks), **common)
 
 
@@ -199,7 +200,7 @@ def from_records(table: PaperTable, records: Iterable[ResultRecord]) -> TableVie
             columns.append(column_from_runs(spec.name, spec.metric, spec.with_pcr, per_seed))
         if columns:
             view = BlockView(block.dataset, block.modalities, block.label, tuple(block.subsets), tuple(columns))
-            blocks.append(BlockView(**{**view.__dict__, "deltas": _deltas_for(view, pairs)}))
+            blocks.append(dataclasses.replace(view, deltas=_deltas_for(view, pairs)))
     return TableView(
         number=table.number,
         title=table.title,
