@@ -15,21 +15,14 @@ if str(ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 
-import torch  # noqa: E402
-
-from reproduce.argtypes import non_negative, positive  # noqa: E402
+from reproduce.argtypes import add_device_argument, devices_from, non_negative, positive  # noqa: E402
 from reproduce.benchmarks.mwam_step import run_benchmark  # noqa: E402
 from reproduce.io import emit_json_line  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "all"),
-        default="all",
-        help="cpu, cuda, or all = cpu plus cuda when available (default)",
-    )
+    add_device_argument(parser)
     parser.add_argument("--batch", type=positive, default=64, help="batch size (default 64)")
     parser.add_argument("--size", type=positive, default=112, help="image height = width (default 112)")
     parser.add_argument("--iters", type=positive, default=None, help="timed steps (default: per device)")
@@ -37,12 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
     args = parser.parse_args(argv)
 
-    if args.device == "all":
-        devices = None
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch.cuda.is_available() is False")
-    else:
-        devices = [args.device]
+    devices = devices_from(parser, args.device)
     report = run_benchmark(devices=devices, batch=args.batch, size=args.size, iters=args.iters, warmup=args.warmup)
     emit_json_line(report, args.output)
     return 0

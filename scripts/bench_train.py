@@ -15,9 +15,7 @@ if str(ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 
-import torch  # noqa: E402
-
-from reproduce.argtypes import non_negative, positive  # noqa: E402
+from reproduce.argtypes import add_device_argument, devices_from, non_negative, positive  # noqa: E402
 from reproduce.benchmarks.train_step import DEFAULT_BATCH, LOADER_BATCH, run_benchmark  # noqa: E402
 from reproduce.io import emit_json_line  # noqa: E402
 
@@ -36,12 +34,7 @@ def worker_list(value: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the benchmark, print (and optionally write) one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "all"),
-        default="all",
-        help="cpu, cuda, or all = cpu plus cuda when available (default)",
-    )
+    add_device_argument(parser)
     batches = ", ".join(f"{k} {v}" for k, v in DEFAULT_BATCH.items())
     parser.add_argument("--batch", type=positive, default=None, help=f"batch size (default per device: {batches})")
     parser.add_argument("--size", type=positive, default=112, help="image height = width (default 112)")
@@ -71,12 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
     args = parser.parse_args(argv)
 
-    if args.device == "all":
-        devices = None
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch.cuda.is_available() is False")
-    else:
-        devices = [args.device]
+    devices = devices_from(parser, args.device)
     report = run_benchmark(
         devices=devices,
         batch=args.batch,
