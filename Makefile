@@ -4,19 +4,27 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint bench bench-mwam paper-tables demo table4 table5 clean-venv
+.PHONY: help venv test lint bench bench-mwam paper-tables demo table4 table5 table7 table8 table9 table10 table16 \
+        ablations-smoke clean-venv
 
-# make table4 PRESET=smoke | make table4 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
+# make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 PRESET    ?= paper
 DATA_ROOT ?=
 TABLE_ARGS = --preset $(PRESET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 help:
-	@echo "make demo        create .venv if needed, train SF-MD and SF-MD + MWAM on synthetic CASIA-SURF,"
+	@echo "make demo        create .venv if needed, train Table 4 (SF-MD, MMANet, both + MWAM) on synthetic CASIA-SURF,"
 	@echo "                 write results/demo/table4.md (labelled synthetic)"
 	@echo "make test        create .venv if needed, run the test suite"
-	@echo "make table4      train what Table 4 needs and render it (PRESET=paper|smoke|demo, DATA_ROOT=...)"
-	@echo "make table5      the same for Table 5 (intervention levels on SF-MD)"
+	@echo "make table4      train what Table 4 needs and render it (PRESET=paper|smoke|demo, DATA_ROOT=...):"
+	@echo "                 SF-MD, MMANet (teacher trained first) and both + MWAM"
+	@echo "make table5      Table 5: MWAM's intervention levels on SF-MD (none / loss / gradient / hybrid)"
+	@echo "make table7      Table 7: frequency window q in {1, 2, 4, 6} (MMANet + MWAM)"
+	@echo "make table8      Table 8: FRM rule (Eq. 3 / 4 / 27 / 28) (MMANet + MWAM)"
+	@echo "make table9      Table 9: weight-function parameters (alpha, beta, gamma, lambda) (MMANet + MWAM)"
+	@echo "make table10     Table 10: batch sizes 64 / 16 / 4 / 1, MMANet with and without MWAM"
+	@echo "make table16     Table 16: the rows of the Table 4 continuation this repository can train"
+	@echo "make ablations-smoke  every ablation table above on synthetic data (minutes; results/smoke/)"
 	@echo "make bench       SF-MD training step with / without MWAM and loader throughput (JSON)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
 	@echo "make paper-tables render every paper table (md, csv, tex) and Fig. 9 into results/paper/"
@@ -52,8 +60,12 @@ demo: $(STAMP)
 table4: $(STAMP)
 	$(PY) -m reproduce table 4 $(TABLE_ARGS)
 
-table5: $(STAMP)
-	$(PY) -m reproduce table 5 $(TABLE_ARGS)
+table5 table7 table8 table9 table10 table16: table%: $(STAMP)
+	$(PY) -m reproduce table $* $(TABLE_ARGS)
+
+ablations-smoke: $(STAMP)
+	$(PY) -m reproduce ablations --preset smoke
+	@echo "--> results/smoke/ (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
 
 bench: $(STAMP)
 	$(PY) scripts/bench_train.py --device all

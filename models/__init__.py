@@ -5,7 +5,7 @@ with their issues; each implements the Host contract of DESIGN.md (``modalities`
 present)``, ``branches()``).
 """
 
-from . import sf  # noqa: F401  (registers the hosts)
+from . import mmanet, sf  # noqa: F401  (registers the hosts)
 from .host import Host, HostOutput
 from .registry import build, list_models, register_model
 

@@ -17,12 +17,15 @@ class HostOutput:
     aux: optional per-modality auxiliary predictions (for MWAM's loss intervention, Eq. 7).
     features: optional per-modality features (for SDE and distillation).
     present: the (B, M) modality mask the host actually applied (after its own training-time dropout).
+    extras: optional named host-specific tensors that training methods read (e.g. ``layer4``, the fused trunk's
+        last feature map, for MMANet's distillation; ``auxiliary``, MMANet's auxiliary-classifier logits).
     """
 
     logits: torch.Tensor
     aux: dict[str, torch.Tensor] | None = None
     features: dict[str, torch.Tensor] | None = None
     present: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] | None = None
 
 
 class Host(nn.Module):

@@ -8,6 +8,7 @@ draws, per training sample, one of the 7 non-empty modality subsets uniformly at
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -74,7 +75,7 @@ class SFHost(Host):
     modality, so every branch gets its own supervision whatever the mask. (The authors' MMANet ``SURF_Baseline_Auxi``
     instead shares a full layer3/layer4/fc trunk across the branches; that is much heavier and not MWAM's.)
     ``features=True`` returns the same unmasked pooled features (B, 128) per modality; read ``present`` to know
-    which of them the fused prediction used.
+    which of them the fused prediction used. ``HostOutput.extras["layer4"]`` is the shared trunk's layer4 map.
 
     Deviation from the authors: their ``fc`` is followed by a ``Dropout(0.5)`` that is never applied; it is omitted.
     The state-dict keys of ``special_bone_*`` and ``shared_bone`` equal the authors', so their checkpoints load
@@ -119,6 +120,12 @@ class SFHost(Host):
             x = inputs[m]
             if x.dim() != 4 or x.shape[0] != batch:
                 raise ValueError(f"SFHost: input {m!r} must be (B={batch}, C, H, W), got {tuple(x.shape)}")
+        height, width = inputs[self.modalities[0]].shape[-2:]
+        if self.training and batch == 1 and math.ceil(height / 32) * math.ceil(width / 32) == 1:
+            raise ValueError(
+                f"SFHost: training with batch size 1 on {height}x{width} inputs leaves layer4 a single pixel, where "
+                "BatchNorm has one value per channel; use inputs of at least 33x33 (the authors: 112) or a larger batch"
+            )
         device = inputs[self.modalities[0]].device
         present = present.to(device)
         mask = present
@@ -128,7 +135,8 @@ class SFHost(Host):
         feats = [bone(inputs[m]) for m, bone in self.branches().items()]
         gates = mask.to(feats[0].dtype)
         fused = torch.cat([f * gates[:, i, None, None, None] for i, f in enumerate(feats)], dim=1)
-        logits = self.shared_bone(fused)
+        layer4 = self.shared_bone[1](self.shared_bone[0](fused))
+        logits = self.shared_bone[4](self.shared_bone[3](self.shared_bone[2](layer4)))
 
         pooled = None
         if self.aux_heads is not None or self.config.features:
@@ -136,7 +144,17 @@ class SFHost(Host):
         aux = None
         if self.aux_heads is not None and pooled is not None:
             aux = {m: self.aux_heads[m](pooled[m]) for m in self.modalities}
-        return HostOutput(logits=logits, aux=aux, features=pooled if self.config.features else None, present=mask)
+        return HostOutput(
+            logits=logits,
+            aux=aux,
+            features=pooled if self.config.features else None,
+            present=mask,
+            extras=self.extra_outputs(fused, layer4),
+        )
+
+    def extra_outputs(self, fused: torch.Tensor, layer4: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``layer4``: the shared trunk's last feature map (B, 512, h, w), what MMANet distils (computed anyway)."""
+        return {"layer4": layer4}
 
 
 def _build(modality_dropout: bool, name: str, cfg: dict[str, Any]) -> SFHost:

@@ -63,28 +63,33 @@ def cmd_subsets(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_table(args: argparse.Namespace) -> int:
-    from reproduce.experiments import run_table
+def _report(written: list[Path], preset_name: str) -> None:
     from reproduce.presets import preset
 
-    output = args.output_dir or (Path("results") / "demo" if args.preset == "demo" else Path("results"))
-    written = run_table(
-        args.table,
-        preset_name=args.preset,
-        data_root=args.data_root,
-        seeds=tuple(args.seeds),
-        force=args.force,
-        resume=args.resume,
-        wandb_mode=args.wandb,
-        output_dir=output,
-    )
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
-    if preset(args.preset).synthetic:
+    if preset(preset_name).synthetic:
         print(
             "these tables come from SYNTHETIC data: they test the pipeline, they do not reproduce the paper",
             file=sys.stderr,
         )
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from reproduce.experiments import run_table
+    from reproduce.runargs import output_dir, run_options
+
+    written = run_table(args.table, output_dir=output_dir(args), **run_options(args))
+    _report(written, args.preset)
+    return 0
+
+
+def cmd_ablations(args: argparse.Namespace) -> int:
+    from reproduce.experiments import run_ablations
+    from reproduce.runargs import output_dir, run_options
+
+    written = run_ablations(tables=tuple(args.tables), output_dir=output_dir(args), **run_options(args))
+    _report(written, args.preset)
     return 0
 
 
@@ -153,27 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("dataset", choices=sorted(DATASETS))
     sub.set_defaults(run=cmd_subsets)
 
+    from reproduce.runargs import add_run_arguments
+    from reproduce.tables.specs import ABLATION_TABLES, TABLE_RUNS
+
+    trainable = ", ".join(map(str, sorted(TABLE_RUNS)))
     table = commands.add_parser("table", help="train the runs a paper table needs (if missing) and render it")
-    table.add_argument("table", type=int, help="paper table number (4, 5)")
-    table.add_argument(
-        "--preset",
-        choices=("paper", "smoke", "demo"),
-        default="paper",
-        help="paper: the paper's settings on the real data (needs --data-root); smoke / demo: "
-        "synthetic data in the real layout",
-    )
-    table.add_argument("--data-root", default=None, help="real data root (default: $MWAM_DATA_ROOT)")
-    table.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; tables show mean ± std")
-    table.add_argument("--force", action="store_true", help="retrain runs that are already in the registry")
-    table.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
-    table.add_argument(
-        "--wandb",
-        choices=("offline", "online", "disabled"),
-        default=None,
-        help="W&B mode (default: $WANDB_MODE, else offline)",
-    )
-    table.add_argument("--output-dir", type=Path, default=None, help="default results/ (results/demo/ for demo)")
+    table.add_argument("table", type=int, help=f"paper table number ({trainable})")
+    add_run_arguments(table)
     table.set_defaults(run=cmd_table)
+
+    ablations = commands.add_parser(
+        "ablations", help="every CASIA-SURF ablation table (5, 7, 8, 9, 10, 16); shared runs are trained once"
+    )
+    ablations.add_argument(
+        "--tables", type=int, nargs="+", choices=ABLATION_TABLES, default=list(ABLATION_TABLES), help="a subset"
+    )
+    add_run_arguments(ablations)
+    ablations.set_defaults(run=cmd_ablations)
 
     plot = commands.add_parser("plot", help="figures: per-modality loss curves (Fig. 4), metric vs filter (Fig. 9/10)")
     plot.add_argument("figure", choices=("losses", "filter"))

@@ -20,17 +20,22 @@ def test_table4_smoke_end_to_end(tmp_path, monkeypatch):
     assert {p.name for p in written} >= {"table4.md", "table4.csv", "table4.tex", "table4_vs_paper.md"}
     text = (tmp_path / "out" / "table4.md").read_text()
     assert "SYNTHETIC DATA, not a reproduction of the paper" in text.splitlines()[0]
-    assert "SF-MD Acc" in text and "SF-MD +MWAM Acc" in text and text.count("| Average |") == 1
+    for column in ("SF-MD", "MMANet", "SF-MD +MWAM", "MMANet +MWAM"):
+        assert f"| {column} Acc |" in text
+    assert text.count("| Average |") == 1
     rows = [line for line in (tmp_path / "out" / "table4.csv").read_text().splitlines()[2:]]
-    assert len(rows) == 2 * 8 and all(r.endswith(",synthetic") for r in rows)  # 7 subsets + average, 2 columns
+    assert len(rows) == 4 * 8 and all(r.endswith(",synthetic") for r in rows)  # 7 subsets + average, 4 columns
     entries = sorted(registry_root.glob("*.json"))
-    assert len(entries) == 2
-    variants = {json.loads(p.read_text())["variant"] for p in entries}
-    assert variants == {"sf_md", "sf_md+mwam-hybrid"}
-    for p in entries:
-        result = json.loads(p.read_text())
+    assert len(entries) == 5  # the four columns and MMANet's teacher (one run for both MMANet columns)
+    results = [json.loads(p.read_text()) for p in entries]
+    variants = {r["variant"] for r in results}
+    assert variants == {"sf", "sf_md", "sf_md+mwam-hybrid", "mmanet", "mmanet+mwam-grad"}
+    teacher = next(r for r in results if r["variant"] == "sf")
+    for result in results:
         assert list(result["subsets"]) == ["rgb", "depth", "ir", "rgb+depth", "rgb+ir", "depth+ir", "rgb+depth+ir"]
-        assert result["synthetic"] is True and result["config"]["data_options"] == {"resize": 42, "crop": 32}
+        assert result["synthetic"] is True and result["config"]["data_options"] == {"resize": 52, "crop": 40}
+        if result["variant"].startswith("mmanet"):
+            assert result["method"]["teacher_run"] == teacher["key"] and len(result["method"]["weak_set"]) == 3
     # a second call trains nothing: the registry already holds both runs
     before = {p: p.stat().st_mtime_ns for p in entries}
     run_table(4, "smoke", wandb_mode="disabled", output_dir=tmp_path / "out", registry_root=registry_root)

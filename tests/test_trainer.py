@@ -208,3 +208,14 @@ def test_batch_size_one_trains(tmp_path):
         config(tmp_path, epochs=1, batch_size=1, steps_per_epoch=3), Registry(tmp_path / "runs"), wandb_mode="disabled"
     ).run()
     assert result["history"][0]["loss"] == result["history"][0]["loss"]  # not NaN
+
+
+def test_a_finished_run_keeps_its_weights_not_its_resume_checkpoint(tmp_path):
+    cfg = config(tmp_path, epochs=1)
+    reg = Registry(tmp_path / "runs")
+    trainer = Trainer(cfg, reg, wandb_mode="disabled")
+    trainer.run()
+    assert not (reg.run_dir(cfg) / "last.pt").exists()
+    saved = torch.load(reg.weights_path(cfg), weights_only=False)
+    assert saved["config_key"] == cfg.key
+    assert all(torch.equal(v, saved["host"][k]) for k, v in trainer.host.state_dict().items())

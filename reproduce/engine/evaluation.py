@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 
 from models.host import Host
+from reproduce.metrics.base import TaskMetric
 from reproduce.subsets import subset_key
 from reproduce.tasks.base import Task
 
@@ -22,8 +23,11 @@ def evaluate_subsets(
     progress: bool = False,
     channels_last: bool = False,
     description: str = "eval",
+    subsets: Sequence[tuple[str, ...]] | None = None,
+    new_metric: Callable[[], TaskMetric] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """``{subset_key: metric dict}`` for every subset of the task's data set; the full set is last.
+    """``{subset_key: metric dict}`` for every subset of the task's data set (or of ``subsets``), in order; by
+    default the paper's order, full set last, with the task's metric (or ``new_metric()``).
 
     Each subset is evaluated by passing the host its presence mask (the host zeroes the missing modalities'
     features as its authors do); the inputs themselves are never altered.
@@ -33,9 +37,10 @@ def evaluate_subsets(
     was_training = host.training
     host.eval()
     columns = host.modalities
-    keys = [subset_key(subset) for subset in task.subsets]
-    masks = torch.tensor([[m in subset for m in columns] for subset in task.subsets], dtype=torch.bool, device=device)
-    metrics = [task.new_metric() for _ in keys]
+    subsets = list(task.subsets if subsets is None else subsets)
+    keys = [subset_key(subset) for subset in subsets]
+    masks = torch.tensor([[m in subset for m in columns] for subset in subsets], dtype=torch.bool, device=device)
+    metrics = [(new_metric or task.new_metric)() for _ in keys]
     try:
         # One pass over the data (each batch read and decoded once), every subset evaluated on each batch.
         for batch in tqdm(loader, desc=description, leave=False, disable=not progress):

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import models
-from models.host import Host
+from models.host import Host, HostOutput
 from mwam import MWAM
 from reproduce.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from reproduce.engine.evaluation import evaluate_subsets
@@ -48,6 +48,11 @@ def device_name(device: torch.device) -> str:
 
 
 class Trainer:
+    """The standard method: the task's loss (plus MWAM). Methods subclass it and name their options dataclass in
+    ``options_class`` (the run's ``trainer_options``); see ``reproduce.engine.trainers``."""
+
+    options_class: type | None = None
+
     def __init__(
         self,
         config: RunConfig,
@@ -62,6 +67,7 @@ class Trainer:
         self.run_dir = self.registry.run_dir(config)
         self.checkpoint_path = self.run_dir / "last.pt"
         self._stop_requested = False
+        self.resume = False
 
     # ------------------------------------------------------------------ hooks (override in a subclass)
     def build_device(self) -> torch.device:
@@ -160,6 +166,11 @@ class Trainer:
         self.optimizer = self.build_optimizer(self.host)
         self.scheduler = self.build_scheduler(self.optimizer)
         self.train_set = self.task.build_dataset("train", train=True)
+        if len(self.train_set) < c.batch_size:
+            raise ValueError(
+                f"the training split has {len(self.train_set)} samples, fewer than batch_size={c.batch_size}: "
+                "no full batch to train on (batches drop the incomplete last one)"
+            )
         self.sampler = EpochBatchSampler(
             len(self.train_set), c.batch_size, c.seed, shuffle=True, drop_last=True, max_batches=c.steps_per_epoch
         )
@@ -216,12 +227,29 @@ class Trainer:
         )
         with amp:
             output = self.host(inputs, None)
-            loss, parts = self.task.loss(output, batch, self.mwam)
+            loss, parts = self.compute_loss(inputs, output, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # MWAM's hooks scale the branch gradients by K here
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return parts
+
+    def compute_loss(
+        self, inputs: dict[str, torch.Tensor], output: HostOutput, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training loss and its named, detached parts (``loss/...``); default: the task's loss."""
+        return self.task.loss(output, batch, self.mwam)
+
+    def on_epoch_end(self, epoch: int, entry: dict[str, Any]) -> None:
+        """Called after each epoch's training (and validation), before its history entry and checkpoint are
+        written; a method may add to ``entry`` (the epoch's history) and to its own state here."""
+
+    def on_train_start(self) -> None:
+        """Called once the tracker exists, before the first (or resumed) epoch."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the method adds to the run's registry entry (under ``method``)."""
+        return {"method": self.config.trainer}
 
     def _log_step(self, parts: dict[str, torch.Tensor]) -> None:
         values = {k: float(v) for k, v in parts.items()}
@@ -282,6 +310,7 @@ class Trainer:
                     },
                     step=self.global_step,
                 )
+            self.on_epoch_end(epoch, entry)
             self.history.append(entry)
             self.tracker.log(
                 {"epoch/loss": mean_loss, "epoch/lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch},
@@ -296,6 +325,20 @@ class Trainer:
         """Every subset on ``split`` (default: the run's ``eval_split``), in the paper's order."""
         c = self.config
         split = split or c.eval_split
+        return evaluate_subsets(
+            self.host,
+            self.task,
+            self.eval_loader(split),
+            self.device,
+            self.autocast_dtype,
+            c.progress,
+            self.channels_last,
+            description=f"{split} {c.column or c.host}",
+        )
+
+    def eval_loader(self, split: str) -> DataLoader:
+        """The (cached) evaluation loader of ``split``: no shuffling, its own generator."""
+        c = self.config
         if split not in self._eval_loaders:
             dataset = self.task.build_dataset(split, train=False)
             # own generator: iterating a DataLoader otherwise draws from the global RNG and shifts training
@@ -306,17 +349,7 @@ class Trainer:
                 num_workers=c.num_workers,
                 generator=torch.Generator().manual_seed(c.seed),
             )
-        loader = self._eval_loaders[split]
-        return evaluate_subsets(
-            self.host,
-            self.task,
-            loader,
-            self.device,
-            self.autocast_dtype,
-            c.progress,
-            self.channels_last,
-            description=f"{split} {c.column or c.host}",
-        )
+        return self._eval_loaders[split]
 
     def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:
         """Train (or continue) and evaluate; returns the registry entry. A finished run is reused unless ``force``."""
@@ -324,6 +357,7 @@ class Trainer:
         if self.registry.has(c) and not force:
             log.info("run %s is already in the registry (use force to retrain)", c.key)
             return self.registry.load(c)
+        self.resume = resume
         self.setup()
         if resume and self.checkpoint_path.exists():
             self.load_state_dict(load_checkpoint(self.checkpoint_path, self.device))
@@ -341,11 +375,16 @@ class Trainer:
         self.wandb_id = self.tracker.run_id
         self.curves = CurveWriter(self.run_dir / "curves.csv", panel=c.column or self.variant)
         try:
+            self.on_train_start()
             with self._signals():
                 self.fit()
             subsets = self.evaluate()
             result = self._result(subsets)
+            save_checkpoint(self.registry.weights_path(c), {"config_key": c.key, "host": self.host.state_dict()})
             self.registry.save(result)
+            # Finished: the final weights (model.pt) and the result remain; the resume checkpoint (weights, optimiser
+            # state, RNG ...) is no longer needed and is the largest file of a run.
+            self.checkpoint_path.unlink(missing_ok=True)
             self._log_result(result)
         finally:
             self.tracker.finish()
@@ -353,7 +392,8 @@ class Trainer:
 
     @property
     def variant(self) -> str:
-        return self.config.host if self.config.mwam == "none" else f"{self.config.host}+mwam-{self.config.mwam}"
+        c = self.config
+        return c.host if c.mwam == "none" else f"{c.host}+mwam-{c.mwam}"
 
     def _result(self, subsets: dict[str, dict[str, float]]) -> dict[str, Any]:
         metric = self.task.new_metric()
@@ -370,6 +410,7 @@ class Trainer:
             "device": device_name(self.device),
             "synthetic": self.config.synthetic,
             "history": self.history,
+            "method": self.describe(),
             "torch": torch.__version__,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

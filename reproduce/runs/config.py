@@ -29,7 +29,11 @@ class RunConfig:
     warmup_epochs, milestones, lr_gamma: linear warm-up, then the learning rate times ``lr_gamma`` at each
         milestone epoch (Sec. A.3: SF-MD+MWAM divides by 10 every 30 epochs).
     mwam / mwam_options: the intervention (``none`` still measures FRM / T / K for logging) and
-        ``mwam.MWAMConfig`` overrides (``window``, ``rule``, ``alpha`` ...).
+        ``mwam.MWAMConfig`` overrides (``window``, ``rule``, ``alpha`` ...). Options equal to MWAM's defaults are
+        dropped, so ``{"window": 2}`` and ``{}`` are the same run.
+    trainer / trainer_options: the training method (``reproduce.engine.trainers``): ``standard`` (the task's
+        loss) or ``mmanet`` (teacher distillation + weak-combination auxiliary loss, options
+        ``reproduce.engine.mmanet.MMANetOptions``).
     steps_per_epoch: cap on training steps per epoch (smoke runs); None = the whole split.
     eval_split, eval_batch_size: the split every subset is evaluated on, at the end of training.
     val_every: evaluate every subset on the validation split every this many epochs (0: never), for the
@@ -58,6 +62,8 @@ class RunConfig:
     lr_gamma: float = 0.1
     mwam: str = "none"
     mwam_options: dict[str, Any] = field(default_factory=dict)
+    trainer: str = "standard"
+    trainer_options: dict[str, Any] = field(default_factory=dict)
     steps_per_epoch: int | None = None
     eval_split: str = "test"
     eval_batch_size: int = 64
@@ -97,6 +103,15 @@ class RunConfig:
             if unknown:
                 raise ValueError(f"mwam_options: unknown options {unknown}; known: {sorted(known)}")
             MWAMConfig(**self.mwam_options)  # bad values fail here with MWAM's own message
+            defaults = MWAMConfig()
+            object.__setattr__(
+                self,
+                "mwam_options",
+                {k: v for k, v in sorted(self.mwam_options.items()) if getattr(defaults, k) != v},
+            )
+        from reproduce.engine.trainers import check_trainer
+
+        object.__setattr__(self, "trainer_options", check_trainer(self.trainer, self.trainer_options))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> RunConfig:

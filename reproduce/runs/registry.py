@@ -45,6 +45,10 @@ class Registry:
         """Where a run keeps its checkpoints and curves while it trains."""
         return self.root / config.key
 
+    def weights_path(self, config: RunConfig) -> Path:
+        """The finished run's host weights (``{"config_key", "host"}``), e.g. a teacher for distillation."""
+        return self.run_dir(config) / "model.pt"
+
     def has(self, config: RunConfig) -> bool:
         return self.path(config).exists()
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from reproduce.pcr import deltas, summarise
-from reproduce.subsets import subset_key
+from reproduce.subsets import subset_key, subsets
 from reproduce.tables.paper_data import PaperTable
 from reproduce.tables.records import ResultRecord
 
@@ -95,6 +95,10 @@ class BlockView:
         return [subset_key(s) for s in self.subsets]
 
 
+# One row of a settings table: (label ``alpha=1.2/beta=1/...``, parameter values, Average, Average PCR).
+SettingRow = tuple[str, dict[str, float], Cell, Cell]
+
+
 @dataclass(frozen=True)
 class TableView:
     """A table ready to draw. ``source`` is "paper" or "ours"; ``synthetic`` is None for the paper's numbers."""
@@ -107,7 +111,7 @@ class TableView:
     source: str
     synthetic: bool | None
     blocks: tuple[BlockView, ...] = ()
-    settings: tuple[tuple[str, dict[str, float], Cell, Cell], ...] = ()
+    settings: tuple[SettingRow, ...] = ()
     settings_column: str | None = None
     quantities: dict[str, str] = field(default_factory=dict)
     cost: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -133,18 +137,20 @@ def _deltas_for(block: BlockView, pairs: Iterable[tuple[str, str]]) -> tuple[Del
     return tuple(out)
 
 
-def from_paper(table: PaperTable) -> TableView:
-    """The paper's measured numbers with every PCR, average and delta computed from them."""
-    common = {
+def _heading_fields(table: PaperTable) -> dict[str, object]:
+    """The TableView fields every view of ``table`` shares, whoever's numbers it shows."""
+    return {
         "number": table.number,
         "title": table.title,
         "kind": table.kind,
         "metric": table.metric,
         "decimals": table.decimals,
-        "source": "paper",
-        "synthetic": None,
-        "notes": table.notes,
     }
+
+
+def from_paper(table: PaperTable) -> TableView:
+    """The paper's measured numbers with every PCR, average and delta computed from them."""
+    common = {**_heading_fields(table), "source": "paper", "synthetic": None, "notes": table.notes}
     if table.kind == "settings":
         settings = tuple((s.label, s.values, Cell(s.average), Cell(s.average_pcr)) for s in table.settings)
         return TableView(settings=settings, settings_column=table.settings_column, **common)
@@ -160,19 +166,31 @@ def from_paper(table: PaperTable) -> TableView:
 
 
 def from_records(table: PaperTable, records: Iterable[ResultRecord]) -> TableView:
-    """This repository's results in the layout of ``table`` (a per-subset table); seeds -> mean ± std.
+    """This repository's results in the layout of ``table`` (per-subset or settings); seeds -> mean ± std.
 
-    Only the columns that have records are drawn. Every record must name a column of the table, its data
-    set, and subsets of that column's block; synthetic and real results are never mixed in one table.
+    Only the columns (settings) that have records are drawn. Every record must name a column (setting label)
+    of the table, its data set, and subsets of that column's block; synthetic and real results are never
+    mixed in one table. A settings table's records are, per setting and seed, the values of the full subset
+    list of the table's data set, from which Average and Average PCR are computed per seed.
     """
-    if table.kind != "subsets":
-        raise ValueError(f"Table {table.number} is a {table.kind} table; results are drawn for per-subset tables")
+    if table.kind not in ("subsets", "settings"):
+        raise ValueError(
+            f"Table {table.number} is a {table.kind} table; results are drawn for per-subset and settings tables"
+        )
     records = [r for r in records if r.table == table.number]
     if not records:
         raise ValueError(f"no result records for Table {table.number}")
     kinds = {r.synthetic for r in records}
     if len(kinds) > 1:
         raise ValueError(f"Table {table.number} mixes synthetic and real results; render them separately")
+    common = {**_heading_fields(table), "source": "ours", "synthetic": kinds.pop()}
+    if table.kind == "settings":
+        settings = _settings_from_records(table, records)
+        return TableView(settings=settings, settings_column=table.settings_column, **common)
+    return TableView(blocks=_blocks_from_records(table, records), **common)
+
+
+def _blocks_from_records(table: PaperTable, records: list[ResultRecord]) -> tuple[BlockView, ...]:
     block_of = {c.name: i for i, b in enumerate(table.blocks) for c in b.columns}
     unknown = sorted({r.column for r in records} - set(block_of))
     if unknown:
@@ -201,13 +219,49 @@ def from_records(table: PaperTable, records: Iterable[ResultRecord]) -> TableVie
         if columns:
             view = BlockView(block.dataset, block.modalities, block.label, tuple(block.subsets), tuple(columns))
             blocks.append(dataclasses.replace(view, deltas=_deltas_for(view, pairs)))
-    return TableView(
-        number=table.number,
-        title=table.title,
-        kind=table.kind,
-        metric=table.metric,
-        decimals=table.decimals,
-        source="ours",
-        synthetic=kinds.pop(),
-        blocks=tuple(blocks),
-    )
+    return tuple(blocks)
+
+
+def _settings_from_records(table: PaperTable, records: list[ResultRecord]) -> tuple[SettingRow, ...]:
+    """Per setting with records: (label, values, Average, Average PCR), in the paper's setting order."""
+    if table.dataset is None:
+        raise ValueError(
+            f"Table {table.number} names no data set: add a top-level 'dataset:' to {table.source.name} "
+            "so its settings' averages can be computed"
+        )
+    labels = [s.label for s in table.settings]
+    unknown = sorted({r.column for r in records} - set(labels))
+    if unknown:
+        raise ValueError(
+            f"records name settings {unknown} that Table {table.number} does not have; its settings are {labels}"
+        )
+    keys = [subset_key(s) for s in subsets(table.dataset)]
+    runs: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        if r.dataset != table.dataset:
+            raise ValueError(
+                f"record for setting {r.column!r} is on {r.dataset!r}; Table {table.number}'s settings are on "
+                f"{table.dataset!r}"
+            )
+        if r.subset not in keys:
+            raise ValueError(f"record for setting {r.column!r} has subset {r.subset!r}; the subsets are {keys}")
+        if r.subset in runs[r.column][r.seed]:
+            raise ValueError(f"two records for setting {r.column!r}, subset {r.subset!r}, seed {r.seed}")
+        runs[r.column][r.seed][r.subset] = r.value
+    rows = []
+    for setting in table.settings:
+        if setting.label not in runs:
+            continue
+        summaries = []
+        for seed, values in sorted(runs[setting.label].items()):
+            missing = [k for k in keys if k not in values]
+            if missing:
+                raise ValueError(
+                    f"setting {setting.label!r}, seed {seed}: no records for subsets {missing}; its Average needs "
+                    f"all {len(keys)} {table.dataset} subsets {keys}"
+                )
+            summaries.append(summarise([values[k] for k in keys]))
+        average = aggregate([s.average for s in summaries])
+        average_pcr = aggregate([s.average_pcr for s in summaries])
+        rows.append((setting.label, dict(setting.values), average, average_pcr))
+    return tuple(rows)

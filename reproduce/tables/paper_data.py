@@ -5,6 +5,7 @@ which are always computed (``reproduce.pcr``). Three kinds of table (docs/tables
 
 - ``subsets``: blocks of columns, each column one value per subset in the data set's paper row order;
 - ``settings``: one column, one measured (average, average PCR) pair per hyper-parameter setting (Table 9);
+  an optional top-level ``dataset`` names the data set whose full subset list the averages are taken over;
 - ``cost``: per model, named quantities such as parameters and FLOPs (Table 6).
 """
 
@@ -82,6 +83,7 @@ class PaperTable:
     deltas: tuple[Delta, ...] = ()
     settings_column: str | None = None
     settings: tuple[Setting, ...] = ()
+    dataset: str | None = None
     quantities: dict[str, str] = field(default_factory=dict)
     cost: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -142,6 +144,15 @@ def _block(path: Path, index: int, entry: Any, metric: str) -> Block:
     return Block(entry["dataset"], tuple(columns), modalities, entry.get("label"))
 
 
+def _settings_dataset(path: Path, name: Any) -> str | None:
+    if name is None:
+        return None
+    try:
+        return dataset(str(name)).name
+    except ValueError as error:
+        raise _fail(path, "dataset", str(error)) from None
+
+
 def load_paper_table(number: int, directory: Path = PAPER_DIR) -> PaperTable:
     """Read and validate ``tableNN.yaml``; every problem is a :class:`PaperDataError` naming the file."""
     path = Path(directory) / f"table{number:02d}.yaml"
@@ -163,6 +174,7 @@ def load_paper_table(number: int, directory: Path = PAPER_DIR) -> PaperTable:
         "settings_column",
         "setting_keys",
         "settings",
+        "dataset",
         "quantities",
         "cost",
         "notes",
@@ -185,6 +197,9 @@ def load_paper_table(number: int, directory: Path = PAPER_DIR) -> PaperTable:
         "source": path,
         "notes": notes,
     }
+
+    if "dataset" in raw and kind != "settings":
+        raise _fail(path, "dataset", f"only settings tables take a top-level data set ({kind} tables: none)")
 
     if kind == "subsets":
         blocks_entry = raw.get("blocks")
@@ -218,7 +233,16 @@ def load_paper_table(number: int, directory: Path = PAPER_DIR) -> PaperTable:
             )
         if not settings:
             raise _fail(path, "settings", "no settings")
-        return PaperTable(settings_column=str(raw.get("settings_column", "")), settings=tuple(settings), **common)
+        labels = [s.label for s in settings]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise _fail(path, "settings", f"settings listed twice: {repeated}")
+        return PaperTable(
+            settings_column=str(raw.get("settings_column", "")),
+            settings=tuple(settings),
+            dataset=_settings_dataset(path, raw.get("dataset")),
+            **common,
+        )
 
     quantities = raw.get("quantities")
     cost = raw.get("cost")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterable, Iterator
 
 from reproduce.subsets import display_names, marks, subset_key
 from reproduce.tables.model import BlockView, Cell, Column, TableView
@@ -25,7 +26,7 @@ def _cell(cell: Cell, decimals: int, fmt: str) -> str:
         return "—" if fmt == "md" else "--"
     text = _number(cell.mean, decimals)
     if cell.std is not None:
-        text += (r" $\pm$ " if fmt == "tex" else " ± ") + _number(cell.std, decimals)
+        text += " ± " + _number(cell.std, decimals)  # _tex_escape writes it as $\pm$ for LaTeX
     return text
 
 
@@ -41,6 +42,10 @@ def _tex_escape(text: str) -> str:
         ("±", r"$\pm$"),
         ("—", "--"),
         ("Δ", r"$\Delta$"),
+        ("α", r"$\alpha$"),
+        ("β", r"$\beta$"),
+        ("γ", r"$\gamma$"),
+        ("λ", r"$\lambda$"),
     ):
         text = text.replace(a, b)
     return text
@@ -112,9 +117,40 @@ def _footer(view: TableView, fmt: str) -> list[str]:
             "PCR (Eq. 26, %) and the Average row are computed from the per-subset values: Average = mean over "
             "all rows including the full set; Average PCR = mean over the incomplete rows."
         )
+    elif view.kind == "settings" and view.source == "ours":
+        lines.append(
+            "Average and Average PCR (Eq. 26, %) are computed per seed from the per-subset values of each setting: "
+            "Average = mean over all subsets including the full set; Average PCR = mean over the incomplete subsets."
+        )
     lines += list(view.notes)
     prefix = "% " if fmt == "tex" else ""
     return [prefix + line for line in lines]
+
+
+SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ", "lam": "λ"}
+
+
+def _settings_header(view: TableView) -> list[str]:
+    """The hyper-parameter columns of a settings table (α β γ λ; _tex_escape makes them LaTeX symbols)."""
+    keys = list(view.settings[0][1]) if view.settings else []
+    return [SYMBOLS.get(k, k) for k in keys]
+
+
+def _setting_values(values: dict[str, float]) -> list[str]:
+    return [f"{v:g}" for v in values.values()]
+
+
+def _settings_column_line(view: TableView, fmt: str) -> list[str]:
+    if not view.settings_column:
+        return []
+    return [f"% Column: {view.settings_column}" if fmt == "tex" else f"Column: {view.settings_column}", ""]
+
+
+def _tex_rows(rows: list[list[str]], fmt: str) -> list[list[str]]:
+    """LaTeX-escape body cells (marks, already LaTeX, start with ``$``); Markdown rows are returned as they are."""
+    if fmt != "tex":
+        return rows
+    return [[x if x.startswith("$") else _tex_escape(x) for x in row] for row in rows]
 
 
 def render_markdown_or_tex(view: TableView, fmt: str) -> str:
@@ -126,20 +162,13 @@ def render_markdown_or_tex(view: TableView, fmt: str) -> str:
             header, rows = _block_rows(view, block, fmt)
             parts += [_grid(header, rows, fmt, left=len(display_names(block.dataset, block.modalities))), ""]
     elif view.kind == "settings":
-        keys = list(view.settings[0][1]) if view.settings else []
-        symbols = {"alpha": "α", "beta": "β", "gamma": "γ", "lam": "λ"}
-        header = [symbols.get(k, k) for k in keys] + [f"Average {view.metric}", "Average PCR"]
-        if fmt == "tex":
-            header = [
-                rf"$\{k}$" if k in ("alpha", "beta", "gamma") else (r"$\lambda$" if k == "lam" else k) for k in keys
-            ] + [f"Average {view.metric}", "Average PCR"]
+        parts += _settings_column_line(view, fmt)
+        header = [*_settings_header(view), f"Average {view.metric}", "Average PCR"]
         rows = [
-            [f"{v:g}" for v in values.values()] + [_cell(avg, view.decimals, fmt), _cell(p, 2, fmt)]
+            [*_setting_values(values), _cell(avg, view.decimals, fmt), _cell(p, 2, fmt)]
             for _, values, avg, p in view.settings
         ]
-        if view.settings_column:
-            parts += [f"Column: {view.settings_column}", ""]
-        parts += [_grid(header, rows, fmt, left=len(keys)), ""]
+        parts += [_grid(header, _tex_rows(rows, fmt), fmt, left=len(_settings_header(view))), ""]
     else:  # cost
         models = list(view.cost)
         header = ["", *models]
@@ -222,66 +251,123 @@ def render(view: TableView, fmt: str) -> str:
     return render_csv(view) if fmt == "csv" else render_markdown_or_tex(view, fmt)
 
 
+SIDE_BY_SIDE_CSV = (
+    "column",
+    "subset",
+    "ours",
+    "paper",
+    "delta",
+    "ours_pcr",
+    "paper_pcr",
+    "delta_pcr",
+    "ours_std",
+    "seeds",
+    "data",
+)
+SIDE_BY_SIDE_KINDS = ("subsets", "settings")
+
+# One compared line of the long CSV: column, subset, ours value, paper value, ours PCR, paper PCR.
+Comparison = tuple[str, str, Cell, Cell, Cell, Cell]
+
+
 def render_side_by_side(ours: TableView, paper: TableView, fmt: str) -> str:
-    """For every column with results: ours | paper | Δ (ours − paper) for the metric and for PCR, per subset."""
+    """ours | paper | Δ (ours − paper) for the metric and for PCR: per subset and column of a per-subset table,
+    per setting (Average and Average PCR) of a settings table. Only columns / settings with results are drawn;
+    the others are listed."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if ours.number != paper.number or ours.kind != "subsets":
-        raise ValueError("side-by-side needs this repository's results and the paper's numbers of one per-subset table")
-    paper_columns = {c.name: c for b in paper.blocks for c in b.columns}
-    data = "SYNTHETIC DATA, not a reproduction of the paper" if ours.synthetic else "real data"
-    heading = f"Table {ours.number}, this repository ({data}) beside the paper's reported numbers: {ours.title}"
-    shown = {c.name for b in ours.blocks for c in b.columns}
-    paper_only = [name for name in paper_columns if name not in shown]
-
-    def delta(a: Cell, b: Cell, decimals: int) -> str:
-        return "—" if a.missing or b.missing else _number(a.mean - b.mean, decimals, signed=True)
-
+    if ours.number != paper.number or ours.kind != paper.kind or ours.kind not in SIDE_BY_SIDE_KINDS:
+        raise ValueError(
+            "side-by-side needs this repository's results and the paper's numbers of one per-subset or settings table"
+        )
+    if ours.kind == "settings":
+        reference: dict = {label: (avg, pcr) for label, _, avg, pcr in paper.settings}
+        shown = [label for label, *_ in ours.settings]
+        what, comparisons, grids = "Settings", _settings_comparisons, _settings_side_grid
+    else:
+        reference = {c.name: c for b in paper.blocks for c in b.columns}
+        shown = [c.name for b in ours.blocks for c in b.columns]
+        what, comparisons, grids = "Columns", _subsets_comparisons, _subsets_side_grids
+    unknown = [name for name in shown if name not in reference]
+    if unknown:
+        raise ValueError(f"the paper's Table {paper.number} has no {what.lower()} {unknown}")
+    heading = _side_heading(ours)
     if fmt == "csv":
-        buffer = io.StringIO()
-        buffer.write(f"# {heading}\n")
-        writer = csv.writer(buffer, lineterminator="\n")
+        return _side_csv(ours, heading, comparisons(ours, reference))
+    parts = [f"**{heading}**" if fmt == "md" else f"% {heading}", "", *grids(ours, reference, fmt)]
+    parts += _side_footer(what, [name for name in reference if name not in shown], fmt)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _side_heading(ours: TableView) -> str:
+    data = "SYNTHETIC DATA, not a reproduction of the paper" if ours.synthetic else "real data"
+    return f"Table {ours.number}, this repository ({data}) beside the paper's reported numbers: {ours.title}"
+
+
+def _delta(a: Cell, b: Cell, decimals: int) -> str:
+    return "—" if a.missing or b.missing else _number(a.mean - b.mean, decimals, signed=True)
+
+
+def _compared(ours: Cell, paper: Cell, decimals: int, fmt: str) -> list[str]:
+    """ours | paper | Δ."""
+    return [_cell(ours, decimals, fmt), _cell(paper, decimals, fmt), _delta(ours, paper, decimals)]
+
+
+def _side_footer(what: str, paper_only: list[str], fmt: str) -> list[str]:
+    prefix = "% " if fmt == "tex" else ""
+    lines = []
+    if paper_only:
+        lines.append(f"{prefix}{what} with the paper's numbers only (no results here yet): {', '.join(paper_only)}.")
+    lines.append(f"{prefix}Δ = ours − paper. Values with ± are mean ± standard deviation over seeds.")
+    return lines
+
+
+def _side_csv(ours: TableView, heading: str, rows: Iterable[Comparison]) -> str:
+    """Long CSV ``column,subset,ours,paper,delta,ours_pcr,paper_pcr,delta_pcr,ours_std,seeds,data``."""
+    buffer = io.StringIO()
+    buffer.write(f"# {heading}\n")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SIDE_BY_SIDE_CSV)
+    data = "synthetic" if ours.synthetic else "real"
+    for column, key, value, ref_value, pcr, ref_pcr in rows:
         writer.writerow(
             [
-                "column",
-                "subset",
-                "ours",
-                "paper",
-                "delta",
-                "ours_pcr",
-                "paper_pcr",
-                "delta_pcr",
-                "ours_std",
-                "seeds",
-                "data",
+                column,
+                key,
+                _csv_number(value.mean),
+                _csv_number(ref_value.mean),
+                _csv_number(value.mean - ref_value.mean),
+                _csv_number(pcr.mean),
+                _csv_number(ref_pcr.mean),
+                _csv_number(pcr.mean - ref_pcr.mean),
+                "" if value.std is None else _csv_number(value.std),
+                value.seeds,
+                data,
             ]
         )
-        for block in ours.blocks:
-            for c in block.columns:
-                ref = paper_columns[c.name]
-                rows = [
-                    *zip(block.subset_keys, c.values, ref.values, c.pcr, ref.pcr, strict=True),
-                    ("average", c.average, ref.average, c.average_pcr, ref.average_pcr),
-                ]
-                for key, value, ref_value, pcr, ref_pcr in rows:
-                    writer.writerow(
-                        [
-                            c.name,
-                            key,
-                            _csv_number(value.mean),
-                            _csv_number(ref_value.mean),
-                            _csv_number(value.mean - ref_value.mean),
-                            _csv_number(pcr.mean),
-                            _csv_number(ref_pcr.mean),
-                            _csv_number(pcr.mean - ref_pcr.mean),
-                            "" if value.std is None else _csv_number(value.std),
-                            value.seeds,
-                            "synthetic" if ours.synthetic else "real",
-                        ]
-                    )
-        return buffer.getvalue()
+    return buffer.getvalue()
 
-    parts = [f"**{heading}**" if fmt == "md" else f"% {heading}", ""]
+
+def _subsets_comparisons(ours: TableView, paper_columns: dict[str, Column]) -> Iterator[Comparison]:
+    for block in ours.blocks:
+        for c in block.columns:
+            ref = paper_columns[c.name]
+            for key, value, ref_value, pcr, ref_pcr in zip(
+                block.subset_keys, c.values, ref.values, c.pcr, ref.pcr, strict=True
+            ):
+                yield c.name, key, value, ref_value, pcr, ref_pcr
+            yield c.name, "average", c.average, ref.average, c.average_pcr, ref.average_pcr
+
+
+def _settings_comparisons(ours: TableView, paper_settings: dict[str, tuple[Cell, Cell]]) -> Iterator[Comparison]:
+    for label, _, avg, pcr in ours.settings:
+        ref_avg, ref_pcr = paper_settings[label]
+        yield label, "average", avg, ref_avg, pcr, ref_pcr
+
+
+def _subsets_side_grids(ours: TableView, paper_columns: dict[str, Column], fmt: str) -> list[str]:
+    """One grid per block: the subset marks, then per column ours | paper | Δ for the metric and for PCR."""
+    parts = []
     for block in ours.blocks:
         names = display_names(block.dataset, block.modalities)
         header = list(names)
@@ -293,35 +379,29 @@ def render_side_by_side(ours: TableView, paper: TableView, fmt: str) -> str:
             row = marks(block.dataset, subset, "tex" if fmt == "tex" else "md", block.modalities)
             for c in block.columns:
                 ref = paper_columns[c.name]
-                row += [
-                    _cell(c.values[i], ours.decimals, fmt),
-                    _cell(ref.values[i], ours.decimals, fmt),
-                    delta(c.values[i], ref.values[i], ours.decimals),
-                ]
-                if i == last:
-                    row += ["/", "/", ""]
-                else:
-                    row += [_cell(c.pcr[i], 2, fmt), _cell(ref.pcr[i], 2, fmt), delta(c.pcr[i], ref.pcr[i], 2)]
+                row += _compared(c.values[i], ref.values[i], ours.decimals, fmt)
+                row += ["/", "/", ""] if i == last else _compared(c.pcr[i], ref.pcr[i], 2, fmt)
             rows.append(row)
         average = ["Average"] + [""] * (len(names) - 1)
         for c in block.columns:
             ref = paper_columns[c.name]
-            average += [
-                _cell(c.average, ours.decimals, fmt),
-                _cell(ref.average, ours.decimals, fmt),
-                delta(c.average, ref.average, ours.decimals),
-                _cell(c.average_pcr, 2, fmt),
-                _cell(ref.average_pcr, 2, fmt),
-                delta(c.average_pcr, ref.average_pcr, 2),
-            ]
+            average += _compared(c.average, ref.average, ours.decimals, fmt)
+            average += _compared(c.average_pcr, ref.average_pcr, 2, fmt)
         rows.append(average)
-        if fmt == "tex":
-            rows = [[x if x.startswith("$") else _tex_escape(x) for x in r] for r in rows]
         if block.label:
             parts += [f"*{block.label}*" if fmt == "md" else f"% {block.label}", ""]
-        parts += [_grid(header, rows, fmt, left=len(names)), ""]
-    prefix = "% " if fmt == "tex" else ""
-    if paper_only:
-        parts.append(f"{prefix}Columns with the paper's numbers only (no results here yet): {', '.join(paper_only)}.")
-    parts.append(f"{prefix}Δ = ours − paper. Values with ± are mean ± standard deviation over seeds.")
-    return "\n".join(parts).rstrip() + "\n"
+        parts += [_grid(header, _tex_rows(rows, fmt), fmt, left=len(names)), ""]
+    return parts
+
+
+def _settings_side_grid(ours: TableView, paper_settings: dict[str, tuple[Cell, Cell]], fmt: str) -> list[str]:
+    """One row per setting with results: its parameter values, then Average and Average PCR ours | paper | Δ."""
+    keys = _settings_header(ours)
+    header = [*keys, f"Average {ours.metric} ours", "paper", "Δ", "Average PCR ours", "paper", "Δ"]
+    rows = []
+    for label, values, avg, pcr in ours.settings:
+        ref_avg, ref_pcr = paper_settings[label]
+        rows.append(
+            _setting_values(values) + _compared(avg, ref_avg, ours.decimals, fmt) + _compared(pcr, ref_pcr, 2, fmt)
+        )
+    return [*_settings_column_line(ours, fmt), _grid(header, _tex_rows(rows, fmt), fmt, left=len(keys)), ""]

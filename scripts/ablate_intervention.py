@@ -1,0 +1,36 @@
+"""Table 5 (Sec. 5.3): SF-MD on CASIA-SURF with MWAM intervening at different levels.
+
+  none      'w/o MWAM': SF-MD alone
+  loss      'Loss':     auxiliary per-modality heads, their losses weighted by K (Eq. 7)
+  grad      'Gradient': each branch's gradients scaled by its K (Alg. 1; no extra parameters)
+  hybrid    'Hybrid':   both (the SF-MD + MWAM column of Table 4)
+
+Example: python scripts/ablate_intervention.py --level grad --preset smoke
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
+
+from reproduce.ablations import ablation_main  # noqa: E402
+
+COLUMNS = {"none": "w/o MWAM", "loss": "Loss", "grad": "Gradient", "hybrid": "Hybrid"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return ablation_main(
+        argv,
+        table=5,
+        doc=__doc__,
+        add_arguments=lambda p: p.add_argument("--level", choices=list(COLUMNS), required=True, help="see above"),
+        select=lambda a: ([COLUMNS[a.level]], f"table5_{a.level}"),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The CASIA-SURF ablation tables (5, 7, 8, 9, 10, 16): their run specs, the scripts, and every table at tiny size."""
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import reproduce.presets as presets
+from reproduce.cli import main
+from reproduce.presets import preset
+from reproduce.tables.paper_data import load_paper_table
+from reproduce.tables.specs import ABLATION_TABLES, SMALL_BATCH_WEIGHTS, TABLE_RUNS, table_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = {
+    "ablate_intervention": 5,
+    "ablate_window": 7,
+    "ablate_frm_rule": 8,
+    "ablate_weight_fn": 9,
+    "ablate_batch_size": 10,
+}
+
+
+def configs(number, preset_name="paper", columns=None):
+    return {c.column: c for c in table_runs(number).configs("/data/surf", preset(preset_name), 0, columns)}
+
+
+# ---------------------------------------------------------------- specs
+def test_every_trainable_column_is_a_column_of_its_paper_table():
+    for number, spec in TABLE_RUNS.items():
+        paper = load_paper_table(number)
+        names = {s.label for s in paper.settings} | {c.name for b in paper.blocks for c in b.columns}
+        assert {c.column for c in spec.columns} <= names, number
+    assert {c.column for c in table_runs(4).columns} == {"SF-MD", "MMANet", "SF-MD +MWAM", "MMANet +MWAM"}
+    assert len(table_runs(9).columns) == 10 and len(table_runs(10).columns) == 8
+
+
+def test_the_default_setting_is_one_run_across_tables():
+    default = configs(4)["MMANet +MWAM"].key
+    assert configs(7)["q=2"].key == configs(8)["w/ High-Freq."].key == default
+    assert configs(9)["alpha=1.5/beta=1/gamma=0.7/lam=6"].key == default
+    assert configs(10)["bs=64 w/ MWAM"].key == default and configs(16)["MMANet +MWAM"].key == default
+    vanilla = configs(4)["MMANet"].key
+    assert configs(7)["w/o MWAM"].key == configs(8)["w/o MWAM"].key == configs(10)["bs=64 w/o MWAM"].key == vanilla
+    assert configs(5)["Hybrid"].key == configs(4)["SF-MD +MWAM"].key
+    assert len({c.key for c in configs(7).values()}) == 5
+
+
+def test_columns_carry_their_setting():
+    t4, t7, t8, t9, t10 = configs(4), configs(7), configs(8), configs(9), configs(10)
+    assert t4["MMANet"].milestones == (16, 33, 50) and t4["SF-MD"].milestones == (30, 60, 90)  # Sec. A.3
+    assert t4["MMANet"].trainer == "mmanet" and t4["MMANet +MWAM"].mwam == "grad"
+    assert t4["MMANet +MWAM"].host_options == {}  # no auxiliary heads for MMANet (Sec. 5.2)
+    assert t4["SF-MD +MWAM"].mwam == "hybrid" and t4["SF-MD +MWAM"].host_options == {"aux_heads": True}
+    assert t7["q=6"].mwam_options == {"window": 6} and t7["q=1"].mwam_options == {"window": 1}
+    assert t8["Direct Sum"].mwam_options == {"rule": "sum"} and t8["w/o High-Freq."].mwam_options == {"rule": "low_l1"}
+    assert t9["alpha=2/beta=1.5/gamma=1.3/lam=6.5"].mwam_options == {
+        "alpha": 2.0,
+        "beta": 1.5,
+        "gamma": 1.3,
+        "lam": 6.5,
+    }
+    assert t10["bs=4 w/ MWAM"].batch_size == 4 and t10["bs=4 w/ MWAM"].mwam_options == {"gamma": 1.0, "lam": 4.0}
+    assert SMALL_BATCH_WEIGHTS == {"alpha": 1.5, "beta": 1.0, "gamma": 1.0, "lam": 4.0}
+    assert t10["bs=16 w/ MWAM"].mwam_options == {} and t10["bs=1 w/o MWAM"].mwam == "none"
+
+
+def test_small_batch_students_share_the_tables_teacher():
+    from reproduce.engine.trainers import build_trainer
+
+    teacher = build_trainer(configs(4)["MMANet"]).teacher_config()
+    small = build_trainer(configs(10)["bs=1 w/ MWAM"]).teacher_config()
+    assert small.key == teacher.key and teacher.batch_size == 64 and teacher.host == "sf"
+    smoke = configs(10, "smoke")
+    assert smoke["bs=1 w/o MWAM"].trainer_options["teacher_run"] == {"batch_size": 8}
+    assert smoke["bs=1 w/o MWAM"].trainer_options["search_epochs"] == [0]  # the smoke preset's MMANet schedule
+    assert build_trainer(smoke["bs=64 w/o MWAM"]).teacher_config().batch_size == 8
+
+
+# ---------------------------------------------------------------- scripts
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_script_help_explains_the_setting_and_cites_the_table(script):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"Table {SCRIPTS[script]}" in out and "--preset" in out and "Example:" in out
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "table", "columns", "stem"),
+    [
+        ("ablate_window", ["--q", "4", "--baseline"], 7, ["w/o MWAM", "q=4"], "table7_q4"),
+        ("ablate_frm_rule", ["--rule", "weighted_sum"], 8, ["Weighted Sum"], "table8_weighted_sum"),
+        (
+            "ablate_weight_fn",
+            ["--alpha", "1.5", "--beta", "0.7"],
+            9,
+            ["alpha=1.5/beta=0.7/gamma=0.7/lam=6"],
+            "table9_alpha=1.5_beta=0.7_gamma=0.7_lam=6",
+        ),
+        ("ablate_batch_size", ["--batch-size", "1"], 10, ["bs=1 w/o MWAM", "bs=1 w/ MWAM"], "table10_bs1_both"),
+        ("ablate_intervention", ["--level", "grad"], 5, ["Gradient"], "table5_grad"),
+    ],
+)
+def test_scripts_run_the_selected_columns(monkeypatch, tmp_path, script, argv, table, columns, stem):
+    import reproduce.experiments as experiments
+
+    calls = []
+
+    def fake_run_table(number, **kw):
+        calls.append((number, kw))
+        out = Path(kw["output_dir"]) / f"{kw['stem']}_vs_paper.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("side by side\n")
+        return [out]
+
+    monkeypatch.setattr(experiments, "run_table", fake_run_table)
+    assert load_script(script).main([*argv, "--preset", "smoke", "--output-dir", str(tmp_path)]) == 0
+    ((number, kw),) = calls
+    assert number == table and kw["columns"] == columns and kw["stem"] == stem and kw["preset_name"] == "smoke"
+    for name in columns:
+        table_runs(table).column(name)  # every selected column exists
+
+
+def test_weight_fn_script_rejects_settings_the_paper_did_not_run(capsys):
+    with pytest.raises(SystemExit, match="not one of Table 9's settings"):
+        load_script("ablate_weight_fn").main(["--alpha", "1.7"])
+
+
+# ---------------------------------------------------------------- every ablation table at tiny size
+TINY = dataclasses.replace(
+    presets.PRESET_SETTINGS["smoke"],
+    run={
+        **presets.PRESET_SETTINGS["smoke"].run,
+        "data_options": {"resize": 48, "crop": 36},  # batch size 1 trains from 33 x 33 on (layer4 >= 2 x 2)
+        "eval_batch_size": 64,
+        "steps_per_epoch": 3,
+    },
+    data={"num_train": 64, "num_val": 8, "num_test": 8, "size": 48},
+)
+
+
+@pytest.mark.slow
+def test_ablations_smoke_renders_every_table_and_trains_shared_runs_once(tmp_path, monkeypatch):
+    """What ``make ablations-smoke`` runs (``python -m reproduce ablations --preset smoke``), at tiny size."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(presets.PRESET_SETTINGS, "smoke", TINY)
+    assert main(["ablations", "--preset", "smoke", "--wandb", "disabled"]) == 0
+    out = tmp_path / "results" / "smoke"
+    for number in ABLATION_TABLES:
+        for suffix in ("md", "csv", "tex"):
+            for stem in (f"table{number}", f"table{number}_vs_paper"):
+                text = (out / f"{stem}.{suffix}").read_text()
+                assert "SYNTHETIC" in text.splitlines()[0] or "synthetic" in text, (stem, suffix)
+    unique = {c.key for n in ABLATION_TABLES for c in table_runs(n).configs("x", TINY, 0)}
+    entries = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*.json")]
+    assert len(entries) == len(unique) + 1  # every distinct run once, plus MMANet's one teacher
+    assert sum(e["variant"] == "sf" for e in entries) == 1
+    table9 = (out / "table9_vs_paper.md").read_text()
+    rows = [line for line in table9.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 10  # the ten settings, each with ours | paper | delta
+    table10 = (out / "table10.md").read_text()
+    assert "bs=1 w/ MWAM Acc" in table10 and "bs=64 w/o MWAM Acc" in table10
+
+
+def test_every_trainable_table_has_a_make_target_and_a_readme_command():
+    import re
+
+    makefile, readme = (ROOT / "Makefile").read_text(), (ROOT / "README.md").read_text()
+    targets = {name for rule in re.findall(r"^([\w .-]+):", makefile, re.M) for name in rule.split()}
+    for number in TABLE_RUNS:
+        assert f"table{number}" in targets and f"make table{number}" in readme, number
+    assert "ablations-smoke:" in makefile and "-m reproduce ablations --preset smoke" in makefile
+    for script in SCRIPTS:
+        assert f"scripts/{script}.py" in readme
