@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint bench bench-mwam paper-tables demo table4 table5 table7 table8 table9 table10 table16 \
-        ablations-smoke clean-venv
+        table4-sde ablations-smoke clean-venv
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 PRESET    ?= paper
@@ -24,6 +24,7 @@ help:
 	@echo "make table9      Table 9: weight-function parameters (alpha, beta, gamma, lambda) (MMANet + MWAM)"
 	@echo "make table10     Table 10: batch sizes 64 / 16 / 4 / 1, MMANet with and without MWAM"
 	@echo "make table16     Table 16: the rows of the Table 4 continuation this repository can train"
+	@echo "make table4-sde  Table 4 plus this repository's SF-MD + SDE and SF-MD + MWAM + SDE columns"
 	@echo "make ablations-smoke  every ablation table above on synthetic data (minutes; results/smoke/)"
 	@echo "make bench       SF-MD training step with / without MWAM and loader throughput (JSON)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
@@ -62,6 +63,9 @@ table4: $(STAMP)
 
 table5 table7 table8 table9 table10 table16: table%: $(STAMP)
 	$(PY) -m reproduce table $* $(TABLE_ARGS)
+
+table4-sde: $(STAMP)
+	$(PY) -m reproduce table 4 --with sde $(TABLE_ARGS)
 
 ablations-smoke: $(STAMP)
 	$(PY) -m reproduce ablations --preset smoke

@@ -79,7 +79,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from reproduce.experiments import run_table
     from reproduce.runargs import output_dir, run_options
 
-    written = run_table(args.table, output_dir=output_dir(args), **run_options(args))
+    written = run_table(args.table, output_dir=output_dir(args), extensions=tuple(args.with_), **run_options(args))
     _report(written, args.preset)
     return 0
 
@@ -164,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     trainable = ", ".join(map(str, sorted(TABLE_RUNS)))
     table = commands.add_parser("table", help="train the runs a paper table needs (if missing) and render it")
     table.add_argument("table", type=int, help=f"paper table number ({trainable})")
+    table.add_argument(
+        "--with",
+        dest="with_",
+        nargs="+",
+        default=[],
+        metavar="EXTENSION",
+        help="also train this repository's extra columns of the table (Table 4: 'sde' adds SF-MD +SDE and "
+        "SF-MD +MWAM +SDE; no paper numbers)",
+    )
     add_run_arguments(table)
     table.set_defaults(run=cmd_table)
 

@@ -11,7 +11,7 @@ from reproduce.io import write_text_atomic
 from reproduce.presets import preset, resolve_data_root
 from reproduce.runs.registry import Registry
 from reproduce.tables.model import from_paper, from_records
-from reproduce.tables.paper_data import load_paper_table
+from reproduce.tables.paper_data import load_paper_table, with_extension_columns
 from reproduce.tables.render import FORMATS, render, render_side_by_side
 from reproduce.tables.specs import ABLATION_TABLES, table_runs
 
@@ -30,21 +30,26 @@ def run_table(
     registry_root: str | Path | None = None,
     columns: Sequence[str] | None = None,
     stem: str | None = None,
+    extensions: Sequence[str] = (),
 ) -> list[Path]:
     """Train the runs of Table ``number`` (or only its ``columns``) that the registry lacks, then write
     ``<stem>.{md,csv,tex}`` (this repository's results in the paper's layout) and ``<stem>_vs_paper.{md,csv,tex}``
-    (side by side with the paper's numbers); ``stem`` defaults to ``tableN``."""
+    (side by side with the paper's numbers); ``stem`` defaults to ``tableN``. ``extensions`` (e.g. ``("sde",)``)
+    adds this repository's extra columns of the table (no paper numbers)."""
     spec = table_runs(number)
     chosen = preset(preset_name)
     root = resolve_data_root(spec.dataset, chosen, data_root)
     registry = Registry(registry_root) if registry_root is not None else Registry()
     names = list(columns) if columns is not None else None
-    configs = [c for seed in seeds for c in spec.configs(root, chosen, seed, names)]
+    configs = [c for seed in seeds for c in spec.configs(root, chosen, seed, names, tuple(extensions))]
     for i, config in enumerate(configs, start=1):
         log.info("Table %d: run %d/%d, column %r [%s]", number, i, len(configs), config.column, config.key)
         build_trainer(config, registry, wandb_mode=wandb_mode).run(resume=resume, force=force)
     records = [r for c in configs for r in registry.records(c)]
     paper = load_paper_table(number)
+    extra = [c.column for c in spec.columns if c.extension and c.column in {k.column for k in configs}]
+    if extra:
+        paper = with_extension_columns(paper, extra)
     ours, theirs = from_records(paper, records), from_paper(paper)
     output_dir = Path(output_dir)
     stem = stem or f"table{number}"

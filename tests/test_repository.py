@@ -78,3 +78,17 @@ def test_pyproject_installs_the_two_libraries(name):
     text = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'packages = \["mwam", "sde"\]', text)
     assert (ROOT / name / "__init__.py").exists()
+
+
+def test_readme_sde_example_runs_and_trains_the_encoders():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- sde-example:start -->\s*```python\n(.*?)```\s*<!-- sde-example:end -->", text, re.S)
+    assert block, "README must contain the 'use SDE in your own model' example between the markers"
+    namespace: dict = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    for encoder in (namespace["rgb_encoder"], namespace["depth_encoder"]):
+        assert encoder.weight.grad is not None and encoder.weight.grad.abs().sum() > 0
+    assert {"sde/info_nce", "sde/hellinger", "sde/subspace", "sde/total"} <= set(namespace["parts"])
+    energy = namespace["logs"]
+    total = sum(energy[f"sde/energy/rgb/{s}"] for s in ("strong", "weak", "noise"))
+    assert abs(total - 1) < 1e-6

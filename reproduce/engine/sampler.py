@@ -32,6 +32,13 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.shuffle, self.drop_last, self.max_batches = shuffle, drop_last, max_batches
         self.epoch, self.start = 0, 0
 
+    @property
+    def batches_per_epoch(self) -> int:
+        """Batches in a whole epoch (whatever ``start`` is)."""
+        full, rest = divmod(self.size, self.batch_size)
+        count = full + (1 if rest and not self.drop_last else 0)
+        return min(count, self.max_batches) if self.max_batches is not None else count
+
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 

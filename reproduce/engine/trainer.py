@@ -28,6 +28,7 @@ from reproduce.engine.checkpoint import load_checkpoint, rng_state, save_checkpo
 from reproduce.engine.evaluation import evaluate_subsets
 from reproduce.engine.sampler import EpochBatchSampler
 from reproduce.engine.schedule import lr_factor
+from reproduce.engine.sde_variant import BranchEnhancer
 from reproduce.runs.config import RunConfig
 from reproduce.runs.registry import Registry, git_commit
 from reproduce.tasks import build_task
@@ -84,6 +85,10 @@ class Trainer:
         if self.config.mwam in ("grad", "hybrid"):
             return MWAM.for_host(host, intervention=self.config.mwam, **options)
         return MWAM(modalities=host.modalities, intervention=self.config.mwam, **options)
+
+    def build_sde(self, host: Host) -> BranchEnhancer:
+        """SDE on the host's branches (``sde: true``): enhancement hooks and the dual-domain loss."""
+        return BranchEnhancer(host.branches(), dict(self.config.sde_options), seed=self.config.seed)
 
     def build_optimizer(self, host: Host) -> torch.optim.Optimizer:
         c = self.config
@@ -163,14 +168,10 @@ class Trainer:
         self.autocast_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.mwam = self.build_mwam(self.host).to(self.device)
+        self.sde = self.build_sde(self.host) if c.sde else None
         self.optimizer = self.build_optimizer(self.host)
         self.scheduler = self.build_scheduler(self.optimizer)
         self.train_set = self.task.build_dataset("train", train=True)
-        if len(self.train_set) < c.batch_size:
-            raise ValueError(
-                f"the training split has {len(self.train_set)} samples, fewer than batch_size={c.batch_size}: "
-                "no full batch to train on (batches drop the incomplete last one)"
-            )
         self.sampler = EpochBatchSampler(
             len(self.train_set), c.batch_size, c.seed, shuffle=True, drop_last=True, max_batches=c.steps_per_epoch
         )
@@ -178,6 +179,8 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.history: list[dict[str, Any]] = []
         self.epoch_losses: list[torch.Tensor] = []  # this epoch's step losses, kept on the device (no sync)
+        self.epoch_sde: list[dict[str, torch.Tensor]] = []  # this epoch's SDE loss terms (device) per step
+        self.epoch_energy: list[dict[str, float]] = []  # SDE energy fractions at the logged steps
         self._eval_loaders: dict[str, DataLoader] = {}
         self.wandb_id: str | None = None
         self.elapsed = 0.0
@@ -198,6 +201,9 @@ class Trainer:
             "wandb_id": self.wandb_id,
             "elapsed": self.elapsed,
             "epoch_losses": self.epoch_losses,
+            "sde": self.sde.state_dict() if self.sde is not None else None,
+            "epoch_sde": self.epoch_sde,
+            "epoch_energy": self.epoch_energy,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -213,11 +219,16 @@ class Trainer:
         self.global_step, self.history = state["global_step"], state["history"]
         self.wandb_id, self.elapsed = state["wandb_id"], state["elapsed"]
         self.epoch_losses = list(state["epoch_losses"])
+        self.epoch_sde, self.epoch_energy = list(state["epoch_sde"]), list(state["epoch_energy"])
+        if self.sde is not None:
+            self.sde.load_state_dict(state["sde"])
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One optimisation step: MWAM measures the batch (Alg. 1 l. 3-5), forward, loss, backward, update."""
         inputs = self.task.inputs(batch, self.device)
         self.mwam.step(inputs)
+        if self.sde is not None:
+            self.sde.begin_step(self.progress)
         if self.channels_last:
             inputs = {m: x.contiguous(memory_format=torch.channels_last) for m, x in inputs.items()}
         amp = (
@@ -228,11 +239,23 @@ class Trainer:
         with amp:
             output = self.host(inputs, None)
             loss, parts = self.compute_loss(inputs, output, batch)
+            if self.sde is not None:
+                sde_loss, sde_parts = self.sde.loss(output.present)
+                loss = loss + sde_loss
+                sde_parts = {k if k.startswith("sde/") else f"sde/{k}": v.detach() for k, v in sde_parts.items()}
+                self.epoch_sde.append(sde_parts)
+                parts = {**parts, **sde_parts, "loss/total": loss.detach()}
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # MWAM's hooks scale the branch gradients by K here
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return parts
+
+    @property
+    def progress(self) -> float:
+        """Training progress in [0, 1]: completed epochs plus the done fraction of this one, over ``epochs``."""
+        steps = max(self.sampler.batches_per_epoch, 1)
+        return min((self.epoch + self.step_in_epoch / steps) / self.config.epochs, 1.0)
 
     def compute_loss(
         self, inputs: dict[str, torch.Tensor], output: HostOutput, batch: dict[str, Any]
@@ -244,6 +267,17 @@ class Trainer:
         """Called after each epoch's training (and validation), before its history entry and checkpoint are
         written; a method may add to ``entry`` (the epoch's history) and to its own state here."""
 
+    def _sde_epoch_means(self) -> dict[str, float]:
+        """This epoch's mean SDE loss terms (every step) and energy fractions (the logged steps)."""
+        means: dict[str, float] = {}
+        if self.epoch_sde:
+            for key in self.epoch_sde[0]:
+                means[key] = float(torch.stack([p[key].float() for p in self.epoch_sde]).mean())
+        if self.epoch_energy:
+            for key in self.epoch_energy[0]:
+                means[key] = sum(e[key] for e in self.epoch_energy) / len(self.epoch_energy)
+        return means
+
     def on_train_start(self) -> None:
         """Called once the tracker exists, before the first (or resumed) epoch."""
 
@@ -254,6 +288,10 @@ class Trainer:
     def _log_step(self, parts: dict[str, torch.Tensor]) -> None:
         values = {k: float(v) for k, v in parts.items()}
         values.update(self.mwam.record().log_dict())
+        if self.sde is not None:
+            energy = self.sde.energy()
+            self.epoch_energy.append(energy)
+            values.update(energy)
         values["lr"] = self.optimizer.param_groups[0]["lr"]
         self.tracker.log(values, step=self.global_step)
         self.curves.write(
@@ -280,7 +318,7 @@ class Trainer:
                 self.train_set.set_epoch(epoch)
             self.host.train()
             if self.step_in_epoch == 0:
-                self.epoch_losses = []
+                self.epoch_losses, self.epoch_sde, self.epoch_energy = [], [], []
             for batch in self.train_loader:
                 parts = self.train_step(batch)
                 self.step_in_epoch += 1
@@ -299,6 +337,9 @@ class Trainer:
                     )
             mean_loss = float(torch.stack(self.epoch_losses).mean()) if self.epoch_losses else math.nan
             entry = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": mean_loss}
+            if self.sde is not None:
+                entry["sde"] = self._sde_epoch_means()
+                self.tracker.log({f"epoch/{k}": v for k, v in entry["sde"].items()}, step=self.global_step)
             if c.val_every and (epoch + 1) % c.val_every == 0:
                 validation = self.evaluate(split="val")
                 entry["val"] = validation
@@ -393,7 +434,8 @@ class Trainer:
     @property
     def variant(self) -> str:
         c = self.config
-        return c.host if c.mwam == "none" else f"{c.host}+mwam-{c.mwam}"
+        name = c.host if c.mwam == "none" else f"{c.host}+mwam-{c.mwam}"
+        return f"{name}+sde" if c.sde else name
 
     def _result(self, subsets: dict[str, dict[str, float]]) -> dict[str, Any]:
         metric = self.task.new_metric()

@@ -17,6 +17,21 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 PRESENTATION_FIELDS = ("table", "column", "num_workers", "device", "log_every", "progress", "val_every")
 
 
+def _without_defaults(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` validated against the library's config dataclass, without the entries equal to its defaults."""
+    if name == "sde":
+        from sde import SDEConfig as Config
+    else:
+        from mwam import MWAMConfig as Config
+    known = {f.name for f in dataclasses.fields(Config)} - {"intervention"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"{name}_options: unknown options {unknown}; known: {sorted(known)}")
+    Config(**options)  # bad values fail here with the library's own message
+    defaults = Config()
+    return {k: v for k, v in sorted(options.items()) if getattr(defaults, k) != v}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a run. Unknown keys are errors (``from_dict``).
@@ -31,6 +46,9 @@ class RunConfig:
     mwam / mwam_options: the intervention (``none`` still measures FRM / T / K for logging) and
         ``mwam.MWAMConfig`` overrides (``window``, ``rule``, ``alpha`` ...). Options equal to MWAM's defaults are
         dropped, so ``{"window": 2}`` and ``{}`` are the same run.
+    sde / sde_options: Spectral Disentanglement and Enhancement as a variant (``reproduce.engine.sde_variant``):
+        enhancement of each branch's pooled embedding during training and the dual-domain loss on every pair of
+        modalities present in a sample; ``sde.SDEConfig`` overrides (defaults dropped, as for MWAM).
     trainer / trainer_options: the training method (``reproduce.engine.trainers``): ``standard`` (the task's
         loss) or ``mmanet`` (teacher distillation + weak-combination auxiliary loss, options
         ``reproduce.engine.mmanet.MMANetOptions``).
@@ -62,6 +80,8 @@ class RunConfig:
     lr_gamma: float = 0.1
     mwam: str = "none"
     mwam_options: dict[str, Any] = field(default_factory=dict)
+    sde: bool = False
+    sde_options: dict[str, Any] = field(default_factory=dict)
     trainer: str = "standard"
     trainer_options: dict[str, Any] = field(default_factory=dict)
     steps_per_epoch: int | None = None
@@ -96,19 +116,13 @@ class RunConfig:
             raise ValueError(f"milestones must be increasing, got {self.milestones}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         if self.mwam_options:
-            from mwam import MWAMConfig
-
-            known = {f.name for f in dataclasses.fields(MWAMConfig)} - {"intervention"}
-            unknown = sorted(set(self.mwam_options) - known)
-            if unknown:
-                raise ValueError(f"mwam_options: unknown options {unknown}; known: {sorted(known)}")
-            MWAMConfig(**self.mwam_options)  # bad values fail here with MWAM's own message
-            defaults = MWAMConfig()
-            object.__setattr__(
-                self,
-                "mwam_options",
-                {k: v for k, v in sorted(self.mwam_options.items()) if getattr(defaults, k) != v},
-            )
+            object.__setattr__(self, "mwam_options", _without_defaults("mwam", self.mwam_options))
+        if not isinstance(self.sde, bool):
+            raise ValueError(f"sde must be true or false, got {self.sde!r}")
+        if self.sde_options:
+            if not self.sde:
+                raise ValueError("sde_options given but sde is false")
+            object.__setattr__(self, "sde_options", _without_defaults("sde", self.sde_options))
         from reproduce.engine.trainers import check_trainer
 
         object.__setattr__(self, "trainer_options", check_trainer(self.trainer, self.trainer_options))

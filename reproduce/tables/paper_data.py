@@ -11,6 +11,7 @@ which are always computed (``reproduce.pcr``). Three kinds of table (docs/tables
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,3 +262,20 @@ def available_tables(directory: Path = PAPER_DIR) -> list[int]:
 
 def load_all(directory: Path = PAPER_DIR) -> dict[int, PaperTable]:
     return {n: load_paper_table(n, directory) for n in available_tables(directory)}
+
+
+def with_extension_columns(table: PaperTable, names: list[str]) -> PaperTable:
+    """``table`` with columns ``names`` added to its first block without numbers (NaN): this repository's
+    extensions of a paper table (e.g. SF-MD + SDE beside Table 4), rendered like the paper's columns."""
+    if table.kind != "subsets":
+        raise ValueError(f"Table {table.number} is a {table.kind} table; only per-subset tables take extra columns")
+    first = table.blocks[0]
+    existing = {c.name for b in table.blocks for c in b.columns}
+    clash = sorted(set(names) & existing)
+    if clash:
+        raise ValueError(f"Table {table.number} already has columns {clash}")
+    size = len(first.subsets)
+    extra = tuple(PaperColumn(name, (math.nan,) * size, table.metric) for name in names)
+    block = dataclasses.replace(first, columns=first.columns + extra)
+    note = f"Not in the paper (this repository's extension, no paper numbers): {', '.join(names)}."
+    return dataclasses.replace(table, blocks=(block, *table.blocks[1:]), notes=(*table.notes, note))

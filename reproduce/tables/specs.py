@@ -27,6 +27,8 @@ class ColumnRun:
         schedule from the paper, e.g. MMANet's learning-rate steps at epochs 16, 33 and 50); synthetic presets
         keep their short schedules. trainer / trainer_options: the training method (``standard`` or ``mmanet``);
         the preset's options for that method (``Preset.trainer_options``) come first.
+    extension: None for the paper's columns; a name (``"sde"``) for a column this repository adds to the table
+        (no paper numbers), trained only when that extension is asked for.
     """
 
     column: str
@@ -37,6 +39,7 @@ class ColumnRun:
     trainer: str = "standard"
     trainer_options: dict[str, Any] = field(default_factory=dict)
     paper_run: dict[str, Any] = field(default_factory=dict)
+    extension: str | None = None
 
     def with_changes(self, column: str, mwam: str | None = None, **run: Any) -> ColumnRun:
         """A copy named ``column`` with ``run`` settings added (and the intervention changed when given)."""
@@ -74,11 +77,28 @@ class TableRuns:
             f"Table {self.table} has no trainable column {name!r}; it has {[c.column for c in self.columns]}"
         )
 
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        """The names of the extensions this table has (columns beyond the paper's)."""
+        return tuple(dict.fromkeys(c.extension for c in self.columns if c.extension))
+
     def configs(
-        self, data_root: str, preset: Preset, seed: int = 0, columns: list[str] | None = None
+        self,
+        data_root: str,
+        preset: Preset,
+        seed: int = 0,
+        columns: list[str] | None = None,
+        extensions: tuple[str, ...] = (),
     ) -> list[RunConfig]:
-        """One RunConfig per column (or per named column), under ``preset``."""
-        chosen = self.columns if columns is None else tuple(self.column(name) for name in columns)
+        """One RunConfig per paper column and per column of the named ``extensions`` (or per named column),
+        under ``preset``."""
+        unknown = sorted(set(extensions) - set(self.extensions))
+        if unknown:
+            raise ValueError(f"Table {self.table} has no extension {unknown}; it has {list(self.extensions) or 'none'}")
+        if columns is None:
+            chosen = tuple(c for c in self.columns if c.extension is None or c.extension in extensions)
+        else:
+            chosen = tuple(self.column(name) for name in columns)
         out = []
         for c in chosen:
             values = {**preset.run, **(c.paper_run if preset.name == "paper" else {}), **c.run}
@@ -115,6 +135,9 @@ SF_MD_MWAM = ColumnRun("SF-MD +MWAM", "sf_md", "hybrid", {"aux_heads": True})
 # without auxiliary heads (Sec. 5.2).
 MMANET = ColumnRun("MMANet", "mmanet", trainer="mmanet", paper_run={"milestones": (16, 33, 50)})
 MMANET_MWAM = MMANET.with_changes("MMANet +MWAM", mwam="grad")
+# Extension of Tables 4 / 16 (no paper numbers): SDE on SF-MD's branch embeddings, alone and with MWAM.
+SF_MD_SDE = ColumnRun("SF-MD +SDE", "sf_md", run={"sde": True}, extension="sde")
+SF_MD_MWAM_SDE = dataclasses.replace(SF_MD_MWAM, column="SF-MD +MWAM +SDE", run={"sde": True}, extension="sde")
 # Table 10: for batch sizes 4 and 1 the paper sets alpha=1.5, beta=1, gamma=1, lambda=4 (Sec. A.10).
 SMALL_BATCH_WEIGHTS = {"alpha": 1.5, "beta": 1.0, "gamma": 1.0, "lam": 4.0}
 # Table 8's rows: the FRM rule of each column (Eq. 3, 4, 27, 28; Eq. 28 with omega = 0.9, MWAM's default).
@@ -147,7 +170,7 @@ def _batch_size_columns() -> tuple[ColumnRun, ...]:
 def _build_table_runs() -> dict[int, TableRuns]:
     surf = ("casia_surf", "classification")
     return {
-        4: TableRuns(4, *surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM)),
+        4: TableRuns(4, *surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM, SF_MD_SDE, SF_MD_MWAM_SDE)),
         5: TableRuns(
             5,
             *surf,

@@ -1,0 +1,86 @@
+"""SDE as a variant of any host (``sde: true``): what the trainer does with ``sde.SDE``.
+
+The host only has to name its per-modality branches (``Host.branches()``, the same contract MWAM uses). A forward
+hook on each branch reads the branch's output (B, C, *spatial) or (B, C) and its per-sample embedding, the
+spatial mean (B, C), and during training
+
+1. **enhances** it: ``SDE.enhance`` returns the change ``F' - F`` of the batch's embedding matrix (Sec. "Spectral
+   Enhancement", F' = U(Sigma + Delta)V^T); the hook adds that change to every pixel of the branch output, so that
+   the spatial mean of the new output is exactly F' and everything downstream (masking, fusion, heads) sees the
+   enhanced features;
+2. **keeps** the enhanced embeddings of the step, from which the trainer computes the dual-domain loss
+   (``SDE.loss``) on every pair of modalities present in a sample (``HostOutput.present``, the mask the host
+   applied; all present when the host returns none) and adds it to the task's loss.
+
+In evaluation the hooks pass the outputs through untouched. Training progress t = (completed epochs + fraction
+of this epoch) / epochs drives the curriculum alpha(t) and lambda(t).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from sde import SDE, SDEConfig
+
+
+class BranchEnhancer:
+    """Forward hooks that enhance each branch's embedding and record it (see the module docstring)."""
+
+    def __init__(self, branches: dict[str, nn.Module], options: dict[str, Any], seed: int = 0) -> None:
+        # The strong directions' random signs come from SDE's own generator, seeded by the run's seed unless the
+        # options name one; its state is part of the trainer's checkpoint (state_dict), so resume is exact.
+        self.sde = SDE(SDEConfig(**{"seed": seed, **options}))
+        self.modalities = tuple(branches)
+        self.progress = 0.0
+        self.embeddings: dict[str, torch.Tensor] = {}
+        self._handles = [module.register_forward_hook(self._hook(m)) for m, module in branches.items()]
+
+    def _hook(self, modality: str):
+        def hook(module: nn.Module, args: Any, output: Any) -> Any:
+            if not module.training:
+                return None
+            if not isinstance(output, torch.Tensor) or output.dim() < 2:
+                raise ValueError(
+                    f"SDE: branch {modality!r} must return a tensor (B, C, ...) to enhance, got "
+                    f"{type(output).__name__} {tuple(getattr(output, 'shape', ()))}"
+                )
+            spatial = tuple(range(2, output.dim()))
+            embedding = output.mean(dim=spatial) if spatial else output
+            delta = self.sde.enhance({modality: embedding.detach()}, self.progress)[modality]
+            delta = delta.to(output.dtype)
+            self.embeddings[modality] = embedding + delta
+            return output + delta.reshape(*delta.shape, *([1] * len(spatial)))
+
+        return hook
+
+    def begin_step(self, progress: float) -> None:
+        self.progress = float(min(max(progress, 0.0), 1.0))
+        self.embeddings = {}
+
+    def loss(self, present: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The dual-domain loss over every pair of modalities present in a sample, for this step's embeddings."""
+        missing = [m for m in self.modalities if m not in self.embeddings]
+        if missing:
+            raise RuntimeError(f"SDE: no embedding recorded for {missing} in this step (did the branches run?)")
+        first = self.embeddings[self.modalities[0]]
+        if present is None:
+            present = torch.ones(first.shape[0], len(self.modalities), dtype=torch.bool, device=first.device)
+        return self.sde.loss(self.embeddings, present.to(first.device), self.modalities, self.progress)
+
+    def energy(self) -> dict[str, float]:
+        """Strong / weak / noise energy fractions of this step's embeddings, per modality (for logging)."""
+        return self.sde.energy({m: e.detach() for m, e in self.embeddings.items()})
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sde.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sde.load_state_dict(state)
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []

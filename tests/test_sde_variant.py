@@ -1,0 +1,144 @@
+"""SDE as a variant of the hosts (``sde: true``): branch hooks, the dual-domain loss in training, logging, resume,
+and Table 4's SDE columns."""
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+import models
+import reproduce.presets as presets
+import reproduce.tasks as tasks
+from models import registry
+from reproduce.engine.sde_variant import BranchEnhancer
+from reproduce.engine.trainer import Trainer, TrainingInterruptedError
+from reproduce.experiments import run_table
+from reproduce.presets import preset
+from reproduce.runs.registry import Registry
+from reproduce.tables.specs import table_runs
+from tests.test_trainer import ToyHost, ToyTask, config, weights
+
+
+@pytest.fixture(autouse=True)
+def toy_components(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY, "toy": ToyHost})
+    monkeypatch.setitem(tasks.TASKS, "toy", ToyTask)
+
+
+def sf_inputs(batch=6, size=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.randn(batch, 3, size, size, generator=g) for m in ("rgb", "depth", "ir")}
+
+
+def test_hooks_enhance_the_pooled_embedding_in_training_only():
+    host = models.build("sf_md", features=True)
+    inputs = sf_inputs()
+    host.eval()
+    plain = host(inputs).logits
+    raw = copy.deepcopy(host.special_bone_rgb).train()(inputs["rgb"]).mean(dim=(2, 3)).detach()  # no hook
+    enhancer = BranchEnhancer(host.branches(), {})
+    host.eval()
+    assert torch.equal(host(inputs).logits, plain), "evaluation passes the branch outputs through"
+    host.train()
+    enhancer.begin_step(0.1)
+    torch.manual_seed(0)
+    out = host(inputs)
+    for m in host.modalities:
+        # the host's pooled features are the enhanced embeddings the loss sees (the change is added per pixel)
+        torch.testing.assert_close(out.features[m], enhancer.embeddings[m], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(enhancer.embeddings["rgb"], raw, atol=1e-4), "enhancement changed the embedding"
+    host.eval()
+    with_hooks = host(inputs).logits  # (training changed BatchNorm's running statistics: compare after it)
+    enhancer.remove()
+    assert torch.equal(host(inputs).logits, with_hooks)
+
+
+def test_the_dual_domain_loss_reaches_every_encoder_and_honours_the_mask():
+    host = models.build("sf_md").train()
+    enhancer = BranchEnhancer(host.branches(), {})
+    enhancer.begin_step(0.5)
+    host(sf_inputs())
+    loss, parts = enhancer.loss(torch.ones(6, 3, dtype=torch.bool))  # every pair present in every sample
+    assert torch.isfinite(loss) and parts
+    loss.backward()
+    for m, branch in host.branches().items():
+        grads = [p.grad for p in branch.parameters() if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, m
+    # no sample with two modalities: no pair to align, a finite (zero) loss
+    enhancer.begin_step(0.5)
+    host(sf_inputs())
+    only_rgb = torch.zeros(6, 3, dtype=torch.bool)
+    only_rgb[:, 0] = True
+    loss, _ = enhancer.loss(only_rgb)
+    assert torch.isfinite(loss) and float(loss.detach()) == 0
+
+
+def test_sde_variant_trains_end_to_end_and_logs_per_epoch(tmp_path):
+    cfg = config(tmp_path, epochs=2, sde=True)
+    result = Trainer(cfg, Registry(tmp_path / "runs"), wandb_mode="disabled").run()
+    assert result["variant"] == "toy+mwam-hybrid+sde"
+    for entry in result["history"]:
+        sde = entry["sde"]
+        assert any(k.startswith("sde/energy/") for k in sde) and any("loss" in k or "nce" in k for k in sde), sde
+        assert all(v == v for v in sde.values())  # no NaN
+    assert cfg.key != config(tmp_path, epochs=2).key
+    assert config(tmp_path, sde=True, sde_options={}).key == config(tmp_path, sde=True).key
+    with pytest.raises(ValueError, match="sde_options given but sde is false"):
+        config(tmp_path, sde_options={"bogus": 1})
+    with pytest.raises(ValueError, match="unknown options"):
+        config(tmp_path, sde=True, sde_options={"bogus": 1})
+
+
+def test_sde_run_resumes_exactly(tmp_path):
+    cfg = config(tmp_path, sde=True)
+    whole = Trainer(cfg, Registry(tmp_path / "a"), wandb_mode="disabled")
+    result_whole = whole.run()
+
+    def stop(trainer, step):
+        if step == 6:
+            trainer.request_stop()
+
+    with pytest.raises(TrainingInterruptedError):
+        Trainer(cfg, Registry(tmp_path / "b"), wandb_mode="disabled", callbacks=[stop]).run()
+    resumed = Trainer(cfg, Registry(tmp_path / "b"), wandb_mode="disabled")
+    result = resumed.run(resume=True)
+    assert torch.equal(weights(resumed), weights(whole))
+    assert result["history"] == result_whole["history"] and result["subsets"] == result_whole["subsets"]
+
+
+def test_table4_sde_columns_are_an_extension():
+    spec = table_runs(4)
+    assert spec.extensions == ("sde",)
+    plain = {c.column for c in spec.configs("x", preset("smoke"))}
+    with_sde = {c.column: c for c in spec.configs("x", preset("smoke"), extensions=("sde",))}
+    assert plain == {"SF-MD", "MMANet", "SF-MD +MWAM", "MMANet +MWAM"}
+    assert set(with_sde) == plain | {"SF-MD +SDE", "SF-MD +MWAM +SDE"}
+    assert with_sde["SF-MD +MWAM +SDE"].mwam == "hybrid" and with_sde["SF-MD +MWAM +SDE"].sde
+    assert with_sde["SF-MD +SDE"].mwam == "none" and with_sde["SF-MD +SDE"].sde
+    with pytest.raises(ValueError, match="no extension"):
+        spec.configs("x", preset("smoke"), extensions=("sdf",))
+
+
+@pytest.mark.slow
+def test_sf_md_with_sde_renders_beside_table4(tmp_path, monkeypatch):
+    tiny = dataclasses.replace(
+        presets.PRESET_SETTINGS["smoke"],
+        run={**presets.PRESET_SETTINGS["smoke"].run, "data_options": {"resize": 48, "crop": 36}, "steps_per_epoch": 3},
+        data={"num_train": 24, "num_val": 8, "num_test": 8, "size": 48},
+    )
+    monkeypatch.setitem(presets.PRESET_SETTINGS, "smoke", tiny)
+    monkeypatch.setattr(presets, "CACHE", tmp_path / "cache")
+    run_table(
+        4,
+        "smoke",
+        columns=["SF-MD +SDE", "SF-MD +MWAM +SDE"],
+        extensions=("sde",),
+        wandb_mode="disabled",
+        output_dir=tmp_path / "out",
+        registry_root=tmp_path / "runs",
+    )
+    text = (tmp_path / "out" / "table4_vs_paper.md").read_text()
+    assert "SYNTHETIC" in text.splitlines()[0]
+    assert "SF-MD +SDE Acc ours" in text and "SF-MD +MWAM +SDE Acc ours" in text
+    assert "| — |" in text  # no paper numbers for the extension
