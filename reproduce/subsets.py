@@ -1,8 +1,8 @@
 """Missing-modality subsets of every data set, in the row order the paper prints them.
 
 The paper's text lost its check marks, so each order is established from evidence, written beside it
-(docs/subsets.md has the long form). A subset is a tuple of modality names in the data set's modality
-order; its key joins them with ``+`` (``rgb+ir``, ``flair+t1ce+t1+t2``).
+(docs/tables.md, "Subset row orders", has the long form). A subset is a tuple of modality names in the data
+set's modality order; its key joins them with ``+`` (``rgb+ir``, ``flair+t1ce+t1+t2``).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ DATASETS: dict[str, DatasetSubsets] = {
             "Two-modality tables print the header's first modality alone first (Tables 11, 12, 13, 17, 18-22: "
             "see their evidence). MMANet's NYUv2 test loops Depth, RGB, RGB-D instead; the paper's Table 3 rows "
             "(41.30 then 38.79 for ESANet-MD) follow the header order Rgb, Depth, as RGB-only NYUv2 models "
-            "outscore depth-only ones. Uncertain: recorded in docs/subsets.md."
+            "outscore depth-only ones. Uncertain: recorded in docs/tables.md."
         ),
     ),
     "ucf101": DatasetSubsets(
