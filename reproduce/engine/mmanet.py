@@ -25,6 +25,7 @@ heads). Deviation: the authors skip every batch of epoch 0 (``if epoch == 0: con
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import math
@@ -163,8 +164,9 @@ class MMANetTrainer(Trainer):
         return teacher
 
     # ------------------------------------------------------------------ set-up and state
-    @property
+    @functools.cached_property
     def options(self) -> MMANetOptions:
+        """The run's ``trainer_options``, validated once (the configuration is frozen)."""
         return MMANetOptions(**self.config.trainer_options)
 
     def setup(self) -> None:
@@ -176,7 +178,7 @@ class MMANetTrainer(Trainer):
             )
         self.candidates = candidate_subsets(tuple(self.host.modalities))
         self.divergence = [0.0] * (len(self.candidates) - 1)
-        self.weak_set: list[tuple[str, ...]] | None = None
+        self.weak_set = None
         # Training the teacher here (when the registry lacks it) must not shift the student's random stream: the
         # student trains the same whether its teacher was trained in this process or loaded.
         state = rng_state()
@@ -191,15 +193,21 @@ class MMANetTrainer(Trainer):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.divergence = list(state["mmanet"]["divergence"])
-        weak = state["mmanet"]["weak_set"]
-        self.weak_set = [tuple(s) for s in weak] if weak is not None else None
+        self.weak_set = state["mmanet"]["weak_set"]
 
     @property
-    def weak_masks(self) -> torch.Tensor:
-        """(W, M) bool presence masks of the weak set, in the host's modality order."""
-        assert self.weak_set is not None
-        rows = [[m in s for m in self.host.modalities] for s in self.weak_set]
-        return torch.tensor(rows, dtype=torch.bool, device=self.device)
+    def weak_set(self) -> list[tuple[str, ...]] | None:
+        """The weak combination and its single modalities (None until chosen after ``begin_epoch``)."""
+        return self._weak_set
+
+    @weak_set.setter
+    def weak_set(self, value: list[tuple[str, ...]] | None) -> None:
+        """Also builds ``weak_masks`` (W, M) on the device once, not at every step."""
+        self._weak_set = None if value is None else [tuple(s) for s in value]
+        self.weak_masks = None
+        if self._weak_set is not None:
+            rows = [[m in s for m in self.host.modalities] for s in self._weak_set]
+            self.weak_masks = torch.tensor(rows, dtype=torch.bool, device=self.device)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(
