@@ -7,12 +7,11 @@ defaults are dropped from the run's configuration, so they do not change its reg
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from reproduce.engine.mmanet import MMANetTrainer
 from reproduce.engine.trainer import StepCallback, Trainer
-from reproduce.runs.config import RunConfig
+from reproduce.runs.config import RunConfig, options_without_defaults
 from reproduce.runs.registry import Registry
 
 TRAINERS: dict[str, type[Trainer]] = {"standard": Trainer, "mmanet": MMANetTrainer}
@@ -27,18 +26,7 @@ def check_trainer(name: str, options: dict[str, Any]) -> dict[str, Any]:
         if options:
             raise ValueError(f"trainer {name!r} takes no trainer_options, got {sorted(options)}")
         return {}
-    known = {f.name for f in dataclasses.fields(options_class)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"trainer_options of {name!r}: unknown options {unknown}; known: {sorted(known)}")
-    checked = options_class(**options)
-    defaults = options_class()
-    out = {}
-    for key in sorted(options):
-        value = getattr(checked, key)
-        if value != getattr(defaults, key):
-            out[key] = list(value) if isinstance(value, tuple) else value
-    return out
+    return options_without_defaults(options_class, options, f"trainer_options of {name!r}")
 
 
 def build_trainer(

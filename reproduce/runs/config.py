@@ -17,19 +17,23 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 PRESENTATION_FIELDS = ("table", "column", "num_workers", "device", "log_every", "progress", "val_every")
 
 
-def _without_defaults(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` validated against the library's config dataclass, without the entries equal to its defaults."""
-    if name == "sde":
-        from sde import SDEConfig as Config
-    else:
-        from mwam import MWAMConfig as Config
-    known = {f.name for f in dataclasses.fields(Config)} - {"intervention"}
+def options_without_defaults(
+    config_class: type, options: dict[str, Any], label: str, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``options`` validated against the dataclass ``config_class`` (unknown names and bad values are errors,
+    with the class's own message), returned without the entries equal to its defaults, so that spelling out a
+    default does not change a run's hash. Values are the validated ones, tuples as lists (their JSON form)."""
+    known = {f.name for f in dataclasses.fields(config_class)} - set(exclude)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"{name}_options: unknown options {unknown}; known: {sorted(known)}")
-    Config(**options)  # bad values fail here with the library's own message
-    defaults = Config()
-    return {k: v for k, v in sorted(options.items()) if getattr(defaults, k) != v}
+        raise ValueError(f"{label}: unknown options {unknown}; known: {sorted(known)}")
+    checked, defaults = config_class(**options), config_class()
+    out = {}
+    for key in sorted(options):
+        value = getattr(checked, key)
+        if value != getattr(defaults, key):
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 @dataclass(frozen=True)
@@ -116,13 +120,20 @@ class RunConfig:
             raise ValueError(f"milestones must be increasing, got {self.milestones}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         if self.mwam_options:
-            object.__setattr__(self, "mwam_options", _without_defaults("mwam", self.mwam_options))
+            from mwam import MWAMConfig
+
+            options = options_without_defaults(MWAMConfig, self.mwam_options, "mwam_options", ("intervention",))
+            object.__setattr__(self, "mwam_options", options)
         if not isinstance(self.sde, bool):
             raise ValueError(f"sde must be true or false, got {self.sde!r}")
         if self.sde_options:
             if not self.sde:
                 raise ValueError("sde_options given but sde is false")
-            object.__setattr__(self, "sde_options", _without_defaults("sde", self.sde_options))
+            from sde import SDEConfig
+
+            object.__setattr__(
+                self, "sde_options", options_without_defaults(SDEConfig, self.sde_options, "sde_options")
+            )
         from reproduce.engine.trainers import check_trainer
 
         object.__setattr__(self, "trainer_options", check_trainer(self.trainer, self.trainer_options))
