@@ -27,7 +27,6 @@ def ablation_main(
     column(s) of Table ``table`` and write the tables. Returns the exit status (2 for a usage or data error)."""
     from reproduce.engine.trainer import TrainingInterruptedError
     from reproduce.experiments import run_table
-    from reproduce.tables.specs import table_runs
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
@@ -44,7 +43,6 @@ def ablation_main(
     if baseline is not None and args.baseline and baseline not in columns:
         columns = [baseline, *columns]
     try:
-        table_runs(table)  # a clear error if the table is not trainable
         written = run_table(
             table, columns=columns, stem=stem, output_dir=output_dir(args, "ablations"), **run_options(args)
         )

@@ -47,7 +47,8 @@ def run_table(
         build_trainer(config, registry, wandb_mode=wandb_mode).run(resume=resume, force=force)
     records = [r for c in configs for r in registry.records(c)]
     paper = load_paper_table(number)
-    extra = [c.column for c in spec.columns if c.extension and c.column in {k.column for k in configs}]
+    trained = {c.column for c in configs}
+    extra = [c.column for c in spec.columns if c.extension and c.column in trained]
     if extra:
         paper = with_extension_columns(paper, extra)
     ours, theirs = from_records(paper, records), from_paper(paper)
