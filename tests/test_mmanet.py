@@ -12,9 +12,9 @@ from reproduce.engine.distillation import margin_aware_distillation, teacher_ent
 from reproduce.engine.mmanet import MMANetOptions, MMANetTrainer, candidate_subsets, histogram_divergence
 from reproduce.engine.trainer import TrainingInterruptedError
 from reproduce.engine.trainers import build_trainer, check_trainer
-from reproduce.runs.config import RunConfig
 from reproduce.runs.registry import Registry
 from tests.test_trainer import ToyTask
+from tests.test_trainer import config as toy_config
 
 FAST = {"search_epochs": (0, 1), "begin_epoch": 1}
 
@@ -27,29 +27,20 @@ def toy_task():
 
 
 def config(tmp_path, **changes):
+    """tests/test_trainer.py's toy run, turned into an MMANet run of the real student host."""
     values = dict(
         host="mmanet",
-        dataset="casia_surf",
-        data_root=str(tmp_path),
-        synthetic=True,
-        table=4,
         column="MMANet",
-        task="toy",
-        epochs=3,
         batch_size=6,
         lr=0.01,
-        warmup_epochs=1,
         milestones=(),
+        mwam="none",
+        host_options={},
         trainer="mmanet",
         trainer_options=dict(FAST),
-        eval_batch_size=8,
-        deterministic=True,
-        device="cpu",
-        progress=False,
         log_every=1,
     )
-    values.update(changes)
-    return RunConfig(**values)
+    return toy_config(tmp_path, **{**values, **changes})
 
 
 def weights(module):
