@@ -1,12 +1,18 @@
 """Host networks, one file per host, built by name through the registry (``models.build``).
 
-The hosts themselves (SF / SF-MD, MMANet, ESANet-MD, RFNet, mmFormer, GSS, two-stream YOLOv8n) arrive
-with their issues; each implements the Host contract of DESIGN.md (``modalities``, ``forward(inputs,
-present)``, ``branches()``).
+Every module of this package except the contract (``host``) and the registry registers its hosts when imported;
+importing ``models`` imports them all, so adding a host means adding a file. Each host implements the Host
+contract (``modalities``, ``forward(inputs, present)``, ``branches()``, optionally ``encode`` / ``fuse``).
 """
 
-from . import mmanet, sf  # noqa: F401  (registers the hosts)
-from .host import Host, HostOutput
-from .registry import build, list_models, register_model
+import importlib
+import pkgutil
 
-__all__ = ["Host", "HostOutput", "build", "list_models", "register_model"]
+from .host import Host, HostOutput, forward_subsets
+from .registry import ModelInfo, build, list_models, model_info, register_model
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in ("host", "registry"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["Host", "HostOutput", "ModelInfo", "build", "forward_subsets", "list_models", "model_info", "register_model"]

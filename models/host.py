@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +15,8 @@ class HostOutput:
 
     logits: the fused prediction (classification: (B, K); segmentation: (B, K, *spatial)).
     aux: optional per-modality auxiliary predictions (for MWAM's loss intervention, Eq. 7).
-    features: optional per-modality features (for SDE and distillation).
+    features: optional per-modality embeddings ``{modality: (B, C)}`` the host chooses for SDE's dual-domain loss
+        (hosts without them: SDE reads the pooled branch outputs through forward hooks).
     present: the (B, M) modality mask the host actually applied (after its own training-time dropout).
     extras: optional named host-specific tensors that training methods read (e.g. ``layer4``, the fused trunk's
         last feature map, for MMANet's distillation; ``auxiliary``, MMANet's auxiliary-classifier logits).
@@ -34,13 +35,37 @@ class Host(nn.Module):
     Subclasses set ``modalities`` (paper order) and implement ``forward(inputs, present)`` and ``branches()``.
     ``present`` (B, M) bool says which modalities each sample has; the host applies its own missing-modality
     semantics (feature zeroing, as the authors do) and never silently drops an input.
+
+    Optionally a host splits its forward pass into ``encode(inputs) -> features`` (the per-modality encoders, which
+    see every input) and ``fuse(features, present) -> HostOutput`` (masking, fusion, heads), with ``forward`` in
+    eval mode equal to ``fuse(encode(inputs), present)``: the 2^M - 1 subsets are then evaluated with the encoders
+    run once per batch (:func:`forward_subsets`). ``example_inputs(batch)`` gives inputs of a size the host accepts
+    (the contract test over every registered host uses it).
     """
 
     modalities: tuple[str, ...] = ()
 
     def branches(self) -> dict[str, nn.Module]:
-        """The modality-specific sub-modules MWAM rescales, keyed by modality."""
+        """The modality-specific sub-modules MWAM rescales, keyed by modality (disjoint parameter sets)."""
         raise NotImplementedError
+
+    def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The per-modality features of ``inputs`` (optional; see the class docstring)."""
+        raise NotImplementedError(f"{type(self).__name__} has no encode / fuse split")
+
+    def fuse(self, features: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:
+        """The prediction from ``encode``'s features with modality mask ``present`` (optional)."""
+        raise NotImplementedError(f"{type(self).__name__} has no encode / fuse split")
+
+    @property
+    def splits_encoding(self) -> bool:
+        """Whether the host implements ``encode`` / ``fuse``."""
+        return type(self).encode is not Host.encode and type(self).fuse is not Host.fuse
+
+    @classmethod
+    def example_inputs(cls, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Random inputs of a size the host accepts in training and evaluation (for tests and benchmarks)."""
+        raise NotImplementedError(f"{cls.__name__} does not say which inputs it accepts")
 
     def full_presence(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """A (B, M) all-True mask for ``inputs`` (every modality present)."""
@@ -61,3 +86,12 @@ class Host(nn.Module):
                 f"{present.dtype} {tuple(present.shape)}"
             )
         return present
+
+
+def forward_subsets(host: Host, inputs: Mapping[str, torch.Tensor], masks: Sequence[torch.Tensor]) -> list[HostOutput]:
+    """``host``'s prediction for each modality mask (B, M) in ``masks``: with ``encode`` / ``fuse`` the encoders run
+    once and the fusion once per mask (the same numbers as one forward pass per mask), else one forward per mask."""
+    if not getattr(host, "splits_encoding", False):
+        return [host(inputs, mask) for mask in masks]
+    features = host.encode(inputs)
+    return [host.fuse(features, mask) for mask in masks]

@@ -43,7 +43,7 @@ class MMANetStudent(SFHost):
         return extras
 
 
-@register_model("mmanet")
+@register_model("mmanet", parameters=24_330_000, reference="authors' SURF_MMANet (MMANet code): 24.33 M")
 def mmanet(**cfg: Any) -> MMANetStudent:
     """MMANet's student: SF-MD with the auxiliary trunk (train it with ``trainer: mmanet``)."""
     if "modality_dropout" in cfg:

@@ -1,25 +1,51 @@
-"""Host-network registry: hosts register by name and are built with ``models.build(name, **cfg)``."""
+"""Host-network registry: hosts register by name and are built with ``models.build(name, **cfg)``.
+
+A registration may carry the authors' parameter count (``parameters``, with where it comes from in
+``reference``), which the contract test over every registered host checks to within 2 %, and the name of the
+runner that trains the host (``runner``: the engine's trainer by default; a host whose training loop belongs to
+another library names that library's runner).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from torch import nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
-def register_model(name: str) -> Callable[[F], F]:
-    """Decorator: ``@register_model("sf_md")`` on a class or factory returning an ``nn.Module``."""
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered host: its factory, the authors' parameter count (if known) and its runner."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    parameters: int | None = None
+    reference: str = ""
+    runner: str = "trainer"
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str, *, parameters: int | None = None, reference: str = "", runner: str = "trainer"
+) -> Callable[[F], F]:
+    """Decorator: ``@register_model("sf_md", parameters=13_180_000, reference="...")`` on a class or factory
+    returning an ``nn.Module``."""
     if not isinstance(name, str) or not name or name != name.strip():
         raise ValueError(f"model names must be non-empty strings without surrounding spaces, got {name!r}")
+    if parameters is not None and (not isinstance(parameters, int) or parameters < 1):
+        raise ValueError(f"parameters must be a positive integer (the authors' count), got {parameters!r}")
 
     def decorate(factory: F) -> F:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ValueError(f"model {name!r} is already registered by {_REGISTRY[name]!r}")
-        _REGISTRY[name] = factory
+        known = _REGISTRY.get(name)
+        if known is not None and known.factory is not factory:
+            raise ValueError(f"model {name!r} is already registered by {known.factory!r}")
+        _REGISTRY[name] = ModelInfo(name, factory, parameters, reference, runner)
         return factory
 
     return decorate
@@ -30,9 +56,14 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(name: str, **cfg: Any) -> nn.Module:
-    """Build the host registered as ``name`` with keyword configuration ``cfg``."""
+def model_info(name: str) -> ModelInfo:
+    """The registration of ``name``; ValueError listing the known hosts otherwise."""
     if name not in _REGISTRY:
         known = ", ".join(list_models()) or "none registered yet"
         raise ValueError(f"unknown model {name!r}; known models: {known}")
-    return _REGISTRY[name](**cfg)
+    return _REGISTRY[name]
+
+
+def build(name: str, **cfg: Any) -> nn.Module:
+    """Build the host registered as ``name`` with keyword configuration ``cfg``."""
+    return model_info(name).factory(**cfg)

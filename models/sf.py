@@ -9,6 +9,7 @@ draws, per training sample, one of the 7 non-empty modality subsets uniformly at
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -60,7 +61,8 @@ class SFConfig:
 
 
 class SFHost(Host):
-    """The SF / SF-MD host (Host contract: ``modalities``, ``forward(inputs, present)``, ``branches()``).
+    """The SF / SF-MD host (Host contract: ``modalities``, ``forward(inputs, present)``, ``branches()``, and the
+    ``encode`` (the three special bones) / ``fuse`` (masking, concatenation, shared trunk) split).
 
     Missing-modality semantics follow the authors' ``modality_drop``: every branch runs on its real input, then each
     branch's feature map is multiplied by the effective presence mask (zeroing, no rescaling of the kept branches).
@@ -112,6 +114,11 @@ class SFHost(Host):
         index = torch.randint(0, len(SUBSETS), (batch,), device=device)
         return self.subsets.to(device)[index]
 
+    @classmethod
+    def example_inputs(cls, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Three 3 x 40 x 40 images per sample: the smallest size class whose layer4 keeps 2 x 2 pixels."""
+        return {m: torch.randn(batch, 3, 40, 40, generator=generator) for m in cls.modalities}
+
     def forward(self, inputs: dict[str, torch.Tensor], present: torch.Tensor | None = None) -> HostOutput:
         """Branches on the real inputs, feature-level masking, concatenation, shared trunk -> ``HostOutput``."""
         present = self.check_inputs(inputs, present)
@@ -127,12 +134,19 @@ class SFHost(Host):
                 "BatchNorm has one value per channel; use inputs of at least 33x33 (the authors: 112) or a larger batch"
             )
         device = inputs[self.modalities[0]].device
-        present = present.to(device)
-        mask = present
+        mask = present.to(device)
         if self.training and self.config.modality_dropout:
-            mask = present & self.draw_subsets(batch, device)
+            mask = mask & self.draw_subsets(batch, device)
+        return self.fuse(self.encode(inputs), mask)
 
-        feats = [bone(inputs[m]) for m, bone in self.branches().items()]
+    def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each modality's special bone on its real input: ``{modality: (B, 128, H/8, W/8)}``."""
+        return {m: bone(inputs[m]) for m, bone in self.branches().items()}
+
+    def fuse(self, features: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:
+        """Feature-level masking by ``present`` (B, 3), concatenation, shared trunk, auxiliary heads."""
+        feats = [features[m] for m in self.modalities]
+        mask = present.to(feats[0].device)
         gates = mask.to(feats[0].dtype)
         fused = torch.cat([f * gates[:, i, None, None, None] for i, f in enumerate(feats)], dim=1)
         layer4 = self.shared_bone[1](self.shared_bone[0](fused))
@@ -163,13 +177,18 @@ def _build(modality_dropout: bool, name: str, cfg: dict[str, Any]) -> SFHost:
     return SFHost(SFConfig(modality_dropout=modality_dropout), **cfg)
 
 
-@register_model("sf")
+#: The authors' count (host-facts §3: 13.18 M; each special bone 0.678 M, the shared trunk 11.15 M).
+SF_PARAMETERS = 13_180_000
+SF_REFERENCE = "authors' SURF_Baseline (MMANet / MWAM code): 13.18 M"
+
+
+@register_model("sf", parameters=SF_PARAMETERS, reference=SF_REFERENCE)
 def sf(**cfg: Any) -> SFHost:
     """SF: the three-branch ResNet-18-SE trained on full modalities (no modality dropout)."""
     return _build(False, "sf", cfg)
 
 
-@register_model("sf_md")
+@register_model("sf_md", parameters=SF_PARAMETERS, reference=SF_REFERENCE)
 def sf_md(**cfg: Any) -> SFHost:
     """SF-MD: SF with per-sample modality dropout over the 7 non-empty subsets during training."""
     return _build(True, "sf_md", cfg)

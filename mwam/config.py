@@ -1,17 +1,13 @@
-"""Hyper-parameters of MWAM, validated on construction."""
+"""Hyper-parameters of MWAM, validated on construction (imports no torch)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from .frm import FRM_RULES, PAIRINGS, FRMRule, Pairing
-from .validation import check_choice, check_fraction, check_patch_window, check_positive
-from .weighting import T_RULES, TRule, check_weight_parameters
-
-Intervention = Literal["grad", "loss", "hybrid", "none"]
-INTERVENTIONS: tuple[str, ...] = ("grad", "loss", "hybrid", "none")
+from .choices import FRM_RULES, INTERVENTIONS, PAIRINGS, T_RULES, FRMRule, Intervention, Pairing, TRule
+from .validation import check_choice, check_fraction, check_patch_window, check_positive, check_weight_parameters
 
 
 @dataclass(frozen=True)

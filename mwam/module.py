@@ -12,7 +12,7 @@ from torch import nn
 from .bank import FRMBank
 from .config import MWAMConfig
 from .distributed import all_reduce_sum
-from .frm import frm
+from .frequency_ratio import frm
 from .record import MWAMRecord
 from .validation import check_image
 from .weighting import relative_frm, weight_fn

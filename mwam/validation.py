@@ -1,14 +1,22 @@
-"""Argument checks shared by the public functions; every failure says what was expected."""
+"""Argument checks shared by the public functions; every failure says what was expected.
+
+Imports no torch at module level: ``mwam.config`` (and so a run configuration that names MWAM options) stays
+torch-free.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def check_image(x: object, name: str = "x") -> torch.Tensor:
     """``x`` must be a floating-point tensor of shape (B, C, H, W) or (B, C, D, H, W) with B, C >= 1."""
+    import torch  # here, not at the top: the scalar checks (and so mwam.config) import no torch
+
     if not isinstance(x, torch.Tensor):
         raise ValueError(
             f"{name}: expected a torch.Tensor of shape (B, C, H, W) or (B, C, D, H, W), got {type(x).__name__}"
@@ -50,3 +58,18 @@ def check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
     return value
+
+
+def check_weight_parameters(alpha: float, beta: float, lam: float, gamma: float) -> None:
+    """The weights must stay positive: K lies in (alpha - beta, alpha] for beta >= 0, lam >= 0."""
+    values = {"alpha": alpha, "beta": beta, "lam": lam, "gamma": gamma}
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if beta < 0 or lam < 0:
+        raise ValueError(f"beta and lam must be >= 0 so that K decreases with T (Eq. 5), got beta={beta}, lam={lam}")
+    if alpha - beta < 0 or alpha <= 0:
+        raise ValueError(
+            f"alpha={alpha}, beta={beta} allow negative or zero-only weights (K ranges over (alpha - beta, alpha]);"
+            " a negative K would reverse a branch's gradient. Use alpha > 0 and alpha >= beta."
+        )

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, overload
+from typing import overload
 
 import torch
 
-from .validation import check_choice
+from .choices import T_RULES, TRule
+from .validation import check_choice, check_weight_parameters
 
-TRule = Literal["batch", "bank"]
-T_RULES: tuple[str, ...] = ("batch", "bank")
-
-
-def check_weight_parameters(alpha: float, beta: float, lam: float, gamma: float) -> None:
-    """The weights must stay positive: K lies in (alpha - beta, alpha] for beta >= 0, lam >= 0."""
-    values = {"alpha": alpha, "beta": beta, "lam": lam, "gamma": gamma}
-    for name, value in values.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if beta < 0 or lam < 0:
-        raise ValueError(f"beta and lam must be >= 0 so that K decreases with T (Eq. 5), got beta={beta}, lam={lam}")
-    if alpha - beta < 0 or alpha <= 0:
-        raise ValueError(
-            f"alpha={alpha}, beta={beta} allow negative or zero-only weights (K ranges over (alpha - beta, alpha]);"
-            " a negative K would reverse a branch's gradient. Use alpha > 0 and alpha >= beta."
-        )
+__all__ = ["T_RULES", "TRule", "check_weight_parameters", "relative_frm", "weight_fn"]
 
 
 @overload

@@ -25,7 +25,7 @@ def ablation_main(
 ) -> int:
     """Parse ``argv`` (setting options from ``add_arguments`` plus the shared run options), run the selected
     column(s) of Table ``table`` and write the tables. Returns the exit status (2 for a usage or data error)."""
-    from reproduce.engine.trainer import TrainingInterruptedError
+    from reproduce.engine.trainer import DependencyError, TrainingInterruptedError
     from reproduce.experiments import run_table
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,7 +36,7 @@ def ablation_main(
             action="store_true",
             help=f"also run the table's baseline column ({baseline!r}) so the table shows both",
         )
-    add_run_arguments(parser, "results/ablations/ (results/<preset>/ablations/ for synthetic)")
+    add_run_arguments(parser, "<results>/ablations/ (<results>/<preset>/ablations/ for synthetic)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     columns, stem = select(args)
@@ -49,7 +49,7 @@ def ablation_main(
     except TrainingInterruptedError as error:
         print(f"interrupted: {error}", file=sys.stderr)
         return 130
-    except ValueError as error:
+    except (ValueError, DependencyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for path in written:

@@ -64,11 +64,9 @@ def cmd_subsets(args: argparse.Namespace) -> int:
 
 
 def _report(written: list[Path], preset_name: str) -> None:
-    from reproduce.presets import preset
-
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
-    if preset(preset_name).synthetic:
+    if preset_name != "paper":
         print(
             "these tables come from SYNTHETIC data: they test the pipeline, they do not reproduce the paper",
             file=sys.stderr,
@@ -76,8 +74,29 @@ def _report(written: list[Path], preset_name: str) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    from reproduce.runargs import output_dir, run_options, runtime_from
+
+    if args.dry_run:
+        import json
+
+        from reproduce.experiments import describe_plan, format_plan, plan_table
+        from reproduce.paths import results_root_set_to
+        from reproduce.runs.registry import Registry
+
+        with results_root_set_to(args.results_dir):
+            table = plan_table(
+                args.table,
+                args.preset,
+                args.data_root,
+                tuple(args.seeds),
+                extensions=tuple(args.with_),
+                runtime=runtime_from(args),
+                require_data=False,
+            )
+            descriptions = describe_plan(table, Registry())
+        sys.stdout.write(json.dumps(descriptions, indent=2) + "\n" if args.json else format_plan(table, descriptions))
+        return 0
     from reproduce.experiments import run_table
-    from reproduce.runargs import output_dir, run_options
 
     written = run_table(args.table, output_dir=output_dir(args), extensions=tuple(args.with_), **run_options(args))
     _report(written, args.preset)
@@ -90,6 +109,62 @@ def cmd_ablations(args: argparse.Namespace) -> int:
 
     written = run_ablations(tables=tuple(args.tables), output_dir=output_dir(args), **run_options(args))
     _report(written, args.preset)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One run from a configuration file (under torchrun: in every process), its dependencies first."""
+    from reproduce.engine import distributed
+    from reproduce.engine.runner import execute
+    from reproduce.paths import results_root_set_to
+    from reproduce.runargs import runtime_from
+    from reproduce.runs.config import RunConfig
+    from reproduce.runs.overrides import deep_merge, parse_assignments
+    from reproduce.runs.plan import plan_runs
+    from reproduce.runs.registry import Registry
+    from reproduce.runs.runtime import Runtime
+
+    with results_root_set_to(args.results_dir):
+        config = RunConfig.from_yaml(args.config)
+        overrides = parse_assignments(args.set or [])
+        if args.data_root is not None:
+            overrides = deep_merge(overrides, {"data": {"root": args.data_root, "synthetic": None}})
+        if overrides:
+            config = config.with_overrides(overrides, source=f"{args.config} with --set")
+        runtime = runtime_from(args, Runtime.from_yaml(args.config))
+        if args.table is not None or args.column is not None:
+            runtime = runtime.replace(table=args.table, column=args.column or "")
+        process = distributed.initialise()
+        try:
+            registry = Registry()
+            results = execute(plan_runs([(config, runtime)]), registry, resume=args.resume, force=args.force)
+        finally:
+            distributed.shutdown()
+        result = results[config.key]
+        if process.is_main:
+            print(f"run {config.key}: {registry.path(config)}", file=sys.stderr)
+            primary = result["primary"]
+            for subset, values in result["subsets"].items():
+                print(f"  {subset:<24} {result['metric']} {values[primary]:.2f}")
+            if result["synthetic"]:
+                print(
+                    "SYNTHETIC data: these numbers test the pipeline, they do not reproduce the paper", file=sys.stderr
+                )
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from datasets import dataset_spec
+
+    spec = dataset_spec(args.dataset)
+    problems = spec.check(args.root, progress=not args.no_progress, workers=args.workers)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{spec.title} at {args.root}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{split} {spec.listed_samples(args.root, split)}" for split in spec.splits)
+    print(f"{spec.title} at {args.root}: every listed file reads and decodes ({counts} samples)")
     return 0
 
 
@@ -158,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("dataset", choices=sorted(DATASETS))
     sub.set_defaults(run=cmd_subsets)
 
-    from reproduce.runargs import add_run_arguments
+    from datasets.registry import list_datasets
+    from reproduce.runargs import add_run_arguments, add_runtime_arguments
     from reproduce.tables.specs import ABLATION_TABLES, TABLE_RUNS
 
     trainable = ", ".join(map(str, sorted(TABLE_RUNS)))
@@ -173,8 +249,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="also train this repository's extra columns of the table (Table 4: 'sde' adds SF-MD +SDE and "
         "SF-MD +MWAM +SDE; no paper numbers)",
     )
+    table.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="train nothing: print every run (dependencies first) with its key, whether it is finished, its resolved "
+        "configuration and its learning rate per epoch",
+    )
+    table.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     add_run_arguments(table)
     table.set_defaults(run=cmd_table)
+
+    run = commands.add_parser(
+        "run",
+        help="train one run from a configuration file (its dependencies first); under torchrun with DDP",
+        description="Train and evaluate one run described by CONFIG.yaml (sections data, host, optim, schedule, "
+        "train, eval, method, mwam, sde, seed; an optional runtime section). Multi-GPU: torchrun "
+        "--nproc_per_node N -m reproduce run CONFIG.yaml",
+    )
+    run.add_argument("config", type=Path, help="a run configuration (e.g. results/runs/<key>/config.yaml)")
+    run.add_argument(
+        "--set", action="append", metavar="KEY.PATH=VALUE", help="override a setting, e.g. --set optim.lr=0.01"
+    )
+    run.add_argument("--data-root", default=None, help="the data root (replaces the file's data.root / synthetic)")
+    run.add_argument("--force", action="store_true", help="retrain the run if it is already in the registry")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    run.add_argument("--table", type=int, default=None, help="label: the paper table the run belongs to")
+    run.add_argument("--column", default=None, help="label: the table column the run fills")
+    add_runtime_arguments(run)
+    run.set_defaults(run=cmd_run)
+
+    check = commands.add_parser(
+        "check-data", help="read and decode every file a data set lists; report every problem (exit 1 if any)"
+    )
+    check.add_argument("dataset", choices=list_datasets())
+    check.add_argument("root", type=Path)
+    check.add_argument("--workers", type=int, default=4, help="decoding threads (default 4)")
+    check.add_argument("--no-progress", action="store_true")
+    check.set_defaults(run=cmd_check_data)
 
     ablations = commands.add_parser(
         "ablations", help="every CASIA-SURF ablation table (5, 7, 8, 9, 10, 16); shared runs are trained once"
@@ -202,15 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from reproduce.engine.trainer import TrainingInterruptedError
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except TrainingInterruptedError as error:
-        print(f"interrupted: {error}", file=sys.stderr)
-        return 130
     except (PaperDataError, RecordError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        from reproduce.engine.trainer import DependencyError, TrainingInterruptedError
+
+        if isinstance(error, TrainingInterruptedError):
+            print(f"interrupted: {error}", file=sys.stderr)
+            return 130
+        if isinstance(error, DependencyError):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise

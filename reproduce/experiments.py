@@ -1,21 +1,79 @@
-"""Run what a table needs and render it: ``python -m reproduce table N`` (and single columns for ``scripts/``)."""
+"""Run what a table needs and render it: ``python -m reproduce table N`` (and single columns for ``scripts/``).
+
+``plan_table`` turns a table spec, a preset and seeds into the plan of runs (dependencies first); ``run_table``
+trains what the registry lacks and renders the table; ``describe_plan`` is ``--dry-run``: every run's key, whether
+it is finished, its resolved configuration and its learning rate per epoch -- without training or loading torch.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from reproduce.engine.trainers import build_trainer
-from reproduce.io import write_text_atomic
-from reproduce.presets import preset, resolve_data_root
+from reproduce.paths import results_root, results_root_set_to
+from reproduce.runs.config import ConfigError, RunConfig
+from reproduce.runs.plan import PlannedRun, plan_runs
 from reproduce.runs.registry import Registry
-from reproduce.tables.model import from_paper, from_records
-from reproduce.tables.paper_data import load_paper_table, with_extension_columns
-from reproduce.tables.render import FORMATS, render, render_side_by_side
+from reproduce.runs.runtime import Runtime
+from reproduce.runs.schedules import lr_per_epoch
 from reproduce.tables.specs import ABLATION_TABLES, table_runs
 
 log = logging.getLogger(__name__)
+DATA_ROOT_VARIABLE = "MWAM_DATA_ROOT"
+
+
+@dataclass
+class TablePlan:
+    """The runs of a table under a preset: the plan (dependencies first) and the table's own runs."""
+
+    number: int
+    preset: Any
+    plan: list[PlannedRun]
+    requested: list[tuple[RunConfig, Runtime]]
+    data_root: str | None
+
+
+def resolve_data_root(spec: Any, preset: Any, data_root: str | None, required: bool = True) -> str | None:
+    """The real data root of the paper preset (``--data-root`` or ``$MWAM_DATA_ROOT``); None for synthetic presets
+    (their runs name the preset's synthetic set) and, when not ``required``, for a paper preset without data."""
+    if preset.synthetic:
+        if data_root:
+            raise ValueError(f"--preset {preset.name} uses synthetic data; drop --data-root or use --preset paper")
+        return None
+    root = data_root or os.environ.get(DATA_ROOT_VARIABLE)
+    if not root:
+        if required:
+            raise ValueError(spec.missing_data_message())
+        return None
+    if not Path(root).is_dir():
+        raise ValueError(f"data root {root} is not a directory")
+    return str(root)
+
+
+def plan_table(
+    number: int,
+    preset_name: str = "paper",
+    data_root: str | None = None,
+    seeds: Sequence[int] = (0,),
+    columns: Sequence[str] | None = None,
+    extensions: Sequence[str] = (),
+    runtime: Runtime | None = None,
+    require_data: bool = True,
+) -> TablePlan:
+    """The plan of Table ``number`` (or of its ``columns``) for every seed."""
+    from datasets import dataset_spec
+
+    spec = table_runs(number)
+    dataset = dataset_spec(spec.dataset)
+    preset = dataset.preset(preset_name)
+    root = resolve_data_root(dataset, preset, data_root, required=require_data)
+    names = list(columns) if columns is not None else None
+    requested = [pair for seed in seeds for pair in spec.configs(root, preset, seed, names, tuple(extensions), runtime)]
+    return TablePlan(number, preset, plan_runs(requested), requested, root)
 
 
 def run_table(
@@ -25,35 +83,52 @@ def run_table(
     seeds: tuple[int, ...] = (0,),
     force: bool = False,
     resume: bool = False,
-    wandb_mode: str | None = None,
-    output_dir: str | Path = "results",
-    registry_root: str | Path | None = None,
+    runtime: Runtime | None = None,
+    output_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
     columns: Sequence[str] | None = None,
     stem: str | None = None,
     extensions: Sequence[str] = (),
+    nproc: int = 1,
 ) -> list[Path]:
-    """Train the runs of Table ``number`` (or only its ``columns``) that the registry lacks, then write
-    ``<stem>.{md,csv,tex}`` (this repository's results in the paper's layout) and ``<stem>_vs_paper.{md,csv,tex}``
-    (side by side with the paper's numbers); ``stem`` defaults to ``tableN``. ``extensions`` (e.g. ``("sde",)``)
-    adds this repository's extra columns of the table (no paper numbers)."""
+    """Train the runs of Table ``number`` (or only its ``columns``) that the registry lacks -- dependencies first,
+    in ``nproc`` processes each when > 1 -- then write ``<stem>.{md,csv,tex}`` (this repository's results in the
+    paper's layout) and ``<stem>_vs_paper.{md,csv,tex}`` (side by side with the paper's numbers); ``stem``
+    defaults to ``tableN``, ``output_dir`` to the results root (``<results>/<preset>/`` for synthetic presets).
+    ``extensions`` (e.g. ``("sde",)``) adds this repository's extra columns of the table (no paper numbers)."""
+    from reproduce.engine.runner import execute
+
+    with results_root_set_to(results_dir):
+        table = plan_table(number, preset_name, data_root, seeds, columns, extensions, runtime)
+        registry = Registry()
+        execute(table.plan, registry, resume=resume, force=force, nproc=nproc)
+        output = Path(output_dir) if output_dir is not None else default_output_dir(table.preset)
+        return render_table(number, table.requested, registry, output, stem or f"table{number}")
+
+
+def default_output_dir(preset: Any, sub: str = "") -> Path:
+    """``<results>/`` for the paper preset, ``<results>/<preset>/`` for synthetic ones (then ``sub``)."""
+    base = results_root() if not preset.synthetic else results_root() / preset.name
+    return base / sub if sub else base
+
+
+def render_table(
+    number: int, requested: Sequence[tuple[RunConfig, Runtime]], registry: Registry, output_dir: Path, stem: str
+) -> list[Path]:
+    """Write the table of the finished ``requested`` runs (and beside the paper's numbers) in every format."""
+    from reproduce.io import write_text_atomic
+    from reproduce.tables.model import from_paper, from_records
+    from reproduce.tables.paper_data import load_paper_table, with_extension_columns
+    from reproduce.tables.render import FORMATS, render, render_side_by_side
+
     spec = table_runs(number)
-    chosen = preset(preset_name)
-    root = resolve_data_root(spec.dataset, chosen, data_root)
-    registry = Registry(registry_root) if registry_root is not None else Registry()
-    names = list(columns) if columns is not None else None
-    configs = [c for seed in seeds for c in spec.configs(root, chosen, seed, names, tuple(extensions))]
-    for i, config in enumerate(configs, start=1):
-        log.info("Table %d: run %d/%d, column %r [%s]", number, i, len(configs), config.column, config.key)
-        build_trainer(config, registry, wandb_mode=wandb_mode).run(resume=resume, force=force)
-    records = [r for c in configs for r in registry.records(c)]
+    records = [r for config, runtime in requested for r in registry.records(config, runtime)]
     paper = load_paper_table(number)
-    trained = {c.column for c in configs}
+    trained = {runtime.column for _, runtime in requested}
     extra = [c.column for c in spec.columns if c.extension and c.column in trained]
     if extra:
         paper = with_extension_columns(paper, extra)
     ours, theirs = from_records(paper, records), from_paper(paper)
-    output_dir = Path(output_dir)
-    stem = stem or f"table{number}"
     written = []
     for fmt in FORMATS:
         written.append(write_text_atomic(output_dir / f"{stem}.{fmt}", render(ours, fmt)))
@@ -62,13 +137,102 @@ def run_table(
 
 
 def run_ablations(
-    preset_name: str = "smoke",
-    tables: Sequence[int] = ABLATION_TABLES,
-    output_dir: str | Path = "results/smoke",
-    **options,
+    preset_name: str = "smoke", tables: Sequence[int] = ABLATION_TABLES, output_dir: str | Path | None = None, **options
 ) -> list[Path]:
     """Every CASIA-SURF ablation table (5, 7, 8, 9, 10, 16) under one preset; shared runs are trained once."""
     written = []
     for number in tables:
         written += run_table(number, preset_name, output_dir=output_dir, **options)
     return written
+
+
+# ---------------------------------------------------------------------------------------------- --dry-run
+def _status(registry: Registry, key: str | None) -> str:
+    if key is None:
+        return "unknown (no data)"
+    if registry.has(key):
+        return "finished"
+    if (registry.run_dir(key) / "last.pt").exists():
+        return "interrupted (checkpoint; --resume continues it)"
+    return "to train"
+
+
+def _iterations(config: RunConfig) -> int | None:
+    """Scheduler steps per epoch for per-iteration schedules: the fixed count, or the listed training samples over
+    the batch (None when the data are not at hand)."""
+    if config.train.iterations_per_epoch is not None:
+        return config.train.iterations_per_epoch
+    try:
+        root = config.data.locate(generate=False)
+        return config.data.spec.listed_samples(root, "train") // config.train.batch_size
+    except (OSError, ConfigError):
+        return None
+
+
+def describe_run(planned: PlannedRun, registry: Registry) -> dict[str, Any]:
+    """What ``--dry-run`` says of one planned run."""
+    config = planned.config
+    try:
+        key: str | None = config.key
+    except (OSError, ConfigError):
+        key = None
+    iterations = _iterations(config) if config.schedule.interval == "iteration" else 1
+    lrs = lr_per_epoch(config.schedule, config.optim.lr, config.train.epochs, iterations) if iterations else None
+    return {
+        "table": planned.runtime.table,
+        "column": planned.runtime.column,
+        "seed": config.seed,
+        "key": key,
+        "status": _status(registry, key),
+        "role": "column" if planned.requested else "dependency",
+        "dependencies": planned.dependencies,
+        "lr_per_epoch": lrs,
+        "config": config.to_dict(),
+    }
+
+
+def describe_plan(table: TablePlan, registry: Registry) -> list[dict[str, Any]]:
+    return [describe_run(planned, registry) for planned in table.plan]
+
+
+def lr_segments(lrs: Sequence[float], limit: int = 8) -> str:
+    """``epochs 0-4: 0.0002 .. 0.001 (rising), 5-29: 0.001, ...``: runs of equal learning rates, compactly."""
+    segments: list[tuple[int, int, float]] = []
+    for epoch, lr in enumerate(lrs):
+        if segments and segments[-1][2] == lr:
+            segments[-1] = (segments[-1][0], epoch, lr)
+        else:
+            segments.append((epoch, epoch, lr))
+    parts = [f"{a}-{b}: {lr:.4g}" if a != b else f"{a}: {lr:.4g}" for a, b, lr in segments]
+    if len(parts) > limit:
+        parts = [
+            *parts[: limit // 2],
+            f"... ({len(segments)} values, --json lists every epoch) ...",
+            *parts[-limit // 2 :],
+        ]
+    return ", ".join(parts)
+
+
+def format_plan(table: TablePlan, descriptions: list[dict[str, Any]]) -> str:
+    """The text ``--dry-run`` prints."""
+    import yaml
+
+    todo = sum(d["status"] == "to train" for d in descriptions)
+    finished = sum(d["status"] == "finished" for d in descriptions)
+    data = " (SYNTHETIC data)" if table.preset.synthetic else f", data {table.data_root or 'not given'}"
+    lines = [
+        f"Table {table.number}, preset {table.preset.name}{data}: {len(descriptions)} runs, {finished} finished, "
+        f"{todo} to train",
+        "",
+    ]
+    for d in descriptions:
+        role = "" if d["role"] == "column" else " (dependency)"
+        lines.append(f"{d['column']}{role}  seed {d['seed']}  key {d['key'] or '-'}  {d['status']}")
+        if d["dependencies"]:
+            lines.append("  needs: " + ", ".join(f"{role} {key}" for role, key in d["dependencies"].items()))
+        lrs = d["lr_per_epoch"]
+        lines.append("  lr per epoch: " + (lr_segments(lrs) if lrs else "unknown (per-iteration schedule, no data)"))
+        lines.append("  config:")
+        lines += ["    " + line for line in yaml.safe_dump(d["config"], sort_keys=False).splitlines()]
+        lines.append("")
+    return "\n".join(lines)

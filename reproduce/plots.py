@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reproduce.io import atomic_write
 from reproduce.tables.model import TableView
 
 SYNTHETIC_NOTE = " (synthetic data, not a reproduction of the paper)"
@@ -63,16 +62,9 @@ def _save(figure, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".pdf"):
-        target = stem.with_suffix(suffix)
-        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{target.name}.", suffix=suffix)
-        os.close(fd)
-        try:
-            figure.savefig(tmp, dpi=150, bbox_inches="tight")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(target)
+        written.append(
+            atomic_write(stem.with_suffix(suffix), lambda tmp: figure.savefig(tmp, dpi=150, bbox_inches="tight"))
+        )
     return written
 
 

@@ -7,13 +7,48 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from reproduce.presets import PRESETS
+from datasets.registry import PRESETS
+from reproduce.argtypes import positive
+from reproduce.paths import results_root
+from reproduce.runs.runtime import WANDB_MODES, Runtime
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """--results-dir, --wandb, --device, --workers, --no-progress: how runs are executed (never their identity)."""
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="root of everything generated: registry, synthetic data, W&B, tables (default $MWAM_RESULTS_DIR, "
+        "else ./results)",
+    )
+    parser.add_argument(
+        "--wandb", choices=WANDB_MODES, default=None, help="W&B mode (default: $WANDB_MODE, else offline)"
+    )
+    parser.add_argument("--device", default=None, help="auto (default: cuda:LOCAL_RANK when available), cpu, cuda:N")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def runtime_from(args: argparse.Namespace, base: Runtime | None = None) -> Runtime:
+    """``base`` (default: the defaults) with the runtime options given on the command line."""
+    base = base or Runtime()
+    changes: dict[str, Any] = {}
+    if args.wandb is not None:
+        changes["wandb"] = args.wandb
+    if args.device is not None:
+        changes["device"] = args.device
+    if args.workers is not None:
+        changes["workers"] = args.workers
+    if args.no_progress:
+        changes["progress"] = False
+    return base.replace(**changes)
 
 
 def add_run_arguments(
     parser: argparse.ArgumentParser, default_output: str = "results/ (results/<preset>/ for synthetic)"
 ) -> None:
-    """--preset, --data-root, --seeds, --force, --resume, --wandb, --output-dir."""
+    """--preset, --data-root, --seeds, --force, --resume, --nproc, --output-dir and the runtime options."""
     parser.add_argument(
         "--preset",
         choices=PRESETS,
@@ -26,21 +61,23 @@ def add_run_arguments(
     parser.add_argument("--force", action="store_true", help="retrain runs that are already in the registry")
     parser.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
     parser.add_argument(
-        "--wandb",
-        choices=("offline", "online", "disabled"),
-        default=None,
-        help="W&B mode (default: $WANDB_MODE, else offline; runs are grouped per table)",
+        "--nproc",
+        type=positive,
+        default=1,
+        help="processes (GPUs) per run: each run is started by torchrun with DistributedDataParallel (default 1)",
     )
     parser.add_argument(
         "--output-dir", type=Path, default=None, help=f"where tables are written (default {default_output})"
     )
+    add_runtime_arguments(parser)
 
 
 def output_dir(args: argparse.Namespace, sub: str = "") -> Path:
-    """``--output-dir``, else ``results/`` for the paper preset and ``results/<preset>/`` for synthetic ones."""
+    """``--output-dir``, else the results root for the paper preset and ``<results>/<preset>/`` for synthetic ones."""
     if args.output_dir is not None:
         return Path(args.output_dir)
-    base = Path("results") if args.preset == "paper" else Path("results") / args.preset
+    base = results_root(args.results_dir)
+    base = base if args.preset == "paper" else base / args.preset
     return base / sub if sub else base
 
 
@@ -52,5 +89,7 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         "seeds": tuple(args.seeds),
         "force": args.force,
         "resume": args.resume,
-        "wandb_mode": args.wandb,
+        "runtime": runtime_from(args),
+        "results_dir": args.results_dir,
+        "nproc": args.nproc,
     }

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def subset_masks(name: str, modalities: Sequence[str] | None = None) -> np.ndarr
 
     For a restricted block, M counts only the block's modalities.
     """
+    import numpy as np
+
     info = dataset(name)
     columns = info.modalities if modalities is None else tuple(m for m in info.modalities if m in modalities)
     rows = subsets(name, modalities)

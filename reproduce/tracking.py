@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-WANDB_MODES = ("offline", "online", "disabled")
+from reproduce.runs.runtime import WANDB_MODES
+
 PROJECT = "mwam-robust-multimodal"
 
 
@@ -61,11 +62,6 @@ class Tracker:
         )
         self.run_id = self.run.id
 
-    @property
-    def files(self) -> Path | None:
-        """The local folder of this run's files (offline: what ``wandb sync`` uploads)."""
-        return None if self.run is None else Path(self.run.dir).parent
-
     def log(self, values: dict[str, float], step: int) -> None:
         if self.run is not None:
             self.run.log(values, step=step)
@@ -87,15 +83,28 @@ class Tracker:
 
 
 class CurveWriter:
-    """Appends ``panel,series,step,value`` rows to a CSV (the input of ``python -m reproduce plot losses``)."""
+    """Appends ``panel,series,step,value`` rows to a CSV (the input of ``python -m reproduce plot losses``).
 
-    def __init__(self, path: str | Path, panel: str) -> None:
+    A fresh run (``resume_step=None``) starts the file over; a resumed run keeps the rows up to its checkpoint's
+    step and drops the later ones, which the interrupted run wrote after its last checkpoint and the resumed run
+    writes again -- so a retrained or resumed run never holds a curve twice.
+    """
+
+    HEADER = ("panel", "series", "step", "value")
+
+    def __init__(self, path: str | Path, panel: str, resume_step: int | None = None) -> None:
         self.path = Path(path)
         self.panel = panel
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            with self.path.open("w", newline="", encoding="utf-8") as handle:
-                csv.writer(handle).writerow(["panel", "series", "step", "value"])
+        kept: list[list[str]] = []
+        if resume_step is not None and self.path.exists():
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                rows = list(csv.reader(handle))
+            kept = [row for row in rows[1:] if len(row) == 4 and row[2].isdigit() and int(row[2]) <= resume_step]
+        with self.path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(self.HEADER)
+            writer.writerows(kept)
 
     def write(self, values: dict[str, float], step: int) -> None:
         with self.path.open("a", newline="", encoding="utf-8") as handle:

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
-
-from reproduce.ablations import ablation_main  # noqa: E402
-from reproduce.tables.specs import BATCH_SIZES  # noqa: E402
+from reproduce.ablations import ablation_main
+from reproduce.tables.specs import BATCH_SIZES
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

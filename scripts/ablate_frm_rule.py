@@ -12,14 +12,9 @@ Example: python scripts/ablate_frm_rule.py --rule weighted_sum --preset smoke
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
-
-from reproduce.ablations import ablation_main  # noqa: E402
-from reproduce.tables.specs import FRM_RULE_COLUMNS  # noqa: E402
+from reproduce.ablations import ablation_main
+from reproduce.tables.specs import FRM_RULE_COLUMNS
 
 COLUMNS = {"none": "w/o MWAM", **{rule: column for column, rule in FRM_RULE_COLUMNS.items()}}
 

@@ -11,13 +11,8 @@ Example: python scripts/ablate_intervention.py --level grad --preset smoke
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
-
-from reproduce.ablations import ablation_main  # noqa: E402
+from reproduce.ablations import ablation_main
 
 COLUMNS = {"none": "w/o MWAM", "loss": "Loss", "grad": "Gradient", "hybrid": "Hybrid"}
 

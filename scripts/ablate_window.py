@@ -10,14 +10,9 @@ Example: python scripts/ablate_window.py --q 4 --preset smoke
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
-
-from reproduce.ablations import ablation_main  # noqa: E402
-from reproduce.tables.specs import WINDOWS  # noqa: E402
+from reproduce.ablations import ablation_main
+from reproduce.tables.specs import WINDOWS
 
 
 def main(argv: list[str] | None = None) -> int:

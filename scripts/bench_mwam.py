@@ -6,18 +6,13 @@ Prints exactly one JSON line on stdout; ``--output PATH`` also writes it to a fi
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the repository root is not installed: `reproduce` lives only here
-
-import argparse  # noqa: E402
-
-from reproduce.argtypes import add_device_argument, devices_from, non_negative, positive  # noqa: E402
-from reproduce.benchmarks.mwam_step import run_benchmark  # noqa: E402
-from reproduce.io import emit_json_line  # noqa: E402
+from reproduce.argtypes import add_device_argument, devices_from, non_negative, positive
+from reproduce.benchmarks.mwam_step import run_benchmark
+from reproduce.io import emit_json_line
 
 
 def main(argv: list[str] | None = None) -> int:

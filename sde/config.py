@@ -1,12 +1,10 @@
-"""Hyper-parameters of SDE, validated on construction."""
+"""Hyper-parameters of SDE, validated on construction (imports no torch)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from .schedule import SHAPES, Curriculum, Shape
 from .validation import (
@@ -17,7 +15,11 @@ from .validation import (
     check_non_negative,
     check_positive,
     check_positive_int,
+    compute_dtype_name,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 StrongSign = Literal["random", "adversarial"]
 STRONG_SIGNS: tuple[str, ...] = ("random", "adversarial")
@@ -29,7 +31,8 @@ class SDEConfig:
 
     Split: ``center`` (subtract column means), ``iqr_factor`` (Tukey's k of the fence Q3 + k IQR),
         ``tw_margin`` (noise threshold = MP edge + tw_margin Tracy-Widom scales),
-        ``top_is_strong`` (largest signal direction always strong), ``compute_dtype`` (float32 / float64).
+        ``top_is_strong`` (largest signal direction always strong), ``compute_dtype`` (``"float32"`` /
+        ``"float64"``; a torch dtype is accepted and stored by its name, see ``torch_compute_dtype``).
     Enhancement ``Delta`` (t = training progress in [0, 1]):
         strong: ``sign_i * strong_noise * alpha(t) * (sigma_i / sigma_1) * sigma_i``, sign random (a
             ``torch.Generator`` seeded with ``seed``) or ``adversarial`` (the sign of a supplied loss gradient);
@@ -46,7 +49,7 @@ class SDEConfig:
     iqr_factor: float = 1.5
     tw_margin: float = 2.0
     top_is_strong: bool = False
-    compute_dtype: torch.dtype = torch.float32
+    compute_dtype: str = "float32"
     strong_noise: float = 0.1
     strong_sign: StrongSign = "random"
     weak_scale: float = 0.2
@@ -69,7 +72,7 @@ class SDEConfig:
         check_non_negative(self.iqr_factor, "iqr_factor")
         check_non_negative(self.tw_margin, "tw_margin")
         check_bool(self.top_is_strong, "top_is_strong")
-        check_compute_dtype(self.compute_dtype)
+        object.__setattr__(self, "compute_dtype", compute_dtype_name(self.compute_dtype))
         check_fraction(self.strong_noise, "strong_noise")
         check_choice(self.strong_sign, STRONG_SIGNS, "strong_sign")
         check_fraction(self.weak_scale, "weak_scale")
@@ -115,13 +118,16 @@ class SDEConfig:
             "iqr_factor": self.iqr_factor,
             "tw_margin": self.tw_margin,
             "top_is_strong": self.top_is_strong,
-            "compute_dtype": self.compute_dtype,
+            "compute_dtype": self.torch_compute_dtype,
         }
+
+    @property
+    def torch_compute_dtype(self) -> torch.dtype:
+        """``compute_dtype`` as a torch dtype (the field holds its name, so that the config imports no torch)."""
+        return check_compute_dtype(self.compute_dtype)
 
     def replace(self, **overrides: Any) -> SDEConfig:
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["compute_dtype"] = str(self.compute_dtype).removeprefix("torch.")
-        return values
+        return dataclasses.asdict(self)

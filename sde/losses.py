@@ -119,8 +119,8 @@ class DualDomainLoss(nn.Module):
         lam = c.curriculum(progress).lam
         nce = info_nce(a, b, c.temperature)
         with torch.autocast(a.device.type, enabled=False):
-            da = decompose(a, center=c.center, dtype=c.compute_dtype)
-            db = decompose(b, center=c.center, dtype=c.compute_dtype)
+            da = decompose(a, center=c.center, dtype=c.torch_compute_dtype)
+            db = decompose(b, center=c.center, dtype=c.torch_compute_dtype)
             h = _hellinger(singular_values(da), singular_values(db), squared=False)
             s = _subspace(da, db, c.subspace_k)
         total = c.w_instance * nce + lam * (c.w_hellinger * h + c.w_subspace * s)

@@ -1,9 +1,16 @@
 import os
 
-import pytest
-import torch
-
+# Before torch is imported: one intra-op thread. Under CPU load torch's thread pool stalls the tests 5-9x; the
+# tensors here are tiny, so one thread is also the fastest (subprocesses inherit the variable).
+os.environ["OMP_NUM_THREADS"] = "1"
 os.environ.setdefault("WANDB_MODE", "disabled")
+for name in ("MWAM_RESULTS_DIR", "MWAM_DATA_ROOT"):  # a user's settings must not leak into the tests
+    os.environ.pop(name, None)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,17 +3,16 @@
 import dataclasses
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import reproduce.presets as presets
+import datasets.casia_surf as surf
 from reproduce.cli import main
-from reproduce.presets import preset
+from reproduce.methods.mmanet import MMANet
 from reproduce.tables.paper_data import load_paper_table
 from reproduce.tables.specs import ABLATION_TABLES, SMALL_BATCH_WEIGHTS, TABLE_RUNS, table_runs
+from tests.toy_run import toy_root
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {
@@ -25,8 +24,20 @@ SCRIPTS = {
 }
 
 
-def configs(number, preset_name="paper", columns=None):
-    return {c.column: c for c in table_runs(number).configs("/data/surf", preset(preset_name), 0, columns)}
+@pytest.fixture(scope="module")
+def surf_root(tmp_path_factory):
+    """A folder with CASIA-SURF's list files: what the paper preset's keys fingerprint."""
+    return toy_root(tmp_path_factory.mktemp("surf"))
+
+
+@pytest.fixture
+def configs(surf_root):
+    def build(number, preset_name="paper", columns=None):
+        preset = surf.PRESETS[preset_name]
+        root = str(surf_root) if not preset.synthetic else None
+        return {rt.column: c for c, rt in table_runs(number).configs(root, preset, 0, columns)}
+
+    return build
 
 
 # ---------------------------------------------------------------- specs
@@ -41,7 +52,7 @@ def test_every_trainable_column_is_a_column_of_its_paper_table():
     assert len(table_runs(9).columns) == 10 and len(table_runs(10).columns) == 8
 
 
-def test_the_default_setting_is_one_run_across_tables():
+def test_the_default_setting_is_one_run_across_tables(configs):
     default = configs(4)["MMANet +MWAM"].key
     assert configs(7)["q=2"].key == configs(8)["w/ High-Freq."].key == default
     assert configs(9)["alpha=1.5/beta=1/gamma=0.7/lam=6"].key == default
@@ -52,44 +63,46 @@ def test_the_default_setting_is_one_run_across_tables():
     assert len({c.key for c in configs(7).values()}) == 5
 
 
-def test_columns_carry_their_setting():
+def test_columns_carry_their_setting(configs):
     t4, t7, t8, t9, t10 = configs(4), configs(7), configs(8), configs(9), configs(10)
-    assert t4["MMANet"].milestones == (16, 33, 50) and t4["SF-MD"].milestones == (30, 60, 90)  # Sec. A.3
-    assert t4["MMANet"].trainer == "mmanet" and t4["MMANet +MWAM"].mwam == "grad"
-    assert t4["MMANet +MWAM"].host_options == {}  # no auxiliary heads for MMANet (Sec. 5.2)
-    assert t4["SF-MD +MWAM"].mwam == "hybrid" and t4["SF-MD +MWAM"].host_options == {"aux_heads": True}
-    assert t7["q=6"].mwam_options == {"window": 6} and t7["q=1"].mwam_options == {"window": 1}
-    assert t8["Direct Sum"].mwam_options == {"rule": "sum"} and t8["w/o High-Freq."].mwam_options == {"rule": "low_l1"}
-    assert t9["alpha=2/beta=1.5/gamma=1.3/lam=6.5"].mwam_options == {
+    assert t4["MMANet"].schedule.milestones == (16, 33, 50) and t4["SF-MD"].schedule.milestones == (30, 60, 90)
+    assert t4["MMANet"].method.name == "mmanet" and t4["MMANet +MWAM"].mwam.intervention == "grad"
+    assert t4["MMANet +MWAM"].host.options == {}  # no auxiliary heads for MMANet (Sec. 5.2)
+    assert t4["SF-MD +MWAM"].mwam.intervention == "hybrid" and t4["SF-MD +MWAM"].host.options == {"aux_heads": True}
+    assert t7["q=6"].mwam.options == {"window": 6} and t7["q=1"].mwam.options == {"window": 1}
+    assert t8["Direct Sum"].mwam.options == {"rule": "sum"} and t8["w/o High-Freq."].mwam.options == {"rule": "low_l1"}
+    assert t9["alpha=2/beta=1.5/gamma=1.3/lam=6.5"].mwam.options == {
         "alpha": 2.0,
         "beta": 1.5,
         "gamma": 1.3,
         "lam": 6.5,
     }
-    assert t10["bs=4 w/ MWAM"].batch_size == 4 and t10["bs=4 w/ MWAM"].mwam_options == {"gamma": 1.0, "lam": 4.0}
+    assert t10["bs=4 w/ MWAM"].train.batch_size == 4
+    assert t10["bs=4 w/ MWAM"].mwam.options == {"gamma": 1.0, "lam": 4.0}
     assert SMALL_BATCH_WEIGHTS == {"alpha": 1.5, "beta": 1.0, "gamma": 1.0, "lam": 4.0}
-    assert t10["bs=16 w/ MWAM"].mwam_options == {} and t10["bs=1 w/o MWAM"].mwam == "none"
+    assert t10["bs=16 w/ MWAM"].mwam.options == {} and t10["bs=1 w/o MWAM"].mwam.intervention == "none"
 
 
-def test_small_batch_students_share_the_tables_teacher():
-    from reproduce.engine.trainers import build_trainer
+def test_small_batch_students_share_the_tables_teacher(configs):
+    def teacher(config):
+        return MMANet.dependencies(config)["teacher"].config
 
-    teacher = build_trainer(configs(4)["MMANet"]).teacher_config()
-    small = build_trainer(configs(10)["bs=1 w/ MWAM"]).teacher_config()
-    assert small.key == teacher.key and teacher.batch_size == 64 and teacher.host == "sf"
+    big, small = teacher(configs(4)["MMANet"]), teacher(configs(10)["bs=1 w/ MWAM"])
+    assert small.key == big.key and big.train.batch_size == 64 and big.host.name == "sf"
     smoke = configs(10, "smoke")
-    assert smoke["bs=1 w/o MWAM"].trainer_options["teacher_run"] == {"batch_size": 8}
-    assert smoke["bs=1 w/o MWAM"].trainer_options["search_epochs"] == [0]  # the smoke preset's MMANet schedule
-    assert build_trainer(smoke["bs=64 w/o MWAM"]).teacher_config().batch_size == 8
+    assert smoke["bs=1 w/o MWAM"].method.options["teacher_run"] == {"train": {"batch_size": 8}}
+    assert smoke["bs=1 w/o MWAM"].method.options["search_epochs"] == [0]  # the smoke preset's MMANet schedule
+    assert teacher(smoke["bs=64 w/o MWAM"]).train.batch_size == 8
 
 
 # ---------------------------------------------------------------- scripts
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
-def test_script_help_explains_the_setting_and_cites_the_table(script):
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"], capture_output=True, text=True, check=True
-    ).stdout
-    assert f"Table {SCRIPTS[script]}" in out and "--preset" in out and "Example:" in out
+def test_script_help_explains_the_setting_and_cites_the_table(script, capsys):
+    with pytest.raises(SystemExit) as done:
+        load_script(script).main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert f"Table {SCRIPTS[script]}" in out and "--preset" in out and "Example:" in out and "--nproc" in out
 
 
 def load_script(name):
@@ -141,15 +154,16 @@ def test_weight_fn_script_rejects_settings_the_paper_did_not_run(capsys):
 
 
 # ---------------------------------------------------------------- every ablation table at tiny size
+SMOKE = surf.PRESETS["smoke"]
 TINY = dataclasses.replace(
-    presets.PRESET_SETTINGS["smoke"],
+    SMOKE,
     run={
-        **presets.PRESET_SETTINGS["smoke"].run,
-        "data_options": {"resize": 48, "crop": 36},  # batch size 1 trains from 33 x 33 on (layer4 >= 2 x 2)
-        "eval_batch_size": 64,
-        "steps_per_epoch": 3,
+        **SMOKE.run,
+        "data": {"options": {"resize": 48, "crop": 36}},  # batch size 1 trains from 33 x 33 on (layer4 >= 2 x 2)
+        "eval": {"batch_size": 64},
+        "train": {**SMOKE.run["train"], "iterations_per_epoch": 2},
     },
-    data={"num_train": 64, "num_val": 8, "num_test": 8, "size": 48},
+    generator={"num_train": 64, "num_val": 8, "num_test": 8, "size": 48},
 )
 
 
@@ -157,15 +171,15 @@ TINY = dataclasses.replace(
 def test_ablations_smoke_renders_every_table_and_trains_shared_runs_once(tmp_path, monkeypatch):
     """What ``make ablations-smoke`` runs (``python -m reproduce ablations --preset smoke``), at tiny size."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(presets.PRESET_SETTINGS, "smoke", TINY)
-    assert main(["ablations", "--preset", "smoke", "--wandb", "disabled"]) == 0
+    monkeypatch.setitem(surf.PRESETS, "smoke", TINY)
+    assert main(["ablations", "--preset", "smoke", "--wandb", "disabled", "--no-progress"]) == 0
     out = tmp_path / "results" / "smoke"
     for number in ABLATION_TABLES:
         for suffix in ("md", "csv", "tex"):
             for stem in (f"table{number}", f"table{number}_vs_paper"):
                 text = (out / f"{stem}.{suffix}").read_text()
                 assert "SYNTHETIC" in text.splitlines()[0] or "synthetic" in text, (stem, suffix)
-    unique = {c.key for n in ABLATION_TABLES for c in table_runs(n).configs("x", TINY, 0)}
+    unique = {c.key for n in ABLATION_TABLES for c, _ in table_runs(n).configs(None, TINY, 0)}
     entries = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*.json")]
     assert len(entries) == len(unique) + 1  # every distinct run once, plus MMANet's one teacher
     assert sum(e["variant"] == "sf" for e in entries) == 1

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.casia_surf import (
-    MODALITIES,
-    SPLITS,
+from datasets.casia_surf import MODALITIES, SPLITS
+from datasets.casia_surf.loader import (
     CasiaSurfDataset,
     CasiaSurfError,
     augment,
@@ -19,7 +18,7 @@ from datasets.casia_surf import (
     read_split,
     rotate,
 )
-from datasets.synthetic import write_casia_surf
+from datasets.casia_surf.synthetic import write_casia_surf
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,18 @@ import json
 
 import pytest
 
-import reproduce.presets as presets
 from reproduce.cli import main
 from reproduce.experiments import run_table
-from reproduce.runs.registry import Registry
+from reproduce.runs.runtime import Runtime
 
 pytestmark = pytest.mark.slow
+QUIET = Runtime(wandb="disabled", progress=False)
 
 
-def test_table4_smoke_end_to_end(tmp_path, monkeypatch):
-    monkeypatch.setattr(presets, "CACHE", tmp_path / "cache")
-    registry_root = tmp_path / "runs"
-    written = run_table(4, "smoke", wandb_mode="disabled", output_dir=tmp_path / "out", registry_root=registry_root)
+def test_table4_smoke_end_to_end(tmp_path):
+    registry_root = tmp_path / "results" / "runs"
+    options = {"runtime": QUIET, "output_dir": tmp_path / "out", "results_dir": tmp_path / "results"}
+    written = run_table(4, "smoke", **options)
     assert {p.name for p in written} >= {"table4.md", "table4.csv", "table4.tex", "table4_vs_paper.md"}
     text = (tmp_path / "out" / "table4.md").read_text()
     assert "SYNTHETIC DATA, not a reproduction of the paper" in text.splitlines()[0]
@@ -33,14 +33,14 @@ def test_table4_smoke_end_to_end(tmp_path, monkeypatch):
     teacher = next(r for r in results if r["variant"] == "sf")
     for result in results:
         assert list(result["subsets"]) == ["rgb", "depth", "ir", "rgb+depth", "rgb+ir", "depth+ir", "rgb+depth+ir"]
-        assert result["synthetic"] is True and result["config"]["data_options"] == {"resize": 52, "crop": 40}
+        assert result["synthetic"] is True and result["config"]["data"]["options"] == {"resize": 52, "crop": 40}
+        assert (registry_root / result["key"] / "config.yaml").is_file()
         if result["variant"].startswith("mmanet"):
             assert result["method"]["teacher_run"] == teacher["key"] and len(result["method"]["weak_set"]) == 3
     # a second call trains nothing: the registry already holds both runs
     before = {p: p.stat().st_mtime_ns for p in entries}
-    run_table(4, "smoke", wandb_mode="disabled", output_dir=tmp_path / "out", registry_root=registry_root)
+    run_table(4, "smoke", **options)
     assert {p: p.stat().st_mtime_ns for p in entries} == before
-    assert Registry(registry_root).root == registry_root
 
 
 def test_paper_preset_without_data_says_where_to_get_it(capsys, monkeypatch):

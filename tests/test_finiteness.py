@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mwam import FRM_RULES, MWAM, frm
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
-# the largest magnitude each dtype can hold whose 8x8 DCT still fits the compute dtype (see mwam.frm)
+# the largest magnitude each dtype can hold whose 8x8 DCT still fits the compute dtype (see mwam.frequency_ratio)
 MAX_EXPONENT = {torch.float16: 4, torch.bfloat16: 36, torch.float32: 36, torch.float64: 300}
 
 

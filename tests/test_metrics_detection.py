@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from reproduce.metrics import MeanAP50, average_precision, box_iou, build_metric
+from reproduce.metrics import MeanAP50, average_precision, box_iou
 
 
 def pred(boxes, scores, labels) -> dict[str, torch.Tensor]:
@@ -40,10 +40,10 @@ def test_perfect_predictions_score_one():
 
 
 def test_no_predictions_score_zero():
-    metric = build_metric("map50")
+    metric = MeanAP50()
     metric.update([pred([], [], []), pred([], [], [])], [IMAGE_1, IMAGE_2])
     assert metric.compute() == {"map50": 0.0}
-    assert (metric.primary, metric.display_name, metric.higher_is_better) == ("map50", "mAP50", True)
+    assert (metric.primary, metric.display_name) == ("map50", "mAP50")
 
 
 def test_known_partial_case():

@@ -7,44 +7,53 @@ import torch
 import torch.nn.functional as F
 
 import models
-import reproduce.tasks as tasks
 from reproduce.engine.distillation import margin_aware_distillation, teacher_entropy_weights
-from reproduce.engine.mmanet import MMANetOptions, MMANetTrainer, candidate_subsets, histogram_divergence
-from reproduce.engine.trainer import TrainingInterruptedError
-from reproduce.engine.trainers import build_trainer, check_trainer
+from reproduce.engine.runner import run_config
+from reproduce.engine.trainer import DependencyError, Trainer, TrainingInterruptedError
+from reproduce.methods import method_class
+from reproduce.methods.mmanet import MMANet, MMANetOptions, candidate_subsets, histogram_divergence
+from reproduce.runs.config import ConfigError, MethodConfig
 from reproduce.runs.registry import Registry
-from tests.test_trainer import ToyTask
-from tests.test_trainer import config as toy_config
+from tests.toy_run import RUNTIME, register_toy, toy_config, toy_root, weights
 
 FAST = {"search_epochs": (0, 1), "begin_epoch": 1}
+MMANET_RUNTIME = RUNTIME.replace(column="MMANet", log_every=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def toy_task():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(tasks.TASKS, "toy", ToyTask)
-        yield
+@pytest.fixture(autouse=True)
+def toy_components(monkeypatch):
+    register_toy(monkeypatch)
 
 
-def config(tmp_path, **changes):
-    """tests/test_trainer.py's toy run, turned into an MMANet run of the real student host."""
+@pytest.fixture
+def root(tmp_path):
+    return toy_root(tmp_path / "data")
+
+
+def config(root, **changes):
+    """tests/toy_run.py's toy run, turned into an MMANet run of the real student host."""
     values = dict(
-        host="mmanet",
-        column="MMANet",
-        batch_size=6,
-        lr=0.01,
-        milestones=(),
-        mwam="none",
-        host_options={},
-        trainer="mmanet",
-        trainer_options=dict(FAST),
-        log_every=1,
+        host={"name": "mmanet", "options": {}},
+        train={"batch_size": 6},
+        optim={"lr": 0.01},
+        schedule={"milestones": []},
+        mwam={"intervention": "none"},
+        method={"name": "mmanet", "options": dict(FAST)},
     )
-    return toy_config(tmp_path, **{**values, **changes})
+    values.update(changes)
+    return toy_config(root, **values)
 
 
-def weights(module):
-    return torch.cat([p.detach().flatten() for p in module.parameters()])
+def teacher_of(cfg):
+    return MMANet.dependencies(cfg)["teacher"].config
+
+
+def setup_trainer(cfg, reg):
+    """A set-up student trainer (its teacher trained first)."""
+    run_config(teacher_of(cfg), reg, RUNTIME)
+    trainer = Trainer(cfg, reg, MMANET_RUNTIME)
+    trainer.setup()
+    return trainer
 
 
 # ---------------------------------------------------------------- the student host
@@ -116,38 +125,57 @@ def test_candidates_and_divergence_follow_the_authors():
     assert histogram_divergence(full, full) == 0
 
 
-def test_options_are_validated_and_defaults_do_not_change_the_run(tmp_path):
-    assert check_trainer("mmanet", {"begin_epoch": 5, "lambda_distill": 30.0}) == {}
-    assert config(tmp_path, trainer_options={**FAST, "lambda_auxiliary": 0.5}).key == config(tmp_path).key
+def test_options_are_validated_and_defaults_do_not_change_the_run(root):
+    assert MethodConfig("mmanet", {"begin_epoch": 5, "lambda_distill": 30.0}).options == {}
+    assert config(root, method={"name": "mmanet", "options": {**FAST, "lambda_auxiliary": 0.5}}).key == config(root).key
     for bad, message in (
         ({"search_epochs": (2, 6), "begin_epoch": 5}, "must lie in"),
         ({"search_epochs": ()}, "at least one"),
         ({"lambda_distill": -1}, "lambda_distill"),
-        ({"teacher_run": {"host": "sf_md"}}, "may not set"),
-        ({"teacher_run": {"batch_sise": 4}}, "unknown run settings"),
-        ({"bogus": 1}, "unknown options"),
+        ({"teacher_run": {"host": {"name": "sf_md"}}}, "may not set"),
+        ({"teacher_run": {"trian": {"batch_size": 4}}}, "unknown run settings"),
+        ({"teacher_run": {"train": 4}}, "must be mappings"),
     ):
         with pytest.raises(ValueError, match=message):
-            MMANetOptions(**bad) if "bogus" not in bad else check_trainer("mmanet", bad)
-    with pytest.raises(ValueError, match="takes no trainer_options"):
-        config(tmp_path, trainer="standard", trainer_options={"begin_epoch": 1})
-    with pytest.raises(ValueError, match="unknown trainer"):
-        config(tmp_path, trainer="mmanets")
+            MMANetOptions(**bad)
+    with pytest.raises(ConfigError, match="unknown options"):
+        MethodConfig("mmanet", {"bogus": 1})
+    with pytest.raises(ConfigError, match="takes no options"):
+        MethodConfig("standard", {"begin_epoch": 1})
+    with pytest.raises(ConfigError, match="unknown method 'mmanets'"):
+        MethodConfig("mmanets")
+    assert method_class("mmanet") is MMANet
+
+
+def test_the_teacher_is_the_students_run_with_the_teacher_host_no_mwam_no_sde(root):
+    student = config(root, mwam={"intervention": "grad"}, sde={"enabled": True}, seed=3)
+    teacher = teacher_of(student)
+    assert teacher.host.name == "sf" and teacher.method.name == "standard" and teacher.mwam.intervention == "none"
+    assert not teacher.sde.enabled and teacher.seed == 0 and teacher.train == student.train
+    assert teacher_of(config(root, seed=1)).key == teacher_of(config(root, seed=2)).key, "one teacher for every seed"
+    small = config(
+        root,
+        train={"batch_size": 1},
+        method={"name": "mmanet", "options": {**FAST, "teacher_run": {"train": {"batch_size": 6}}}},
+    )
+    assert teacher_of(small).key == teacher_of(config(root)).key
 
 
 # ---------------------------------------------------------------- end to end
-def test_teacher_first_then_search_then_full_loss(tmp_path, caplog):
+def test_teacher_first_then_search_then_full_loss(tmp_path, root, caplog):
     reg = Registry(tmp_path / "runs")
-    trainer = build_trainer(config(tmp_path), reg, wandb_mode="disabled")
-    assert isinstance(trainer, MMANetTrainer)
     parts_seen = []
-    trainer.callbacks.append(lambda t, step: parts_seen.append((t.epoch, t.weak_set is not None)))
+    cfg = config(root)
     with caplog.at_level(logging.INFO):
-        result = trainer.run()
-    teacher = trainer.teacher_config()
-    assert teacher.host == "sf" and teacher.trainer == "standard" and teacher.mwam == "none"
-    assert reg.has(teacher) and reg.weights_path(teacher).exists() and reg.weights_path(trainer.config).exists()
-    assert "training the MMANet teacher first" in caplog.text
+        result = run_config(
+            cfg,
+            reg,
+            MMANET_RUNTIME,
+            callbacks=[lambda t, step: parts_seen.append((t.epoch, t.method.weak_set is not None))],
+        )
+    teacher = teacher_of(cfg)
+    assert reg.has(teacher) and reg.weights_path(teacher).exists() and reg.weights_path(cfg).exists()
+    assert "(dependency)" in caplog.text and teacher.key in caplog.text
     method = result["method"]
     assert method["method"] == "mmanet" and method["teacher_run"] == teacher.key
     pair = method["weak_set"][0]
@@ -155,88 +183,99 @@ def test_teacher_first_then_search_then_full_loss(tmp_path, caplog):
     assert set(method["divergence"]) == {"rgb+depth", "rgb+ir", "depth+ir"}
     searched = [h["epoch"] for h in result["history"] if "divergence" in h.get("mmanet", {})]
     assert searched == [0, 1] and "weak_set" in result["history"][1]["mmanet"]
-    assert parts_seen[-1] == (2, True)
-    # the teacher stays frozen: its weights equal the saved ones
-    saved = torch.load(reg.weights_path(teacher), weights_only=False)["host"]
-    assert all(torch.equal(v, saved[k]) for k, v in trainer.teacher.state_dict().items())
+    assert parts_seen[-1] == (2, True) and len(parts_seen) == 12, "the callbacks see the student's steps only"
     # a second MMANet run (another seed of the student) reuses the teacher
     stamp = reg.path(teacher).stat().st_mtime_ns
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        build_trainer(config(tmp_path, seed=1, epochs=3), reg, wandb_mode="disabled").run()
-    assert reg.path(teacher).stat().st_mtime_ns == stamp and "teacher first" not in caplog.text
+        run_config(config(root, seed=1, train={"epochs": 3, "batch_size": 6}), reg, MMANET_RUNTIME)
+    assert reg.path(teacher).stat().st_mtime_ns == stamp and "(dependency)" not in caplog.text
 
 
-def test_loss_after_begin_epoch_is_ce_plus_weighted_auxiliary_and_mad(tmp_path):
-    trainer = build_trainer(config(tmp_path), Registry(tmp_path / "runs"), wandb_mode="disabled")
-    trainer.setup()
-    trainer.epoch = 2
-    trainer.weak_set = [("rgb", "ir"), ("rgb",), ("ir",)]
+def test_the_teacher_stays_frozen_and_building_it_leaves_the_students_random_stream(tmp_path, root):
+    reg = Registry(tmp_path / "runs")
+    trainer = setup_trainer(config(root), reg)
+    saved = torch.load(reg.weights_path(teacher_of(trainer.config)), weights_only=False)["host"]
+    teacher = trainer.method.teacher
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert all(torch.equal(v, saved[k]) for k, v in teacher.state_dict().items())
+    draw = torch.rand(3)
+    from reproduce.engine.checkpoint import seed_everything
+
+    seed_everything(0)
+    models.build("mmanet")  # what the student's set-up draws before the method's
+    assert torch.equal(torch.rand(3), draw), "the teacher's construction consumed none of the student's stream"
+
+
+def test_loss_after_begin_epoch_is_ce_plus_weighted_auxiliary_and_mad(tmp_path, root):
+    trainer = setup_trainer(config(root), Registry(tmp_path / "runs"))
+    method = trainer.method
+    method.weak_set = [("rgb", "ir"), ("rgb",), ("ir",)]
     batch = next(iter(trainer.train_loader))
     inputs = trainer.task.inputs(batch, trainer.device)
     torch.manual_seed(3)
     output = trainer.host(inputs, None)
-    total, parts = trainer.compute_loss(inputs, output, batch)
+    trainer.epoch = 2
+    total, parts = trainer.compute_loss(inputs, output, batch, trainer.step_context())
     target = batch["label"]
     ce = F.cross_entropy(output.logits, target)
     in_weak = torch.tensor([row in ([1, 0, 1], [1, 0, 0], [0, 0, 1]) for row in output.present.int().tolist()])
     aux = (F.cross_entropy(output.extras["auxiliary"], target, reduction="none") * in_weak).sum() / len(target)
-    teacher = trainer.teacher(inputs, None)
+    teacher = method.teacher(inputs, None)
     mad = authors_mad(output.extras["layer4"], teacher.extras["layer4"], teacher.logits)
     torch.testing.assert_close(total, ce + 0.5 * aux + 30 * mad)
     torch.testing.assert_close(parts["loss/auxiliary"], aux.detach())
     assert parts["mmanet/weak_fraction"] == in_weak.float().mean()
     trainer.epoch = 1  # up to begin_epoch: the task loss alone
-    total, parts = trainer.compute_loss(inputs, output, batch)
-    torch.testing.assert_close(total, ce) and "loss/distill" not in parts
+    total, parts = trainer.compute_loss(inputs, output, batch, trainer.step_context())
+    torch.testing.assert_close(total, ce)
+    assert "loss/distill" not in parts
 
 
-def test_resumed_mmanet_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
-    cfg, reg = config(tmp_path), Registry(tmp_path / "runs")  # one registry: the teacher is trained once
-    whole = build_trainer(cfg, reg, wandb_mode="disabled")
-    result_whole = whole.run()
+def test_resumed_mmanet_run_ends_exactly_like_an_uninterrupted_one(tmp_path, root):
+    cfg, reg = config(root), Registry(tmp_path / "runs")  # one registry: the teacher is trained once
+    result_whole = run_config(cfg, reg, MMANET_RUNTIME)
+    whole = torch.load(reg.weights_path(cfg), weights_only=False)["host"]
 
     def stop(trainer, step):
         if step == 9:  # epoch 2, after the weak combination was fixed
             trainer.request_stop()
 
-    interrupted = build_trainer(cfg, reg, wandb_mode="disabled", callbacks=[stop])
+    interrupted = Trainer(cfg, reg, MMANET_RUNTIME, callbacks=[stop])
     with pytest.raises(TrainingInterruptedError):
         interrupted.run(force=True)
-    assert interrupted.weak_set is not None and interrupted.epoch == 2
-    resumed = build_trainer(cfg, reg, wandb_mode="disabled")
+    assert interrupted.method.weak_set is not None and interrupted.epoch == 2
+    resumed = Trainer(cfg, reg, MMANET_RUNTIME)
     result_resumed = resumed.run(resume=True, force=True)
-    assert torch.equal(weights(resumed.host), weights(whole.host))
+    assert all(torch.equal(v, whole[k]) for k, v in resumed.host.state_dict().items())
     assert result_resumed["method"] == result_whole["method"]
     assert result_resumed["subsets"] == result_whole["subsets"]
 
 
-def test_teacher_without_weights_is_trained_again(tmp_path, caplog):
+def test_a_student_without_its_teacher_is_a_clear_error_and_a_teacher_without_weights_is_retrained(
+    tmp_path, root, caplog
+):
     reg = Registry(tmp_path / "runs")
-    trainer = build_trainer(config(tmp_path), reg, wandb_mode="disabled")
-    teacher = trainer.teacher_config()
-    build_trainer(teacher, reg, wandb_mode="disabled").run()
+    cfg = config(root)
+    with pytest.raises(DependencyError, match="needs its teacher run"):
+        Trainer(cfg, reg, MMANET_RUNTIME).setup()
+    teacher = teacher_of(cfg)
+    run_config(teacher, reg, RUNTIME)
     reg.weights_path(teacher).unlink()
     with caplog.at_level(logging.INFO):
-        trainer.setup()  # builds the teacher
-    assert "no weights" in caplog.text and "teacher first" in caplog.text and reg.weights_path(teacher).exists()
-    stamp = reg.weights_path(teacher).stat().st_mtime_ns
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        build_trainer(config(tmp_path), reg, wandb_mode="disabled").setup()
-    assert "teacher first" not in caplog.text and reg.weights_path(teacher).stat().st_mtime_ns == stamp
+        run_config(cfg, reg, MMANET_RUNTIME)
+    assert "no weights" in caplog.text and reg.weights_path(teacher).exists()
 
 
-def test_a_host_without_mmanet_outputs_is_a_clear_error(tmp_path):
-    trainer = build_trainer(config(tmp_path, host="sf_md"), Registry(tmp_path / "runs"), wandb_mode="disabled")
-    trainer.setup()
-    trainer.epoch, trainer.weak_set = 2, [("rgb", "ir"), ("rgb",), ("ir",)]
+def test_a_host_without_mmanet_outputs_is_a_clear_error(tmp_path, root):
+    trainer = setup_trainer(config(root, host={"name": "sf_md"}), Registry(tmp_path / "runs"))
+    trainer.epoch, trainer.method.weak_set = 2, [("rgb", "ir"), ("rgb",), ("ir",)]
     batch = next(iter(trainer.train_loader))
     inputs = trainer.task.inputs(batch, trainer.device)
     with pytest.raises(ValueError, match="use host 'mmanet'"):
-        trainer.compute_loss(inputs, trainer.host(inputs, None), batch)
+        trainer.compute_loss(inputs, trainer.host(inputs, None), batch, trainer.step_context())
 
 
-def test_too_few_epochs_for_the_schedule_is_a_clear_error(tmp_path):
+def test_too_few_epochs_for_the_schedule_is_a_clear_error(tmp_path, root):
     with pytest.raises(ValueError, match="no epoch after begin_epoch"):
-        build_trainer(config(tmp_path, epochs=2), Registry(tmp_path / "runs"), wandb_mode="disabled").run()
+        run_config(config(root, train={"epochs": 2, "batch_size": 6}), Registry(tmp_path / "runs"), MMANET_RUNTIME)

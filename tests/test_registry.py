@@ -10,7 +10,7 @@ def clean_registry(monkeypatch):
 
 
 def test_register_build_and_list():
-    @registry.register_model("tiny")
+    @registry.register_model("tiny", parameters=6, reference="its author: 6")
     class Tiny(nn.Module):
         def __init__(self, width: int = 2):
             super().__init__()
@@ -19,6 +19,8 @@ def test_register_build_and_list():
     assert registry.list_models() == ["tiny"]
     model = registry.build("tiny", width=3)
     assert isinstance(model, Tiny) and model.layer.in_features == 3
+    info = registry.model_info("tiny")
+    assert (info.parameters, info.reference, info.runner, info.factory) == (6, "its author: 6", "trainer", Tiny)
 
 
 def test_unknown_name_lists_the_known_ones():
@@ -34,3 +36,5 @@ def test_duplicate_and_bad_names_are_rejected():
         registry.register_model("a")(nn.ReLU)
     with pytest.raises(ValueError, match="non-empty"):
         registry.register_model(" a")
+    with pytest.raises(ValueError, match="positive integer"):
+        registry.register_model("b", parameters=0)

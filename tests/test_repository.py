@@ -70,6 +70,8 @@ def test_libraries_import_nothing_of_the_harness():
                 "warnings",
                 "__future__",
                 "itertools",
+                "importlib",
+                "sys",
             }, source
 
 

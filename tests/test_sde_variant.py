@@ -7,23 +7,27 @@ import dataclasses
 import pytest
 import torch
 
+import datasets.casia_surf as surf
 import models
-import reproduce.presets as presets
-import reproduce.tasks as tasks
-from models import registry
+from models import HostOutput
 from reproduce.engine.sde_variant import BranchEnhancer
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.experiments import run_table
-from reproduce.presets import preset
+from reproduce.runs.config import ConfigError
 from reproduce.runs.registry import Registry
+from reproduce.runs.runtime import Runtime
 from reproduce.tables.specs import table_runs
-from tests.test_trainer import ToyHost, ToyTask, config, weights
+from tests.toy_run import RUNTIME, register_toy, toy_config, toy_root, weights
 
 
 @pytest.fixture(autouse=True)
 def toy_components(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY, "toy": ToyHost})
-    monkeypatch.setitem(tasks.TASKS, "toy", ToyTask)
+    register_toy(monkeypatch)
+
+
+@pytest.fixture
+def root(tmp_path):
+    return toy_root(tmp_path / "data")
 
 
 def sf_inputs(batch=6, size=40, seed=0):
@@ -59,7 +63,8 @@ def test_the_dual_domain_loss_reaches_every_encoder_and_honours_the_mask():
     enhancer = BranchEnhancer(host.branches(), {})
     enhancer.begin_step(0.5)
     host(sf_inputs())
-    loss, parts = enhancer.loss(torch.ones(6, 3, dtype=torch.bool))  # every pair present in every sample
+    everything = HostOutput(torch.zeros(6, 2), present=torch.ones(6, 3, dtype=torch.bool))
+    loss, parts = enhancer.loss(everything)  # every pair present in every sample
     assert torch.isfinite(loss) and parts
     loss.backward()
     for m, branch in host.branches().items():
@@ -70,29 +75,43 @@ def test_the_dual_domain_loss_reaches_every_encoder_and_honours_the_mask():
     host(sf_inputs())
     only_rgb = torch.zeros(6, 3, dtype=torch.bool)
     only_rgb[:, 0] = True
-    loss, _ = enhancer.loss(only_rgb)
+    loss, _ = enhancer.loss(HostOutput(torch.zeros(6, 2), present=only_rgb))
     assert torch.isfinite(loss) and float(loss.detach()) == 0
 
 
-def test_sde_variant_trains_end_to_end_and_logs_per_epoch(tmp_path):
-    cfg = config(tmp_path, epochs=2, sde=True)
-    result = Trainer(cfg, Registry(tmp_path / "runs"), wandb_mode="disabled").run()
+def test_sde_variant_trains_end_to_end_and_logs_per_epoch(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 2}, sde={"enabled": True})
+    result = Trainer(cfg, Registry(tmp_path / "runs"), RUNTIME).run()
     assert result["variant"] == "toy+mwam-hybrid+sde"
     for entry in result["history"]:
         sde = entry["sde"]
         assert any(k.startswith("sde/energy/") for k in sde) and any("loss" in k or "nce" in k for k in sde), sde
         assert all(v == v for v in sde.values())  # no NaN
-    assert cfg.key != config(tmp_path, epochs=2).key
-    assert config(tmp_path, sde=True, sde_options={}).key == config(tmp_path, sde=True).key
-    with pytest.raises(ValueError, match="sde_options given but sde is false"):
-        config(tmp_path, sde_options={"bogus": 1})
-    with pytest.raises(ValueError, match="unknown options"):
-        config(tmp_path, sde=True, sde_options={"bogus": 1})
+    assert cfg.key != toy_config(root, train={"epochs": 2}).key
+    assert toy_config(root, sde={"enabled": True, "options": {}}).key == toy_config(root, sde={"enabled": True}).key
+    with pytest.raises(ConfigError, match="sde.options given but sde.enabled is false"):
+        toy_config(root, sde={"options": {"rho": 0.1}})
+    with pytest.raises(ConfigError, match="unknown options"):
+        toy_config(root, sde={"enabled": True, "options": {"bogus": 1}})
 
 
-def test_sde_run_resumes_exactly(tmp_path):
-    cfg = config(tmp_path, sde=True)
-    whole = Trainer(cfg, Registry(tmp_path / "a"), wandb_mode="disabled")
+def test_the_loss_reads_the_hosts_own_embeddings_when_it_returns_them():
+    host = models.build("sf_md", features=True).train()
+    enhancer = BranchEnhancer(host.branches(), {})
+    enhancer.begin_step(0.5)
+    out = host(sf_inputs())
+    chosen = {m: torch.randn(6, 128) for m in host.modalities}  # a host's choice of embedding
+    loss_chosen, _ = enhancer.loss(HostOutput(out.logits, features=chosen, present=out.present))
+    assert enhancer.embeddings is not None and all(torch.equal(enhancer.embeddings[m], chosen[m]) for m in chosen)
+    enhancer.begin_step(0.5)
+    out = host(sf_inputs())
+    loss_hooks, _ = enhancer.loss(HostOutput(out.logits, present=out.present))  # fallback: the hooks' embeddings
+    assert not torch.isclose(loss_chosen.detach(), loss_hooks.detach())
+
+
+def test_sde_run_resumes_exactly(tmp_path, root):
+    cfg = toy_config(root, sde={"enabled": True})
+    whole = Trainer(cfg, Registry(tmp_path / "a"), RUNTIME)
     result_whole = whole.run()
 
     def stop(trainer, step):
@@ -100,43 +119,48 @@ def test_sde_run_resumes_exactly(tmp_path):
             trainer.request_stop()
 
     with pytest.raises(TrainingInterruptedError):
-        Trainer(cfg, Registry(tmp_path / "b"), wandb_mode="disabled", callbacks=[stop]).run()
-    resumed = Trainer(cfg, Registry(tmp_path / "b"), wandb_mode="disabled")
+        Trainer(cfg, Registry(tmp_path / "b"), RUNTIME, callbacks=[stop]).run()
+    resumed = Trainer(cfg, Registry(tmp_path / "b"), RUNTIME)
     result = resumed.run(resume=True)
-    assert torch.equal(weights(resumed), weights(whole))
+    assert torch.equal(weights(resumed.host), weights(whole.host))
     assert result["history"] == result_whole["history"] and result["subsets"] == result_whole["subsets"]
 
 
 def test_table4_sde_columns_are_an_extension():
     spec = table_runs(4)
+    smoke = surf.PRESETS["smoke"]
     assert spec.extensions == ("sde",)
-    plain = {c.column for c in spec.configs("x", preset("smoke"))}
-    with_sde = {c.column: c for c in spec.configs("x", preset("smoke"), extensions=("sde",))}
+    plain = {runtime.column for _, runtime in spec.configs(None, smoke)}
+    with_sde = {runtime.column: c for c, runtime in spec.configs(None, smoke, extensions=("sde",))}
     assert plain == {"SF-MD", "MMANet", "SF-MD +MWAM", "MMANet +MWAM"}
     assert set(with_sde) == plain | {"SF-MD +SDE", "SF-MD +MWAM +SDE"}
-    assert with_sde["SF-MD +MWAM +SDE"].mwam == "hybrid" and with_sde["SF-MD +MWAM +SDE"].sde
-    assert with_sde["SF-MD +SDE"].mwam == "none" and with_sde["SF-MD +SDE"].sde
+    assert with_sde["SF-MD +MWAM +SDE"].mwam.intervention == "hybrid" and with_sde["SF-MD +MWAM +SDE"].sde.enabled
+    assert with_sde["SF-MD +SDE"].mwam.intervention == "none" and with_sde["SF-MD +SDE"].sde.enabled
     with pytest.raises(ValueError, match="no extension"):
-        spec.configs("x", preset("smoke"), extensions=("sdf",))
+        spec.configs(None, smoke, extensions=("sdf",))
 
 
 @pytest.mark.slow
 def test_sf_md_with_sde_renders_beside_table4(tmp_path, monkeypatch):
+    smoke = surf.PRESETS["smoke"]
     tiny = dataclasses.replace(
-        presets.PRESET_SETTINGS["smoke"],
-        run={**presets.PRESET_SETTINGS["smoke"].run, "data_options": {"resize": 48, "crop": 36}, "steps_per_epoch": 3},
-        data={"num_train": 24, "num_val": 8, "num_test": 8, "size": 48},
+        smoke,
+        run={
+            **smoke.run,
+            "data": {"options": {"resize": 48, "crop": 36}},
+            "train": {**smoke.run["train"], "iterations_per_epoch": 3},
+        },
+        generator={"num_train": 24, "num_val": 8, "num_test": 8, "size": 48},
     )
-    monkeypatch.setitem(presets.PRESET_SETTINGS, "smoke", tiny)
-    monkeypatch.setattr(presets, "CACHE", tmp_path / "cache")
+    monkeypatch.setitem(surf.PRESETS, "smoke", tiny)
     run_table(
         4,
         "smoke",
         columns=["SF-MD +SDE", "SF-MD +MWAM +SDE"],
         extensions=("sde",),
-        wandb_mode="disabled",
+        runtime=Runtime(wandb="disabled", progress=False),
         output_dir=tmp_path / "out",
-        registry_root=tmp_path / "runs",
+        results_dir=tmp_path / "results",
     )
     text = (tmp_path / "out" / "table4_vs_paper.md").read_text()
     assert "SYNTHETIC" in text.splitlines()[0]

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+import datasets.casia_surf.synthetic as surf_synthetic
 import datasets.synthetic as synthetic
-from datasets.casia_surf import MODALITIES, SPLITS, CasiaSurfDataset, read_split
-from datasets.synthetic import (
+from datasets.casia_surf import MODALITIES, SPLITS
+from datasets.casia_surf.loader import CasiaSurfDataset, read_split
+from datasets.casia_surf.synthetic import (
     MARKER,
     SURF_CUES,
     SyntheticSurfConfig,
@@ -110,7 +112,7 @@ def test_failure_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.Monke
             raise KeyboardInterrupt  # e.g. Ctrl-C half-way
         return real_imwrite(path, image, params)
 
-    monkeypatch.setattr(synthetic.cv2, "imwrite", failing)
+    monkeypatch.setattr(surf_synthetic.cv2, "imwrite", failing)
     with pytest.raises(KeyboardInterrupt):
         write_casia_surf(tmp_path / "surf", **TINY)
     assert list(tmp_path.iterdir()) == []
@@ -139,11 +141,11 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                            "--size", "24", "--imbalance", "0.5", "--seed", "1"]) == 0  # fmt: skip
     params = json.loads((tmp_path / "a" / MARKER).read_text())["params"]
     assert params == {"num_train": 4, "num_val": 2, "num_test": 2, "size": 24, "imbalance": 0.5, "seed": 1}
-    command = [sys.executable, "-m", "datasets.synthetic", "surf", str(tmp_path / "b"), "--num-train", "2",
-               "--num-val", "2", "--num-test", "2", "--size", "16"]  # fmt: skip
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "synthetic" in done.stdout and len(read_split(tmp_path / "b", "test")) == 2
+    assert synthetic.main(["casia_surf", str(tmp_path / "b"), "--preset", "smoke", "--num-train", "2",
+                           "--num-val", "2", "--size", "16"]) == 0  # fmt: skip
+    params = json.loads((tmp_path / "b" / MARKER).read_text())["params"]
+    assert params == {"num_train": 2, "num_val": 2, "num_test": 32, "size": 16, "imbalance": 1.0, "seed": 0}
+    assert "synthetic" in capsys.readouterr().out and len(read_split(tmp_path / "b", "test")) == 32
     with pytest.raises(SystemExit) as exit_info:
         synthetic.main(["surf", str(tmp_path / "c"), "--imbalance", "2"])
     assert exit_info.value.code == 2 and "imbalance must be" in capsys.readouterr().err

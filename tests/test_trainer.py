@@ -1,158 +1,89 @@
-"""The engine with a toy host and an in-memory task: exact resume, registry skip / force, W&B offline files."""
+"""The engine with a toy host and an in-memory task: exact resume, registry skip / force, the split training step,
+W&B offline files, curves, and the configuration's own checks."""
 
 import json
+import os
+import signal
 
 import pytest
 import torch
-from torch import nn
+import yaml
 
-import reproduce.tasks as tasks
-from models import Host, HostOutput, registry
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
-from reproduce.runs.config import RunConfig
+from reproduce.methods import Method
 from reproduce.runs.registry import Registry
-from reproduce.tasks.classification import ClassificationTask
-
-MODALITIES = ("rgb", "depth", "ir")
-
-
-class ToyHost(Host):
-    modalities = MODALITIES
-
-    def __init__(self, aux_heads: bool = False):
-        super().__init__()
-        self.branch = nn.ModuleDict(
-            {
-                m: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-                for m in MODALITIES
-            }
-        )
-        self.head = nn.Linear(12, 2)
-        self.aux = nn.ModuleDict({m: nn.Linear(4, 2) for m in MODALITIES}) if aux_heads else None
-
-    def branches(self):
-        return dict(self.branch.items())
-
-    def forward(self, inputs, present=None):
-        present = self.check_inputs(inputs, present)
-        if self.training:  # a random per-sample draw, like SF-MD, to exercise the RNG state on resume
-            present = present & (torch.rand(present.shape, device=present.device) > 0.3)
-        feats = {m: self.branch[m](inputs[m]) for m in MODALITIES}
-        fused = torch.cat([feats[m] * present[:, i, None] for i, m in enumerate(MODALITIES)], dim=1)
-        aux = {m: self.aux[m](feats[m]) for m in MODALITIES} if self.aux is not None else None
-        return HostOutput(self.head(fused), aux=aux, present=present)
-
-
-class ToyData(torch.utils.data.Dataset):
-    def __init__(self, size, seed, train):
-        g = torch.Generator().manual_seed(seed + (0 if train else 1))
-        self.labels = torch.randint(0, 2, (size,), generator=g)
-        self.x = {
-            m: torch.randn(size, 3, 16, 16, generator=g) + self.labels.view(-1, 1, 1, 1) * k
-            for k, m in zip((0.2, 1.0, 0.5), MODALITIES, strict=True)
-        }
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        item = {m: self.x[m][i] for m in MODALITIES}
-        item["label"] = self.labels[i]
-        return item
-
-
-class ToyTask(ClassificationTask):
-    def build_dataset(self, split, train):
-        return ToyData(24 if train else 16, self.seed, train)
+from tests.toy_run import RUNTIME, register_toy, toy_config, toy_root, weights
 
 
 @pytest.fixture(autouse=True)
 def toy_components(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY, "toy": ToyHost})
-    monkeypatch.setitem(tasks.TASKS, "toy", ToyTask)
+    register_toy(monkeypatch)
 
 
-def config(tmp_path, **changes):
-    values = dict(
-        host="toy",
-        dataset="casia_surf",
-        data_root=str(tmp_path),
-        synthetic=True,
-        table=4,
-        column="SF-MD",
-        task="toy",
-        epochs=3,
-        batch_size=5,
-        lr=0.05,
-        warmup_epochs=1,
-        milestones=(2,),
-        mwam="hybrid",
-        host_options={"aux_heads": True},
-        eval_batch_size=8,
-        deterministic=True,
-        device="cpu",
-        progress=False,
-        log_every=2,
-    )
-    values.update(changes)
-    return RunConfig(**values)
+@pytest.fixture
+def root(tmp_path):
+    return toy_root(tmp_path / "data")
 
 
-def weights(trainer):
-    return torch.cat([p.detach().flatten() for p in trainer.host.parameters()])
-
-
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
-    cfg = config(tmp_path)
-    whole = Trainer(cfg, Registry(tmp_path / "a" / "runs"), wandb_mode="disabled")
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, root):
+    cfg = toy_config(root)
+    whole = Trainer(cfg, Registry(tmp_path / "a" / "runs"), RUNTIME)
     result_whole = whole.run()
 
     def stop_at_step_6(trainer, step):
         if step == 6:  # mid-epoch: 4 steps per epoch
             trainer.request_stop()
 
-    interrupted = Trainer(cfg, Registry(tmp_path / "b" / "runs"), wandb_mode="disabled", callbacks=[stop_at_step_6])
+    interrupted = Trainer(cfg, Registry(tmp_path / "b" / "runs"), RUNTIME, callbacks=[stop_at_step_6])
     with pytest.raises(TrainingInterruptedError, match="--resume"):
         interrupted.run()
     assert not Registry(tmp_path / "b" / "runs").has(cfg)
-    resumed = Trainer(cfg, Registry(tmp_path / "b" / "runs"), wandb_mode="disabled")
+    resumed = Trainer(cfg, Registry(tmp_path / "b" / "runs"), RUNTIME)
     result_resumed = resumed.run(resume=True)
     assert resumed.global_step == whole.global_step == 12
-    assert torch.equal(weights(resumed), weights(whole))
+    assert torch.equal(weights(resumed.host), weights(whole.host))
     assert torch.equal(resumed.mwam.bank.value, whole.mwam.bank.value)
     assert result_resumed["subsets"] == result_whole["subsets"]
     assert result_resumed["history"] == result_whole["history"]
 
 
-def test_result_covers_every_subset_in_paper_order_and_registry_skips(tmp_path):
-    cfg = config(tmp_path, epochs=1)
+def test_result_covers_every_subset_in_paper_order_and_registry_skips(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 1})
     reg = Registry(tmp_path / "runs")
     steps = []
-    result = Trainer(cfg, reg, wandb_mode="disabled", callbacks=[lambda t, s: steps.append(s)]).run()
+    result = Trainer(cfg, reg, RUNTIME, callbacks=[lambda t, s: steps.append(s)]).run()
     assert list(result["subsets"]) == ["rgb", "depth", "ir", "rgb+depth", "rgb+ir", "depth+ir", "rgb+depth+ir"]
     assert set(result["subsets"]["rgb"]) == {"acc", "apcer", "npcer", "acer"}
     saved = json.loads(reg.path(cfg).read_text())
     assert saved["key"] == cfg.key and saved["synthetic"] is True and saved["git_commit"]
-    assert saved["variant"] == "toy+mwam-hybrid" and saved["metric"] == "Acc"
+    assert saved["variant"] == "toy+mwam-hybrid" and saved["metric"] == "Acc" and saved["schema"] == 2
+    assert saved["world_size"] == 1 and saved["precision"] == "fp32" and saved["identity"] == cfg.identity()
+    assert saved["runtime"]["column"] == "SF-MD" and saved["config"] == cfg.to_dict()
     assert len(steps) == 4
-    Trainer(cfg, reg, wandb_mode="disabled", callbacks=[lambda t, s: steps.append(s)]).run()
+    Trainer(cfg, reg, RUNTIME, callbacks=[lambda t, s: steps.append(s)]).run()
     assert len(steps) == 4, "a finished run is not retrained"
-    Trainer(cfg, reg, wandb_mode="disabled", callbacks=[lambda t, s: steps.append(s)]).run(force=True)
+    Trainer(cfg, reg, RUNTIME, callbacks=[lambda t, s: steps.append(s)]).run(force=True)
     assert len(steps) == 8, "force retrains"
-    records = reg.records(cfg)
-    assert len(records) == 7 and records[0].column == "SF-MD" and records[0].synthetic
+    records = reg.records(cfg, RUNTIME)
+    assert len(records) == 7 and records[0].column == "SF-MD" and records[0].synthetic and records[0].table == 4
 
 
-def test_sigint_checkpoints_and_resume_finishes(tmp_path):
+def test_the_resolved_config_is_saved_beside_the_run_and_reads_back(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 1})
+    reg = Registry(tmp_path / "runs")
+    Trainer(cfg, reg, RUNTIME).run()
+    text = reg.config_path(cfg).read_text()
+    assert text.startswith(f"# run {cfg.key}")
+    values = yaml.safe_load(text)
+    assert values["runtime"]["column"] == "SF-MD" and values["train"]["epochs"] == 1
+    from reproduce.runs.config import RunConfig
+
+    assert RunConfig.from_yaml(reg.config_path(cfg)).key == cfg.key
+
+
+def test_sigint_checkpoints_and_resume_finishes(tmp_path, root):
     """A real SIGINT mid-epoch: the step finishes, a checkpoint is written, and --resume completes the run."""
-    import os
-    import signal
-
-    cfg = config(tmp_path, epochs=2)
+    cfg = toy_config(root, train={"epochs": 2})
     reg = Registry(tmp_path / "runs")
 
     def interrupt(trainer, step):
@@ -160,33 +91,27 @@ def test_sigint_checkpoints_and_resume_finishes(tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(TrainingInterruptedError):
-        Trainer(cfg, reg, wandb_mode="disabled", callbacks=[interrupt]).run()
+        Trainer(cfg, reg, RUNTIME, callbacks=[interrupt]).run()
     assert (reg.run_dir(cfg) / "last.pt").exists() and not reg.has(cfg)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
-    resumed = Trainer(cfg, reg, wandb_mode="disabled")
+    resumed = Trainer(cfg, reg, RUNTIME)
     result = resumed.run(resume=True)
     assert resumed.global_step == 8 and reg.has(cfg) and len(result["history"]) == 2
 
 
-def test_validation_every_epoch_is_in_history_and_does_not_change_training(tmp_path):
-    with_val = Trainer(config(tmp_path, epochs=2), Registry(tmp_path / "a"), wandb_mode="disabled")
+def test_validation_every_epoch_is_in_history_and_does_not_change_training(tmp_path, root):
+    with_val = Trainer(toy_config(root, train={"epochs": 2}), Registry(tmp_path / "a"), RUNTIME)
     result = with_val.run()
     assert [list(h["val"]) for h in result["history"]] == [list(result["subsets"])] * 2
-    without = Trainer(config(tmp_path, epochs=2, val_every=0), Registry(tmp_path / "b"), wandb_mode="disabled")
+    without = Trainer(toy_config(root, train={"epochs": 2}), Registry(tmp_path / "b"), RUNTIME.replace(val_every=0))
     without.run()
-    assert torch.equal(weights(with_val), weights(without))
+    assert torch.equal(weights(with_val.host), weights(without.host))
 
 
-def test_same_training_different_table_column_is_one_run(tmp_path):
-    a = config(tmp_path)
-    b = a.replace(table=5, column="Hybrid")
-    assert a.key == b.key and a.replace(seed=3).key != a.key and a.replace(mwam="grad").key != a.key
-
-
-def test_wandb_offline_writes_run_files_and_curves(tmp_path):
-    cfg = config(tmp_path, epochs=1)
+def test_wandb_offline_writes_run_files_and_curves(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 1})
     reg = Registry(tmp_path / "results" / "runs")
-    Trainer(cfg, reg, wandb_mode="offline").run()
+    Trainer(cfg, reg, RUNTIME.replace(wandb="offline")).run()
     offline = list((tmp_path / "results" / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and any(offline[0].rglob("*.wandb"))
     curves = (reg.run_dir(cfg) / "curves.csv").read_text().splitlines()
@@ -194,28 +119,108 @@ def test_wandb_offline_writes_run_files_and_curves(tmp_path):
     assert any(",mwam/K/depth," in line for line in curves) and any(",loss/fused," in line for line in curves)
 
 
-def test_unknown_run_settings_are_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown keys"):
-        RunConfig.from_dict({"host": "toy", "dataset": "casia_surf", "data_root": "x", "synthetic": True, "lr_": 1})
-    with pytest.raises(ValueError, match="mwam must be"):
-        config(tmp_path, mwam="gradient")
-    with pytest.raises(ValueError, match="unknown"):
-        config(tmp_path, mwam_options={"windw": 4})
+def _curve_rows(reg, cfg):
+    return (reg.run_dir(cfg) / "curves.csv").read_text().splitlines()[1:]
 
 
-def test_batch_size_one_trains(tmp_path):
-    result = Trainer(
-        config(tmp_path, epochs=1, batch_size=1, steps_per_epoch=3), Registry(tmp_path / "runs"), wandb_mode="disabled"
-    ).run()
+def test_curves_hold_each_step_once_after_force_and_after_resume(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 2})
+    reg = Registry(tmp_path / "runs")
+    Trainer(cfg, reg, RUNTIME).run()
+    rows = _curve_rows(reg, cfg)
+    Trainer(cfg, reg, RUNTIME).run(force=True)
+    assert _curve_rows(reg, cfg) == rows, "a retrain starts its curves over"
+
+    def stop(trainer, step):
+        if step == 7:  # after the checkpoint of epoch 0 (4 steps), logged steps 6 are past it
+            trainer.request_stop()
+
+    other = Registry(tmp_path / "other")
+    with pytest.raises(TrainingInterruptedError):
+        Trainer(cfg, other, RUNTIME, callbacks=[stop]).run()
+    Trainer(cfg, other, RUNTIME).run(resume=True)
+    assert _curve_rows(other, cfg) == rows, "a resumed run drops the rows past its checkpoint and writes them again"
+
+
+def test_same_training_different_table_column_is_one_run(tmp_path, root):
+    a = toy_config(root)
+    assert a.key == toy_config(root).key
+    assert toy_config(root, seed=3).key != a.key and toy_config(root, mwam={"intervention": "grad"}).key != a.key
+
+
+def test_batch_size_one_trains(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 1, "batch_size": 1, "iterations_per_epoch": 3})
+    result = Trainer(cfg, Registry(tmp_path / "runs"), RUNTIME).run()
     assert result["history"][0]["loss"] == result["history"][0]["loss"]  # not NaN
 
 
-def test_a_finished_run_keeps_its_weights_not_its_resume_checkpoint(tmp_path):
-    cfg = config(tmp_path, epochs=1)
+def test_a_finished_run_keeps_its_weights_not_its_resume_checkpoint(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 1})
     reg = Registry(tmp_path / "runs")
-    trainer = Trainer(cfg, reg, wandb_mode="disabled")
+    trainer = Trainer(cfg, reg, RUNTIME)
     trainer.run()
     assert not (reg.run_dir(cfg) / "last.pt").exists()
     saved = torch.load(reg.weights_path(cfg), weights_only=False)
     assert saved["config_key"] == cfg.key
     assert all(torch.equal(v, saved["host"][k]) for k, v in trainer.host.state_dict().items())
+
+
+def test_iterations_per_epoch_can_exceed_one_pass(tmp_path, root):
+    """RFNet's 150 iterations per epoch: more batches than one pass, the first pass's batches first."""
+    one_pass = Trainer(toy_config(root, train={"epochs": 1}), Registry(tmp_path / "a"), RUNTIME)
+    one_pass.setup()
+    longer = Trainer(toy_config(root, train={"epochs": 1, "iterations_per_epoch": 10}), Registry(tmp_path / "b"), RUNTIME)
+    longer.setup()
+    first, more = one_pass.sampler.batches(), longer.sampler.batches()
+    assert len(first) == 4 and len(more) == 10 and more[:4] == first
+    assert all(len(b) == 5 for b in more)
+    result = longer.run()
+    assert longer.global_step == 10 and result["history"][0]["loss"] == result["history"][0]["loss"]
+
+
+def test_the_step_calls_the_gradient_seam_after_backward_and_before_the_update(tmp_path, root, monkeypatch):
+    """``before_optimizer_step`` sees complete gradients (MWAM-scaled) and the weights before the update; what it
+    does to the gradients is what the optimiser applies (the seam OGM-GE and AGM edit)."""
+    seen = {}
+
+    class ZeroHead(Method):
+        def before_optimizer_step(self, trainer, ctx):
+            seen["grad"] = trainer.host.head.weight.grad.clone()
+            seen["weight"] = trainer.host.head.weight.detach().clone()
+            seen["epoch"] = ctx.epoch
+            trainer.host.head.weight.grad.zero_()
+
+    cfg = toy_config(root, train={"epochs": 1}, optim={"weight_decay": 0.0})
+    trainer = Trainer(cfg, Registry(tmp_path / "runs"), RUNTIME)
+    trainer.setup()
+    trainer.method = ZeroHead()
+    before = trainer.host.head.weight.detach().clone()
+    trainer.train_step(next(iter(trainer.train_loader)))
+    assert seen["grad"].abs().sum() > 0 and torch.equal(seen["weight"], before) and seen["epoch"] == 0
+    assert torch.equal(trainer.host.head.weight.detach(), before), "the edited (zero) gradient was applied"
+
+
+def test_per_iteration_schedule_steps_every_iteration(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 2}, schedule={"name": "poly", "interval": "iteration", "power": 1.0})
+    trainer = Trainer(cfg, Registry(tmp_path / "runs"), RUNTIME)
+    result = trainer.run()
+    total = 2 * 4
+    assert trainer.scheduler.last_epoch == total
+    assert [h["lr"] for h in result["history"]] == [0.05, 0.05 * (1 - 4 / total)]  # the lr each epoch starts with
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.0
+
+
+def test_mwam_off_builds_no_mwam_and_none_only_measures(tmp_path, root):
+    off = Trainer(toy_config(root, train={"epochs": 1}, mwam={"intervention": "off"}), Registry(tmp_path / "a"), RUNTIME)
+    off.run()
+    none = Trainer(toy_config(root, train={"epochs": 1}, mwam={"intervention": "none"}), Registry(tmp_path / "b"), RUNTIME)
+    none.run()
+    assert off.mwam is None and none.mwam is not None
+    assert torch.equal(weights(off.host), weights(none.host)), "measuring alone changes nothing"
+    assert not any(",mwam/" in line for line in _curve_rows(Registry(tmp_path / "a"), off.config))
+
+
+def test_a_host_for_other_modalities_is_a_clear_error(tmp_path, root):
+    cfg = toy_config(root, data={"modalities": ["rgb", "depth"]})
+    with pytest.raises(ValueError, match=r"host toy has modalities \('rgb', 'depth', 'ir'\); the run uses"):
+        Trainer(cfg, Registry(tmp_path / "runs"), RUNTIME).setup()

@@ -9,8 +9,6 @@ fast version is :class:`mwam.MWAM`: one strided convolution that computes only t
 from __future__ import annotations
 
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 
 import mwam
+from reproduce.devices import device_name
 
 MODALITIES: tuple[str, ...] = ("rgb", "depth", "ir")
 TARGETS: dict[str, float | bool] = {
@@ -223,19 +222,6 @@ def make_inputs(
     return {"rgb": rgb.to(device), "depth": depth.to(device), "ir": ir.to(device)}
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
-
-
 def _bench_device(device: torch.device, batch: int, size: int, iters: int | None, warmup: int | None) -> dict[str, Any]:
     default_iters, default_warmup = DEFAULT_ITERS["cuda" if device.type == "cuda" else "cpu"]
     iters = default_iters if iters is None else iters
@@ -251,7 +237,7 @@ def _bench_device(device: torch.device, batch: int, size: int, iters: int | None
     no_sync = check_no_sync(fast, inputs)
     fast_ms, naive_ms = float(fast_t["median_ms"]), float(naive_t["median_ms"])
     result: dict[str, Any] = {
-        "device_name": _device_name(device),
+        "device_name": device_name(device),
         "fast_ms": fast_ms,
         "naive_ms": naive_ms,
         "speedup": naive_ms / fast_ms if fast_ms > 0 else math.inf,

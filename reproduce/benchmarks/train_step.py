@@ -29,17 +29,18 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from mwam import MWAMConfig
-from reproduce.benchmarks.mwam_step import MODALITIES, _device_name, make_inputs, time_step
+from reproduce.benchmarks.mwam_step import MODALITIES, make_inputs, time_step
+from reproduce.devices import device_name
 from reproduce.engine.trainer import Trainer
-from reproduce.runs.config import RunConfig
+from reproduce.runs.config import DataConfig, HostConfig, MWAMSettings, RunConfig, TrainConfig
 from reproduce.runs.registry import Registry
+from reproduce.runs.runtime import Runtime
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "sf_md": ("none", {}),
+    "sf_md": ("off", {}),
     "sf_md+mwam_grad": ("grad", {}),
     "sf_md+mwam_hybrid": ("hybrid", {"aux_heads": True}),
-}  # variant -> (RunConfig.mwam, host options); "none" here means no MWAM at all (see _NoMWAM)
+}  # variant -> (the run's mwam.intervention, host options); "off": no MWAM at all
 PRIMARY = "sf_md+mwam_grad"  # "SF-MD + MWAM" of the targets: gradient editing, MWAM's default intervention
 TARGETS: dict[str, Any] = {
     "cuda_h100_batch": 64,
@@ -54,16 +55,6 @@ DEFAULT_BATCH: dict[str, int] = {"cpu": 16, "cuda": 64}
 DEFAULT_ITERS: dict[str, tuple[int, int]] = {"cpu": (3, 1), "cuda": (50, 10)}
 LOADER_SAMPLES = 256
 LOADER_BATCH = 64
-
-
-class _NoMWAM:
-    """Stands in for the trainer's MWAM in the ``sf_md`` variant: measures nothing, edits nothing."""
-
-    config = MWAMConfig(intervention="none")
-
-    def step(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> None:
-        """Do nothing (the trainer's baseline would still measure FRMs; this variant has no MWAM at all)."""
-        return None
 
 
 # ---------------------------------------------------------------------------------------------- memory
@@ -158,28 +149,21 @@ def build_trainer(
     """A set-up :class:`Trainer` of ``variant`` (a key of :data:`VARIANTS`) on ``device``, with the trainer's defaults.
 
     ``data_root`` must hold a (synthetic) CASIA-SURF with at least ``batch`` training samples; nothing is written
-    under ``work_dir`` (the trainer's registry root) by ``setup``. For ``sf_md`` the trainer's MWAM is replaced
-    by :class:`_NoMWAM`.
+    under ``work_dir`` (the trainer's registry root) by ``setup``. ``sf_md`` runs without MWAM (``mwam: off``).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {list(VARIANTS)}")
     intervention, host_options = VARIANTS[variant]
     config = RunConfig(
-        host="sf_md",
-        dataset="casia_surf",
-        data_root=str(data_root),
-        synthetic=True,
-        host_options=dict(host_options),
-        batch_size=batch,
-        mwam=intervention,
-        device=str(device),
+        data=DataConfig("casia_surf", root=str(data_root)),
+        host=HostConfig("sf_md", dict(host_options)),
+        train=TrainConfig(batch_size=batch),
+        mwam=MWAMSettings(intervention),
         seed=seed,
-        progress=False,
     )
-    trainer = Trainer(config, registry=Registry(Path(work_dir) / "runs"))
+    runtime = Runtime(device=str(device), progress=False)
+    trainer = Trainer(config, registry=Registry(Path(work_dir) / "runs"), runtime=runtime)
     trainer.setup()
-    if intervention == "none":
-        trainer.mwam = _NoMWAM()  # type: ignore[assignment]
     trainer.host.train()
     return trainer
 
@@ -213,7 +197,7 @@ def _bench_variant(
     eager = _timing_fields(time_step(trainer.train_step, batch, device, warmup, iters), batch_size)
     eager["peak_mem_mb"] = memory.peak_mb()
     mwam_ms: float | None = None
-    if not isinstance(trainer.mwam, _NoMWAM):
+    if trainer.mwam is not None:
         mwam_timing = time_step(trainer.mwam.step, inputs, device, warmup, iters)
         mwam_ms = float(mwam_timing.get("pipelined_ms", mwam_timing["median_ms"]))
         eager["mwam_step_ms"] = mwam_ms
@@ -293,7 +277,7 @@ def _bench_device(
     warmup = default_warmup if warmup is None else warmup
     cuda = device.type == "cuda"
     result: dict[str, Any] = {
-        "device_name": _device_name(device),
+        "device_name": device_name(device),
         "batch": batch,
         "iters": iters,
         "warmup": warmup,
@@ -344,7 +328,7 @@ def bench_loader(
     Each setting makes two passes with persistent workers: the first (worker start-up, cache filling) is reported
     as ``first_pass_samples_per_s``, the second (steady state; all hits for ``cache=True``) as ``samples_per_s``.
     """
-    from datasets.casia_surf import CasiaSurfDataset
+    from datasets.casia_surf.loader import CasiaSurfDataset
 
     cpus = os.cpu_count() or 1
     if workers is None:
@@ -502,7 +486,7 @@ def run_benchmark(
             "CPU numbers (fp32, smaller batch, few steps) are for relative comparison only",
         ],
     }
-    from datasets.synthetic import write_casia_surf
+    from datasets.casia_surf.synthetic import write_casia_surf
 
     previous_threads = torch.get_num_threads()
     if threads is not None:

@@ -9,9 +9,15 @@ from typing import Any
 import torch
 
 from models.host import Host
-from reproduce.metrics.base import TaskMetric
+from reproduce.engine.distributed import Distributed, current
+from reproduce.metrics.base import TaskMetric, merge_states
 from reproduce.subsets import subset_key
 from reproduce.tasks.base import Task
+
+
+def to_channels_last(inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """4-D inputs in channels-last memory format; other ranks (3-D volumes, vectors) unchanged."""
+    return {m: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for m, x in inputs.items()}
 
 
 def evaluate_subsets(
@@ -25,34 +31,43 @@ def evaluate_subsets(
     description: str = "eval",
     subsets: Sequence[tuple[str, ...]] | None = None,
     new_metric: Callable[[], TaskMetric] | None = None,
+    distributed: Distributed | None = None,
 ) -> dict[str, dict[str, float]]:
-    """``{subset_key: metric dict}`` for every subset of the task's data set (or of ``subsets``), in order; by
+    """``{subset_key: metric dict}`` for every subset of the task's modalities (or of ``subsets``), in order; by
     default the paper's order, full set last, with the task's metric (or ``new_metric()``).
 
     Each subset is evaluated by passing the host its presence mask (the host zeroes the missing modalities'
-    features as its authors do); the inputs themselves are never altered.
+    features as its authors do); the inputs themselves are never altered. The task predicts every subset of a
+    batch at once (``Task.predict_subsets``: a host with ``encode`` / ``fuse`` runs its encoders once per batch).
+    Under DDP each process evaluates its shard of ``loader``'s data and the metric states are merged in rank
+    order, so every process returns the numbers of the whole split.
     """
     from tqdm.auto import tqdm
 
+    distributed = distributed or current()
     was_training = host.training
     host.eval()
-    columns = host.modalities
+    columns = task.modalities
     subsets = list(task.subsets if subsets is None else subsets)
     keys = [subset_key(subset) for subset in subsets]
     masks = torch.tensor([[m in subset for m in columns] for subset in subsets], dtype=torch.bool, device=device)
-    metrics = [(new_metric or task.new_metric)() for _ in keys]
+    make_metric = new_metric or task.new_metric
+    metrics = [make_metric() for _ in keys]
+    amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
     try:
         # One pass over the data (each batch read and decoded once), every subset evaluated on each batch.
-        for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
+        for batch in tqdm(loader, desc=description, leave=False, disable=not progress or not distributed.is_main):
             inputs = task.inputs(batch, device)
             if channels_last:
-                inputs = {m: x.contiguous(memory_format=torch.channels_last) for m, x in inputs.items()}
+                inputs = to_channels_last(inputs)
             size = next(iter(inputs.values())).shape[0]
-            for mask, metric in zip(masks, metrics, strict=True):
-                amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
-                with torch.inference_mode(), amp:
-                    output = host(inputs, mask.expand(size, -1))
+            with torch.inference_mode(), amp:
+                outputs = task.predict_subsets(host, inputs, [mask.expand(size, -1) for mask in masks])
+            for output, metric in zip(outputs, metrics, strict=True):
                 task.update_metric(metric, output, batch)
+        if distributed.enabled:
+            states = distributed.gather([metric.state() for metric in metrics])
+            metrics = [merge_states(make_metric(), [s[i] for s in states]) for i in range(len(keys))]
         results = {key: metric.compute() for key, metric in zip(keys, metrics, strict=True)}
     finally:
         host.train(was_training)

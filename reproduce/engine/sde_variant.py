@@ -10,7 +10,9 @@ spatial mean (B, C), and during training
    enhanced features;
 2. **keeps** the enhanced embeddings of the step, from which the trainer computes the dual-domain loss
    (``SDE.loss``) on every pair of modalities present in a sample (``HostOutput.present``, the mask the host
-   applied; all present when the host returns none) and adds it to the task's loss.
+   applied; all present when the host returns none) and adds it to the task's loss. A host that returns its own
+   per-modality embeddings (``HostOutput.features``, (B, C) each) has the loss computed on those instead: the host
+   chooses where its embedding is (SF's pooled branch outputs are exactly the hooks' enhanced embeddings).
 
 In evaluation the hooks pass the outputs through untouched. Training progress t = (completed epochs + fraction
 of this epoch) / epochs drives the curriculum alpha(t) and lambda(t).
@@ -60,12 +62,17 @@ class BranchEnhancer:
         self.progress = float(min(max(progress, 0.0), 1.0))
         self.embeddings = {}
 
-    def loss(self, present: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The dual-domain loss over every pair of modalities present in a sample, for this step's embeddings."""
+    def loss(self, output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The dual-domain loss over every pair of modalities present in a sample, for this step's embeddings:
+        ``output.features`` when the host returns them, else the branches' pooled outputs recorded by the hooks."""
+        features = getattr(output, "features", None)
+        if features:
+            self.embeddings = {m: features[m] for m in self.modalities}
         missing = [m for m in self.modalities if m not in self.embeddings]
         if missing:
             raise RuntimeError(f"SDE: no embedding recorded for {missing} in this step (did the branches run?)")
         first = self.embeddings[self.modalities[0]]
+        present = getattr(output, "present", None)
         if present is None:
             present = torch.ones(first.shape[0], len(self.modalities), dtype=torch.bool, device=first.device)
         return self.sde.loss(self.embeddings, present.to(first.device), self.modalities, self.progress)

@@ -1,123 +1,285 @@
-"""One trainer for every host and task (nnU-Net style: override the ``build_*`` hooks or ``train_step``).
+"""The one trainer: every host, task and training method, a short loop of named hooks (nnU-Net's ``run_training``).
 
-A run trains ``config.host`` on ``config.dataset`` with MWAM as a variant, checkpoints every epoch and on
-SIGINT / SIGTERM, resumes exactly (model, optimiser, schedule, grad scaler, MWAM bank, every RNG state and
-the position in the epoch's data order), evaluates every missing-modality subset in the paper's order and
-writes one JSON to the results registry. The trainer knows no host or data set by name.
+``run()`` = ``setup`` -> (resume) -> ``fit`` -> ``evaluate`` -> result. ``fit`` is a loop over epochs of
+``train_epoch`` -> ``validate`` -> ``end_epoch``; ``train_epoch`` a loop of ``train_step``, which is split as
+
+    before_forward (MWAM measures the batch, Alg. 1 l. 3-5) -> forward + ``compute_loss`` (the task's terms,
+    MWAM's Eq. 7, the method's terms, SDE's loss) -> ``backward`` (MWAM's hooks scale the branch gradients by K)
+    -> ``before_optimizer_step`` (gradients unscaled under fp16: where OGM-GE or AGM edit them) -> ``optimizer_step``.
+
+Everything that makes a variant -- the host, the task, the method, the optimiser and schedule -- comes from the
+run's configuration through registries: the trainer knows none of them by name. It is rank-aware (torchrun / DDP,
+``reproduce.engine.distributed``): each process trains its shard of every global batch, rank 0 writes checkpoints,
+registry entries, curves and W&B, stop requests are agreed on by all processes, evaluation is sharded and its
+metrics merged. It checkpoints every epoch and on SIGINT / SIGTERM and resumes exactly (model, optimiser,
+schedule, grad scaler, MWAM bank, method state, every process's RNG states and the position in the epoch).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 import models
 from models.host import Host, HostOutput
 from mwam import MWAM
-from reproduce.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from reproduce.engine.evaluation import evaluate_subsets
+from reproduce.devices import device_name
+from reproduce.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from reproduce.engine.distributed import current
+from reproduce.engine.evaluation import evaluate_subsets, to_channels_last
+from reproduce.engine.optimization import build_optimization
 from reproduce.engine.sampler import EpochBatchSampler
-from reproduce.engine.schedule import lr_factor
 from reproduce.engine.sde_variant import BranchEnhancer
+from reproduce.methods import FinishedRun, Method, method_class
+from reproduce.metrics.base import TaskMetric
+from reproduce.pcr import pcr
 from reproduce.runs.config import RunConfig
 from reproduce.runs.registry import Registry, git_commit
-from reproduce.tasks import build_task
+from reproduce.runs.runtime import Runtime
+from reproduce.runs.schedules import lr_factor
+from reproduce.tasks import StepContext, Task, build_task
 from reproduce.tracking import CurveWriter, Tracker
 
 log = logging.getLogger(__name__)
 StepCallback = Callable[["Trainer", int], None]
+#: Offsets the per-process seed of rank r > 0 (rank 0 keeps the run's seed, so one process trains as before).
+RANK_SEED_STRIDE = 1_000_003
 
 
 class TrainingInterruptedError(RuntimeError):
     """Raised after the checkpoint of an interrupted run is safely on disk; ``--resume`` continues it."""
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
+class DependencyError(RuntimeError):
+    """A run whose dependency (e.g. MMANet's teacher) is not in the registry yet."""
 
 
 class Trainer:
-    """The standard method: the task's loss (plus MWAM). Methods subclass it and name their options dataclass in
-    ``options_class`` (the run's ``trainer_options``); see ``reproduce.engine.trainers``."""
-
-    options_class: type | None = None
+    """Trains and evaluates one run (see the module docstring); subclass and override a hook for a new engine
+    behaviour, register a method (``reproduce.methods``) for a new way of training."""
 
     def __init__(
         self,
         config: RunConfig,
         registry: Registry | None = None,
-        wandb_mode: str | None = None,
+        runtime: Runtime | None = None,
         callbacks: list[StepCallback] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or Registry()
-        self.wandb_mode = wandb_mode
+        self.runtime = runtime or Runtime()
         self.callbacks = list(callbacks or [])
-        self.run_dir = self.registry.run_dir(config)
+        self.dist = current()
+        self.key = config.key
+        self.run_dir = self.registry.run_dir(self.key)
         self.checkpoint_path = self.run_dir / "last.pt"
         self._stop_requested = False
-        self.resume = False
 
-    # ------------------------------------------------------------------ hooks (override in a subclass)
+    # ------------------------------------------------------------------ build hooks
     def build_device(self) -> torch.device:
-        if self.config.device != "auto":
-            return torch.device(self.config.device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.runtime.device
+        if device == "auto":
+            if not torch.cuda.is_available():
+                return torch.device("cpu")
+            return torch.device("cuda", self.dist.local_rank)
+        if device == "cuda" and self.dist.enabled:
+            return torch.device("cuda", self.dist.local_rank)
+        return torch.device(device)
+
+    def build_task(self) -> Task:
+        c = self.config
+        root = str(c.data.locate())
+        return build_task(c.task_name, c.data.spec, root, c.seed, c.data.options, c.modalities)
 
     def build_host(self) -> Host:
-        return models.build(self.config.host, **self.config.host_options)
+        host = models.build(self.config.host.name, **self.config.host.options)
+        if tuple(host.modalities) != tuple(self.task.modalities):
+            raise ValueError(
+                f"host {self.config.host.name} has modalities {tuple(host.modalities)}; the run uses "
+                f"{tuple(self.task.modalities)} of {self.config.data.dataset}"
+            )
+        return host
 
-    def build_mwam(self, host: Host) -> MWAM:
-        """MWAM always measures (FRM / T / K are logged for baselines too); it intervenes unless ``mwam: none``."""
-        options = dict(self.config.mwam_options)
-        if self.config.mwam in ("grad", "hybrid"):
-            return MWAM.for_host(host, intervention=self.config.mwam, **options)
-        return MWAM(modalities=host.modalities, intervention=self.config.mwam, **options)
+    def build_mwam(self, host: Host) -> MWAM | None:
+        """MWAM measures (FRM / T / K are logged for baselines too) unless ``off``; it intervenes unless ``none``."""
+        settings = self.config.mwam
+        if settings.intervention == "off":
+            return None
+        options = dict(settings.options)
+        if settings.intervention in ("grad", "hybrid"):
+            return MWAM.for_host(host, intervention=settings.intervention, **options)
+        return MWAM(modalities=host.modalities, intervention=settings.intervention, **options)
 
-    def build_sde(self, host: Host) -> BranchEnhancer:
-        """SDE on the host's branches (``sde: true``): enhancement hooks and the dual-domain loss."""
-        return BranchEnhancer(host.branches(), dict(self.config.sde_options), seed=self.config.seed)
+    def build_sde(self, host: Host) -> BranchEnhancer | None:
+        """SDE on the host's branches (``sde.enabled``): enhancement hooks and the dual-domain loss."""
+        if not self.config.sde.enabled:
+            return None
+        return BranchEnhancer(host.branches(), dict(self.config.sde.options), seed=self.config.seed)
 
-    def build_optimizer(self, host: Host) -> torch.optim.Optimizer:
+    def build_method(self) -> Method:
+        return method_class(self.config.method.name)(self.config.method.resolved_options())
+
+    def build_train_loader(self) -> DataLoader:
         c = self.config
-        return torch.optim.SGD(
-            host.parameters(),
-            lr=c.lr,
-            momentum=c.momentum,
-            weight_decay=c.weight_decay,
-            nesterov=c.nesterov and c.momentum > 0,
+        self.train_set = self.task.build_dataset("train", train=True)
+        self.sampler = EpochBatchSampler(
+            len(self.train_set),
+            c.train.batch_size,
+            c.seed,
+            shuffle=True,
+            drop_last=True,
+            iterations=c.train.iterations_per_epoch,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
         )
-
-    def build_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-        c = self.config
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda epoch: lr_factor(epoch, c.warmup_epochs, c.milestones, c.lr_gamma)
-        )
-
-    def build_loader(self, dataset: Any, sampler: EpochBatchSampler) -> DataLoader:
-        c = self.config
         # Its own generator: a DataLoader otherwise draws each epoch's worker base seed from the global RNG,
         # which would shift the model's random stream on resume (augmentation is seeded per sample instead).
         return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            num_workers=c.num_workers,
+            self.train_set,
+            batch_sampler=self.sampler,
+            num_workers=self.runtime.workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
+            collate_fn=self.task.collate,
             generator=torch.Generator().manual_seed(c.seed),
         )
+
+    def wrap_model(self, host: Host) -> torch.nn.Module:
+        """The module the training forward pass goes through: the host, or its DDP wrapper under torchrun (built
+        after MWAM's gradient hooks and SDE's forward hooks are in place)."""
+        if not self.dist.enabled:
+            return host
+        devices = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(host, device_ids=devices, find_unused_parameters=True)
+
+    # ------------------------------------------------------------------ set-up and state
+    def setup(self, dependencies: Mapping[str, FinishedRun] | None = None) -> None:
+        """Build everything of the run; ``dependencies`` are its finished dependency runs (default: looked up in
+        the registry, :meth:`finished_dependencies`)."""
+        c = self.config
+        self.device = self.build_device()
+        seed_everything(c.seed)
+        if c.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
+        self.task = self.build_task()
+        self.host = self.build_host()
+        self.sync_batchnorm = self.dist.enabled and self.runtime.sync_batchnorm and self.device.type == "cuda"
+        if self.sync_batchnorm:
+            self.host = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.host)
+        self.host = self.host.to(self.device)
+        self.channels_last = c.train.channels_last if c.train.channels_last is not None else self.device.type == "cuda"
+        if self.channels_last:
+            self.host = self.host._apply(
+                lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+            )
+        amp = c.train.amp if c.train.amp != "auto" else ("bf16" if self.device.type == "cuda" else "off")
+        self.precision = "fp32" if amp == "off" else amp
+        self.autocast_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
+        self.mwam = self.build_mwam(self.host)
+        if self.mwam is not None:
+            self.mwam = self.mwam.to(self.device)
+        self.sde = self.build_sde(self.host)
+        self.train_loader = self.build_train_loader()
+        self.optimizer, self.scheduler = build_optimization(
+            self.host.parameters(), c.optim, c.schedule, self.sampler.batches_per_epoch, c.train.epochs
+        )
+        self.model = self.wrap_model(self.host)
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.epoch_losses: list[torch.Tensor] = []  # this epoch's step losses, kept on the device (no sync)
+        self.epoch_sde: list[dict[str, torch.Tensor]] = []  # this epoch's SDE loss terms (device) per step
+        self.epoch_energy: list[dict[str, float]] = []  # SDE energy fractions at the logged steps
+        self._eval_loaders: dict[str, DataLoader] = {}
+        self.wandb_id: str | None = None
+        self.elapsed = 0.0
+        self.method = self.build_method()
+        self.method.setup(self, self.finished_dependencies() if dependencies is None else dependencies)
+        if self.dist.rank > 0:  # each process its own random stream (modality draws, augmentation order ...)
+            seed_everything(c.seed + RANK_SEED_STRIDE * self.dist.rank)
+
+    def finished_dependencies(self) -> dict[str, FinishedRun]:
+        """The run's dependencies (``Method.dependencies``) from the registry; DependencyError for one missing."""
+        finished = {}
+        for role, dependency in method_class(self.config.method.name).dependencies(self.config).items():
+            weights = self.registry.weights_path(dependency.config)
+            if not (self.registry.has(dependency.config) and weights.exists()):
+                raise DependencyError(
+                    f"run {self.key} needs its {role} run {dependency.config.key} ({dependency.column}), which is not "
+                    f"in the registry {self.registry.root} with its weights; `python -m reproduce run` and "
+                    "`python -m reproduce table` train dependencies first"
+                )
+            finished[role] = FinishedRun(dependency.config, self.registry.load(dependency.config), weights)
+        return finished
+
+    def _process_state(self) -> dict[str, Any]:
+        """What differs between processes: RNG states, this epoch's step losses, SDE's generator."""
+        return {
+            "rng": rng_state(),
+            "epoch_losses": self.epoch_losses,
+            "epoch_sde": self.epoch_sde,
+            "epoch_energy": self.epoch_energy,
+            "sde": self.sde.state_dict() if self.sde is not None else None,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint (a collective under DDP: every process contributes its process state)."""
+        return {
+            "config_key": self.key,
+            "world_size": self.dist.world_size,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "host": self.host.state_dict(),
+            "mwam": self.mwam.state_dict() if self.mwam is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "method": self.method.state_dict(),
+            "processes": self.dist.gather(self._process_state()),
+            "history": self.history,
+            "wandb_id": self.wandb_id,
+            "elapsed": self.elapsed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["config_key"] != self.key:
+            raise ValueError(f"checkpoint belongs to run {state['config_key']}, not {self.key}")
+        if state["world_size"] != self.dist.world_size:
+            raise ValueError(
+                f"the checkpoint of run {self.key} was written by {state['world_size']} processes; resume it with as "
+                f"many (this is {self.dist.world_size}): each process continues its own random stream"
+            )
+        self.host.load_state_dict(state["host"])
+        if self.mwam is not None:
+            self.mwam.load_state_dict(state["mwam"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.method.load_state_dict(state["method"])
+        mine = state["processes"][self.dist.rank]
+        set_rng_state(mine["rng"])
+        self.epoch_losses = list(mine["epoch_losses"])
+        self.epoch_sde, self.epoch_energy = list(mine["epoch_sde"]), list(mine["epoch_energy"])
+        if self.sde is not None:
+            self.sde.load_state_dict(mine["sde"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step, self.history = state["global_step"], state["history"]
+        self.wandb_id, self.elapsed = state["wandb_id"], state["elapsed"]
+
+    def save_checkpoint(self) -> None:
+        state = self.state_dict()  # every process takes part (it gathers the process states)
+        if self.dist.is_main:
+            save_checkpoint(self.checkpoint_path, state)
+        self.dist.barrier()
 
     # ------------------------------------------------------------------ control
     def request_stop(self) -> None:
@@ -142,130 +304,279 @@ class Trainer:
             for sig, old in previous.items():
                 signal.signal(sig, old)
 
-    def _seed(self) -> None:
-        seed = self.config.seed
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-        if self.config.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
-
-    # ------------------------------------------------------------------ the run
-    def setup(self) -> None:
-        c = self.config
-        self.device = self.build_device()
-        self._seed()
-        self.task = build_task(c.task, c.dataset, c.data_root, c.seed, c.data_options)
-        self.host = self.build_host().to(self.device)
-        if tuple(self.host.modalities) != tuple(self.task.modalities):
-            raise ValueError(
-                f"host {c.host} has modalities {self.host.modalities}; data set {c.dataset} has {self.task.modalities}"
-            )
-        self.channels_last = c.channels_last if c.channels_last is not None else self.device.type == "cuda"
-        if self.channels_last:
-            self.host = self.host.to(memory_format=torch.channels_last)
-        amp = c.amp if c.amp != "auto" else ("bf16" if self.device.type == "cuda" else "off")
-        self.autocast_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
-        self.mwam = self.build_mwam(self.host).to(self.device)
-        self.sde = self.build_sde(self.host) if c.sde else None
-        self.optimizer = self.build_optimizer(self.host)
-        self.scheduler = self.build_scheduler(self.optimizer)
-        self.train_set = self.task.build_dataset("train", train=True)
-        self.sampler = EpochBatchSampler(
-            len(self.train_set), c.batch_size, c.seed, shuffle=True, drop_last=True, max_batches=c.steps_per_epoch
-        )
-        self.train_loader = self.build_loader(self.train_set, self.sampler)
-        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.history: list[dict[str, Any]] = []
-        self.epoch_losses: list[torch.Tensor] = []  # this epoch's step losses, kept on the device (no sync)
-        self.epoch_sde: list[dict[str, torch.Tensor]] = []  # this epoch's SDE loss terms (device) per step
-        self.epoch_energy: list[dict[str, float]] = []  # SDE energy fractions at the logged steps
-        self._eval_loaders: dict[str, DataLoader] = {}
-        self.wandb_id: str | None = None
-        self.elapsed = 0.0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "config_key": self.config.key,
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "host": self.host.state_dict(),
-            "mwam": self.mwam.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": rng_state(),
-            "history": self.history,
-            "wandb_id": self.wandb_id,
-            "elapsed": self.elapsed,
-            "epoch_losses": self.epoch_losses,
-            "sde": self.sde.state_dict() if self.sde is not None else None,
-            "epoch_sde": self.epoch_sde,
-            "epoch_energy": self.epoch_energy,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["config_key"] != self.config.key:
-            raise ValueError(f"checkpoint belongs to run {state['config_key']}, not {self.config.key}")
-        self.host.load_state_dict(state["host"])
-        self.mwam.load_state_dict(state["mwam"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        self.global_step, self.history = state["global_step"], state["history"]
-        self.wandb_id, self.elapsed = state["wandb_id"], state["elapsed"]
-        self.epoch_losses = list(state["epoch_losses"])
-        self.epoch_sde, self.epoch_energy = list(state["epoch_sde"]), list(state["epoch_energy"])
-        if self.sde is not None:
-            self.sde.load_state_dict(state["sde"])
-
-    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One optimisation step: MWAM measures the batch (Alg. 1 l. 3-5), forward, loss, backward, update."""
-        inputs = self.task.inputs(batch, self.device)
-        self.mwam.step(inputs)
-        if self.sde is not None:
-            self.sde.begin_step(self.progress)
-        if self.channels_last:
-            inputs = {m: x.contiguous(memory_format=torch.channels_last) for m, x in inputs.items()}
-        amp = (
-            torch.autocast(self.device.type, dtype=self.autocast_dtype)
-            if self.autocast_dtype is not None
-            else nullcontext()
-        )
-        with amp:
-            output = self.host(inputs, None)
-            loss, parts = self.compute_loss(inputs, output, batch)
-            if self.sde is not None:
-                sde_loss, sde_parts = self.sde.loss(output.present)
-                loss = loss + sde_loss
-                sde_parts = {k if k.startswith("sde/") else f"sde/{k}": v.detach() for k, v in sde_parts.items()}
-                self.epoch_sde.append(sde_parts)
-                parts = {**parts, **sde_parts, "loss/total": loss.detach()}
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()  # MWAM's hooks scale the branch gradients by K here
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return parts
-
+    # ------------------------------------------------------------------ one step
     @property
     def progress(self) -> float:
-        """Training progress in [0, 1]: completed epochs plus the done fraction of this one, over ``epochs``."""
+        """Training progress in [0, 1]: completed epochs plus the done fraction of this one, over all epochs."""
         steps = max(self.sampler.batches_per_epoch, 1)
-        return min((self.epoch + self.step_in_epoch / steps) / self.config.epochs, 1.0)
+        return min((self.epoch + self.step_in_epoch / steps) / self.config.train.epochs, 1.0)
+
+    def step_context(self) -> StepContext:
+        return StepContext(
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            global_step=self.global_step,
+            progress=self.progress,
+            epochs=self.config.train.epochs,
+            steps_per_epoch=self.sampler.batches_per_epoch,
+        )
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def before_forward(self, inputs: dict[str, torch.Tensor], ctx: StepContext) -> None:
+        """MWAM measures the batch (Alg. 1 lines 3-5); SDE starts the step's curriculum."""
+        if self.mwam is not None:
+            self.mwam.step(inputs)
+        if self.sde is not None:
+            self.sde.begin_step(ctx.progress)
 
     def compute_loss(
-        self, inputs: dict[str, torch.Tensor], output: HostOutput, batch: dict[str, Any]
+        self, inputs: dict[str, torch.Tensor], output: HostOutput, batch: Mapping[str, Any], ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The training loss and its named, detached parts (``loss/...``); default: the task's loss."""
-        return self.task.loss(output, batch, self.mwam)
+        """The step's loss and its named, detached parts: the task's terms combined by MWAM's Eq. 7 (once, for
+        every task), then the method's terms, then SDE's dual-domain loss."""
+        terms = self.task.loss(output, batch, ctx)
+        loss, parts = terms.fused, {"loss/fused": terms.fused.detach()}
+        if terms.per_modality:
+            parts.update({f"loss/{m}": value.detach() for m, value in terms.per_modality.items()})
+            if self.mwam is not None and self.mwam.config.intervention in ("loss", "hybrid"):
+                loss = self.mwam.weighted_loss(terms.fused, terms.per_modality)  # Eq. 7
+            else:
+                loss = terms.fused + sum(terms.per_modality.values())
+            parts["loss/total"] = loss.detach()
+        loss, parts = self.method.loss(self, inputs, output, batch, ctx, loss, parts)
+        if self.sde is not None:
+            sde_loss, sde_parts = self.sde.loss(output)
+            loss = loss + sde_loss
+            sde_parts = {k if k.startswith("sde/") else f"sde/{k}": v.detach() for k, v in sde_parts.items()}
+            self.epoch_sde.append(sde_parts)
+            parts = {**parts, **sde_parts, "loss/total": loss.detach()}
+        return loss, parts
 
-    def on_epoch_end(self, epoch: int, entry: dict[str, Any]) -> None:
-        """Called after each epoch's training (and validation), before its history entry and checkpoint are
-        written; a method may add to ``entry`` (the epoch's history) and to its own state here."""
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()  # MWAM's hooks scale the branch gradients by K here
+
+    def before_optimizer_step(self, ctx: StepContext) -> None:
+        """Gradients are complete (and unscaled under fp16): the method may edit them (OGM-GE, AGM ...)."""
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)
+        self.method.before_optimizer_step(self, ctx)
+
+    def optimizer_step(self) -> None:
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.config.schedule.interval == "iteration":
+            self.scheduler.step()
+
+    def train_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """One optimisation step (see the module docstring); returns the step's named loss parts."""
+        ctx = self.step_context()
+        inputs = self.task.inputs(batch, self.device)
+        self.before_forward(inputs, ctx)
+        if self.channels_last:
+            inputs = to_channels_last(inputs)
+        with self.autocast():
+            output = self.model(inputs, None)
+            loss, parts = self.compute_loss(inputs, output, batch, ctx)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.backward(loss)
+        self.before_optimizer_step(ctx)
+        self.optimizer_step()
+        return parts
+
+    # ------------------------------------------------------------------ the loop
+    def train_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch, self.step_in_epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        self.host.train()
+        if self.step_in_epoch == 0:
+            self.epoch_losses, self.epoch_sde, self.epoch_energy = [], [], []
+        for batch in self.train_loader:
+            parts = self.train_step(batch)
+            self.step_in_epoch += 1
+            self.global_step += 1
+            self.epoch_losses.append(parts["loss/fused"])
+            if self.global_step % self.runtime.log_every == 0:
+                self._log_step(parts)
+            for callback in self.callbacks:
+                callback(self, self.global_step)
+            if self.dist.any(self._stop_requested):
+                self.elapsed = time.perf_counter() - self._start
+                self.save_checkpoint()
+                raise TrainingInterruptedError(
+                    f"stopped at epoch {epoch}, step {self.step_in_epoch}; checkpoint {self.checkpoint_path}; "
+                    "continue with --resume"
+                )
+
+    def epoch_lr(self, epoch: int) -> float:
+        """The learning rate ``epoch`` starts with (the schedule's; what ``--dry-run`` shows)."""
+        c = self.config
+        steps = 1 if c.schedule.interval == "epoch" else self.sampler.batches_per_epoch
+        return c.optim.lr * lr_factor(c.schedule, epoch * steps, steps, c.train.epochs)
+
+    def epoch_entry(self, epoch: int) -> dict[str, Any]:
+        """The epoch's history entry: the learning rate it started with, the mean loss (over every process) and
+        SDE's means."""
+        mean_loss = float(torch.stack(self.epoch_losses).mean()) if self.epoch_losses else math.nan
+        entry = {"epoch": epoch, "lr": self.epoch_lr(epoch), "loss": self.dist.mean(mean_loss)}
+        if self.sde is not None:
+            entry["sde"] = self._sde_epoch_means()
+            self.tracker.log({f"epoch/{k}": v for k, v in entry["sde"].items()}, step=self.global_step)
+        return entry
+
+    def validate(self, epoch: int, entry: dict[str, Any]) -> None:
+        """Cheap per-epoch validation of every subset (``runtime.val_every``); it draws no randomness, so training
+        is the same with or without it."""
+        every = self.runtime.val_every
+        if not every or (epoch + 1) % every:
+            return
+        validation = self.evaluate(split="val")
+        entry["val"] = validation
+        self.tracker.log(
+            {f"val/{subset}/{name}": value for subset, values in validation.items() for name, value in values.items()},
+            step=self.global_step,
+        )
+
+    def end_epoch(self, epoch: int, entry: dict[str, Any]) -> None:
+        """The method's end-of-epoch hook, the history entry, the per-epoch scheduler step and the checkpoint."""
+        self.method.on_epoch_end(self, epoch, entry)
+        self.history.append(entry)
+        self.tracker.log(
+            {"epoch/loss": entry["loss"], "epoch/lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch},
+            step=self.global_step,
+        )
+        if self.config.schedule.interval == "epoch":
+            self.scheduler.step()
+        self.epoch, self.step_in_epoch = epoch + 1, 0
+        self.elapsed = time.perf_counter() - self._start
+        self.save_checkpoint()
+
+    def fit(self) -> None:
+        from tqdm.auto import trange
+
+        epochs = self.config.train.epochs
+        self._start = time.perf_counter() - self.elapsed
+        bar = trange(
+            self.epoch,
+            epochs,
+            desc=f"train {self.runtime.column or self.config.host.name}",
+            disable=not self.runtime.progress or not self.dist.is_main,
+            initial=self.epoch,
+            total=epochs,
+        )
+        for epoch in bar:
+            self.train_epoch(epoch)
+            entry = self.epoch_entry(epoch)
+            self.validate(epoch, entry)
+            self.end_epoch(epoch, entry)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, split: str | None = None) -> dict[str, dict[str, float]]:
+        """Every subset on ``split`` (default: the run's ``eval.split``), in the paper's order."""
+        return self.evaluate_subsets(split or self.config.eval.split)
+
+    def evaluate_subsets(
+        self,
+        split: str,
+        subsets: list[tuple[str, ...]] | None = None,
+        new_metric: Callable[[], TaskMetric] | None = None,
+        description: str | None = None,
+    ) -> dict[str, dict[str, float]]:
+        """``subsets`` (default: every subset of the task) on ``split``, sharded over the processes."""
+        return evaluate_subsets(
+            self.host,
+            self.task,
+            self.eval_loader(split),
+            self.device,
+            self.autocast_dtype,
+            self.runtime.progress,
+            self.channels_last,
+            description=description or f"{split} {self.runtime.column or self.config.host.name}",
+            subsets=subsets,
+            new_metric=new_metric,
+            distributed=self.dist,
+        )
+
+    def eval_loader(self, split: str) -> DataLoader:
+        """The (cached) evaluation loader of ``split``: in order, this process's contiguous shard, its own
+        generator (iterating a DataLoader otherwise draws from the global RNG and shifts training)."""
+        if split not in self._eval_loaders:
+            dataset = self.task.build_dataset(split, train=False)
+            sampler = list(self.dist.shard(len(dataset))) if self.dist.enabled else None
+            self._eval_loaders[split] = DataLoader(
+                dataset,
+                batch_size=self.config.eval.batch_size,
+                shuffle=False,
+                sampler=sampler,
+                num_workers=self.runtime.workers,
+                collate_fn=self.task.collate,
+                generator=torch.Generator().manual_seed(self.config.seed),
+            )
+        return self._eval_loaders[split]
+
+    # ------------------------------------------------------------------ the run
+    def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:
+        """Train (or continue) and evaluate; returns the registry entry. A finished run is reused unless ``force``."""
+        c, main = self.config, self.dist.is_main
+        if self.registry.has(c) and not force:
+            log.info("run %s is already in the registry (use force to retrain)", self.key)
+            return self.registry.load(c)
+        self.setup()
+        resume_step = None
+        if resume and self.checkpoint_path.exists():
+            self.load_state_dict(load_checkpoint(self.checkpoint_path, self.device))
+            resume_step = self.global_step
+            log.info("resuming run %s at epoch %d, step %d", self.key, self.epoch, self.step_in_epoch)
+        elif self.checkpoint_path.exists():
+            log.warning("run %s has a checkpoint but resume was not asked for: starting over", self.key)
+        if main:
+            self.registry.save_config(c, self.runtime)
+        self.tracker = Tracker(
+            self.runtime.wandb if main else "disabled",
+            self.registry.root.parent,
+            name=f"{self.runtime.column or c.host.name} [{self.key}]",
+            config={**c.to_dict(), "key": self.key, "runtime": self.runtime.to_dict()},
+            run_id=self.wandb_id,
+            group=f"table{self.runtime.table}" if self.runtime.table else None,
+        )
+        self.wandb_id = self.tracker.run_id
+        panel = self.runtime.column or c.variant
+        self.curves = CurveWriter(self.run_dir / "curves.csv", panel, resume_step) if main else None
+        try:
+            self.method.on_train_start(self)
+            with self._signals():
+                self.fit()
+            result = self._result(self.evaluate())
+            if main:
+                save_checkpoint(self.registry.weights_path(c), {"config_key": self.key, "host": self.host.state_dict()})
+                self.registry.save(result)
+                # Finished: the final weights (model.pt) and the result remain; the resume checkpoint (weights,
+                # optimiser state, RNG ...) is no longer needed and is the largest file of a run.
+                self.checkpoint_path.unlink(missing_ok=True)
+                self._log_result(result)
+            self.dist.barrier()
+        finally:
+            self.tracker.finish()
+        return result
+
+    def _log_step(self, parts: dict[str, torch.Tensor]) -> None:
+        values = {k: float(v) for k, v in parts.items()}
+        if self.mwam is not None:
+            values.update(self.mwam.record().log_dict())
+        if self.sde is not None:
+            energy = self.sde.energy()
+            self.epoch_energy.append(energy)
+            values.update(energy)
+        values["lr"] = self.optimizer.param_groups[0]["lr"]
+        self.tracker.log(values, step=self.global_step)
+        if self.curves is not None:
+            curves = {k: v for k, v in values.items() if k.startswith(("loss/", "mwam/K/", "mwam/frm/"))}
+            self.curves.write(curves, self.global_step)
 
     def _sde_epoch_means(self) -> dict[str, float]:
         """This epoch's mean SDE loss terms (every step) and energy fractions (the logged steps)."""
@@ -278,192 +589,39 @@ class Trainer:
                 means[key] = sum(e[key] for e in self.epoch_energy) / len(self.epoch_energy)
         return means
 
-    def on_train_start(self) -> None:
-        """Called once the tracker exists, before the first (or resumed) epoch."""
-
-    def describe(self) -> dict[str, Any]:
-        """What the method adds to the run's registry entry (under ``method``)."""
-        return {"method": self.config.trainer}
-
-    def _log_step(self, parts: dict[str, torch.Tensor]) -> None:
-        values = {k: float(v) for k, v in parts.items()}
-        values.update(self.mwam.record().log_dict())
-        if self.sde is not None:
-            energy = self.sde.energy()
-            self.epoch_energy.append(energy)
-            values.update(energy)
-        values["lr"] = self.optimizer.param_groups[0]["lr"]
-        self.tracker.log(values, step=self.global_step)
-        self.curves.write(
-            {k: v for k, v in values.items() if k.startswith(("loss/", "mwam/K/", "mwam/frm/"))}, self.global_step
-        )
-
-    def fit(self) -> None:
-        from tqdm.auto import trange
-
-        c = self.config
-        start = time.perf_counter() - self.elapsed
-        epochs = trange(
-            self.epoch,
-            c.epochs,
-            desc=f"train {c.column or c.host}",
-            disable=not c.progress,
-            initial=self.epoch,
-            total=c.epochs,
-        )
-        for epoch in epochs:
-            self.epoch = epoch
-            self.sampler.set_epoch(epoch, self.step_in_epoch)
-            if hasattr(self.train_set, "set_epoch"):
-                self.train_set.set_epoch(epoch)
-            self.host.train()
-            if self.step_in_epoch == 0:
-                self.epoch_losses, self.epoch_sde, self.epoch_energy = [], [], []
-            for batch in self.train_loader:
-                parts = self.train_step(batch)
-                self.step_in_epoch += 1
-                self.global_step += 1
-                self.epoch_losses.append(parts["loss/fused"])
-                if self.global_step % c.log_every == 0:
-                    self._log_step(parts)
-                for callback in self.callbacks:
-                    callback(self, self.global_step)
-                if self._stop_requested:
-                    self.elapsed = time.perf_counter() - start
-                    save_checkpoint(self.checkpoint_path, self.state_dict())
-                    raise TrainingInterruptedError(
-                        f"stopped at epoch {epoch}, step {self.step_in_epoch}; checkpoint {self.checkpoint_path}; "
-                        "continue with --resume"
-                    )
-            mean_loss = float(torch.stack(self.epoch_losses).mean()) if self.epoch_losses else math.nan
-            entry = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": mean_loss}
-            if self.sde is not None:
-                entry["sde"] = self._sde_epoch_means()
-                self.tracker.log({f"epoch/{k}": v for k, v in entry["sde"].items()}, step=self.global_step)
-            if c.val_every and (epoch + 1) % c.val_every == 0:
-                validation = self.evaluate(split="val")
-                entry["val"] = validation
-                self.tracker.log(
-                    {
-                        f"val/{subset}/{name}": value
-                        for subset, values in validation.items()
-                        for name, value in values.items()
-                    },
-                    step=self.global_step,
-                )
-            self.on_epoch_end(epoch, entry)
-            self.history.append(entry)
-            self.tracker.log(
-                {"epoch/loss": mean_loss, "epoch/lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch},
-                step=self.global_step,
-            )
-            self.scheduler.step()
-            self.epoch, self.step_in_epoch = epoch + 1, 0
-            self.elapsed = time.perf_counter() - start
-            save_checkpoint(self.checkpoint_path, self.state_dict())
-
-    def evaluate(self, split: str | None = None) -> dict[str, dict[str, float]]:
-        """Every subset on ``split`` (default: the run's ``eval_split``), in the paper's order."""
-        c = self.config
-        split = split or c.eval_split
-        return evaluate_subsets(
-            self.host,
-            self.task,
-            self.eval_loader(split),
-            self.device,
-            self.autocast_dtype,
-            c.progress,
-            self.channels_last,
-            description=f"{split} {c.column or c.host}",
-        )
-
-    def eval_loader(self, split: str) -> DataLoader:
-        """The (cached) evaluation loader of ``split``: no shuffling, its own generator."""
-        c = self.config
-        if split not in self._eval_loaders:
-            dataset = self.task.build_dataset(split, train=False)
-            # own generator: iterating a DataLoader otherwise draws from the global RNG and shifts training
-            self._eval_loaders[split] = DataLoader(
-                dataset,
-                batch_size=c.eval_batch_size,
-                shuffle=False,
-                num_workers=c.num_workers,
-                generator=torch.Generator().manual_seed(c.seed),
-            )
-        return self._eval_loaders[split]
-
-    def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:
-        """Train (or continue) and evaluate; returns the registry entry. A finished run is reused unless ``force``."""
-        c = self.config
-        if self.registry.has(c) and not force:
-            log.info("run %s is already in the registry (use force to retrain)", c.key)
-            return self.registry.load(c)
-        self.resume = resume
-        self.setup()
-        if resume and self.checkpoint_path.exists():
-            self.load_state_dict(load_checkpoint(self.checkpoint_path, self.device))
-            log.info("resuming run %s at epoch %d, step %d", c.key, self.epoch, self.step_in_epoch)
-        elif self.checkpoint_path.exists():
-            log.warning("run %s has a checkpoint but resume was not asked for: starting over", c.key)
-        self.tracker = Tracker(
-            self.wandb_mode,
-            self.registry.root.parent,
-            name=f"{c.column or c.host} [{c.key}]",
-            config={**c.to_dict(), "key": c.key},
-            run_id=self.wandb_id,
-            group=f"table{c.table}" if c.table else None,
-        )
-        self.wandb_id = self.tracker.run_id
-        self.curves = CurveWriter(self.run_dir / "curves.csv", panel=c.column or self.variant)
-        try:
-            self.on_train_start()
-            with self._signals():
-                self.fit()
-            subsets = self.evaluate()
-            result = self._result(subsets)
-            save_checkpoint(self.registry.weights_path(c), {"config_key": c.key, "host": self.host.state_dict()})
-            self.registry.save(result)
-            # Finished: the final weights (model.pt) and the result remain; the resume checkpoint (weights, optimiser
-            # state, RNG ...) is no longer needed and is the largest file of a run.
-            self.checkpoint_path.unlink(missing_ok=True)
-            self._log_result(result)
-        finally:
-            self.tracker.finish()
-        return result
-
-    @property
-    def variant(self) -> str:
-        c = self.config
-        name = c.host if c.mwam == "none" else f"{c.host}+mwam-{c.mwam}"
-        return f"{name}+sde" if c.sde else name
-
     def _result(self, subsets: dict[str, dict[str, float]]) -> dict[str, Any]:
+        c = self.config
         metric = self.task.new_metric()
         return {
-            "key": self.config.key,
-            "config": self.config.to_dict(),
-            "variant": self.variant,
+            "key": self.key,
+            "schema": c.identity()["schema"],
+            "config": c.to_dict(),
+            "identity": c.identity(),
+            "runtime": self.runtime.to_dict(),
+            "variant": c.variant,
             "metric": metric.display_name,
             "primary": metric.primary,
             "subsets": subsets,
-            "seed": self.config.seed,
+            "seed": c.seed,
             "git_commit": git_commit(),
             "wall_time_s": round(self.elapsed, 2),
             "device": device_name(self.device),
-            "synthetic": self.config.synthetic,
+            "world_size": self.dist.world_size,
+            "per_process_batch": self.sampler.per_process_batch,
+            "sync_batchnorm": self.sync_batchnorm,
+            "precision": self.precision,
+            "synthetic": c.data.spec.is_synthetic(self.task.root),
             "history": self.history,
-            "method": self.describe(),
+            "method": self.method.describe(),
             "torch": torch.__version__,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 
     def _log_result(self, result: dict[str, Any]) -> None:
         primary = result["primary"]
-        full = list(result["subsets"].values())[-1][primary]
-        rows = []
-        for key, values in result["subsets"].items():
-            value = values[primary]
-            pcr = (full - value) / full * 100 if full else math.nan
-            rows.append([key, value, pcr if key != list(result["subsets"])[-1] else None])
+        keys = list(result["subsets"])
+        full = result["subsets"][keys[-1]][primary]
+        rows = [[key, values[primary], pcr(full, values[primary]) if key != keys[-1] else None]
+                for key, values in result["subsets"].items()]  # fmt: skip
         self.tracker.log_table("results/subsets", ["subset", result["metric"], "PCR"], rows)
         self.tracker.summary({f"test/{k}/{primary}": v[primary] for k, v in result["subsets"].items()})

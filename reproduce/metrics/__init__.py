@@ -1,46 +1,32 @@
-"""Task metrics of the reproduction harness (Sec. A.4): accumulators with ``reset`` / ``update`` / ``compute``.
+"""Task metrics of the reproduction harness (Sec. A.4): accumulators with ``reset`` / ``update`` / ``compute``,
+and ``state`` / ``merge`` (plus ``merge_states``) to combine the accumulators of sharded evaluation exactly.
 
-``build_metric("acc" | "dice_brats" | "miou" | "map50", **kw)`` builds one by its registry name. Importing
-this package is cheap: MONAI is imported only when a ``BratsDice`` is built.
+Build a metric from its class (a task's ``new_metric``). Importing this package is cheap: MONAI is imported
+only when a ``BratsDice`` is built.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from .base import TaskMetric, ratio
+from .base import State, TaskMetric, merge_states, ratio
 from .brats_dice import BratsDice, postprocess_et
 from .classification import BinaryAccuracy
 from .detection import MeanAP50, average_precision, box_iou
+from .label_histogram import PredictedLabelHistogram
 from .miou import MeanIoU
-
-METRICS: dict[str, type[TaskMetric]] = {
-    "acc": BinaryAccuracy,
-    "dice_brats": BratsDice,
-    "miou": MeanIoU,
-    "map50": MeanAP50,
-}
-
-
-def build_metric(name: str, **kw: Any) -> TaskMetric:
-    """A new accumulator of the registered metric ``name``, built with ``kw``; ValueError for an unknown name."""
-    try:
-        cls = METRICS[name]
-    except KeyError:
-        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(sorted(METRICS))}") from None
-    return cls(**kw)
-
+from .multiclass import MulticlassAccuracy
 
 __all__ = [
-    "METRICS",
     "BinaryAccuracy",
     "BratsDice",
     "MeanAP50",
     "MeanIoU",
+    "MulticlassAccuracy",
+    "PredictedLabelHistogram",
+    "State",
     "TaskMetric",
     "average_precision",
     "box_iou",
-    "build_metric",
+    "merge_states",
     "postprocess_et",
     "ratio",
 ]

@@ -23,11 +23,12 @@ Values in percent. The primary value (Table 2) is WT Dice.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
 
-from .base import TaskMetric
+from .base import State, TaskMetric, check_state
 
 REGIONS: dict[str, tuple[int, ...]] = {"wt": (1, 2, 3), "tc": (1, 3), "et": (3,)}
 NECROSIS = 1
@@ -73,12 +74,12 @@ class BratsDice(TaskMetric):
     """Per-case Dice (Eq. 25) of WT, TC and ET in percent, averaged over cases; see the module docstring.
 
     ``compute()`` keys: ``wt``, ``tc``, ``et`` (NaN before any case is added). ``et`` is the post-processed
-    ET Dice when ``et_postprocess`` is set.
+    ET Dice when ``et_postprocess`` is set. ``state()``: ``{"per_case_dice": (N, 3) float64, "et_postprocess": ()
+    bool, "et_min_voxels": () int64}``, the cases in the order they were added, and the configuration.
     """
 
     primary: ClassVar[str] = "wt"
     display_name: ClassVar[str] = "Dice"
-    higher_is_better: ClassVar[bool] = True
 
     def __init__(self, et_postprocess: bool = False, et_min_voxels: int = RFNET_ET_MIN_VOXELS) -> None:
         from monai.metrics import compute_dice  # lazy: importing monai takes seconds
@@ -112,6 +113,26 @@ class BratsDice(TaskMetric):
         if not self._per_case:
             return torch.zeros(0, len(REGIONS), dtype=torch.float64)
         return torch.cat(self._per_case)
+
+    def _config(self) -> State:
+        return {
+            "et_postprocess": torch.tensor(self.et_postprocess, dtype=torch.bool),
+            "et_min_voxels": torch.tensor(self.et_min_voxels, dtype=torch.long),
+        }
+
+    def state(self) -> State:
+        """``per_case`` (N, 3) as ``per_case_dice``, plus ``et_postprocess`` and ``et_min_voxels``."""
+        return {"per_case_dice": self.per_case.clone(), **self._config()}
+
+    def merge(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Append another ``BratsDice``'s cases (same ``et_postprocess`` and ``et_min_voxels``) after this one's.
+
+        The per-case values are exact; the mean over cases is a float sum, so ``compute()`` is bit-identical to
+        that of one accumulator fed the cases in the merged order (this one's, then the state's), and equal to
+        rounding (~1e-16 relative) in any other order.
+        """
+        check_state(self, state, {"per_case_dice": (torch.float64, (None, len(REGIONS)))}, self._config())
+        self._per_case.append(state["per_case_dice"].detach().cpu().clone())
 
     def compute(self) -> dict[str, float]:
         """Mean over cases of the per-case Dice, in percent; NaN for every region when no case was added."""

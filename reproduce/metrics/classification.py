@@ -17,11 +17,12 @@ and ACER is NaN whenever either is; with no sample at all every value is NaN.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
 
-from .base import TaskMetric, ratio
+from .base import State, TaskMetric, check_state, ratio
 from .confusion import ConfusionCounts
 
 ATTACK = 0
@@ -44,12 +45,11 @@ class BinaryAccuracy(TaskMetric):
     """Accumulates a 2x2 confusion matrix and reports Acc (Eq. 22), APCER, NPCER and ACER in percent.
 
     ``compute()`` keys: ``acc``, ``apcer``, ``npcer``, ``acer``. See the module docstring for the label
-    convention (1 = bona fide) and when a value is NaN.
+    convention (1 = bona fide) and when a value is NaN. ``state()``: ``{"confusion": (2, 2) int64}``.
     """
 
     primary: ClassVar[str] = "acc"
     display_name: ClassVar[str] = "Acc"
-    higher_is_better: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._counts = ConfusionCounts(2)
@@ -74,6 +74,15 @@ class BinaryAccuracy(TaskMetric):
     def confusion_matrix(self) -> torch.Tensor:
         """The accumulated counts, rows = target, columns = prediction, index 0 = attack, 1 = bona fide (CPU)."""
         return self._counts.matrix
+
+    def state(self) -> State:
+        """``{"confusion": (2, 2) int64}``, the matrix of ``confusion_matrix``."""
+        return {"confusion": self.confusion_matrix.clone()}
+
+    def merge(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Add another ``BinaryAccuracy``'s counts; the result does not depend on the order of merging."""
+        check_state(self, state, {"confusion": (torch.long, (2, 2))})
+        self._counts.add_matrix(state["confusion"])
 
     def compute(self) -> dict[str, float]:
         """Acc (Eq. 22), APCER, NPCER and ACER in percent; NaN where a class is absent (module docstring)."""

@@ -1,4 +1,4 @@
-"""A class-by-class count matrix accumulated over batches, shared by accuracy and mIoU."""
+"""A class-by-class count matrix accumulated over batches, shared by the accuracies and mIoU."""
 
 from __future__ import annotations
 
@@ -22,13 +22,18 @@ class ConfusionCounts:
         """Add flat integer class indices in ``0 .. num_classes - 1`` (checked by the caller)."""
         n = self.num_classes
         counts = torch.bincount(targets.reshape(-1) * n + predictions.reshape(-1), minlength=n * n).reshape(n, n)
+        self.add_matrix(counts)
+
+    def add_matrix(self, counts: torch.Tensor) -> None:
+        """Add a (C, C) int64 count matrix, e.g. another accumulator's ``matrix`` (checked by the caller)."""
         if self._counts is None:
-            self._counts = counts
+            self._counts = counts.clone()  # never an alias of the caller's tensor: later adds are in place
         else:
             self._counts += counts.to(self._counts.device)
 
     @property
     def matrix(self) -> torch.Tensor:
+        """The (C, C) int64 counts on the CPU (may share memory with the accumulator when it is on the CPU)."""
         if self._counts is None:
             return torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
         return self._counts.cpu()

@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .base import TaskMetric
+from .base import State, TaskMetric, check_state
 
 IOU_THRESHOLD = 0.5
 RECALL_POINTS = 101
@@ -76,11 +76,15 @@ class MeanAP50(TaskMetric):
     predictions ``{"boxes": (N, 4) xyxy, "scores": (N,), "labels": (N,)}`` and targets
     ``{"boxes": (M, 4) xyxy, "labels": (M,)}``. From ultralytics' NMS output ``d`` (N, 6):
     ``{"boxes": d[:, :4], "scores": d[:, 4], "labels": d[:, 5]}``. ``compute()`` keys: ``map50``.
+
+    Matching happens per image in ``update``, so what is kept, and what ``state()`` holds, is: every detection's
+    ``scores`` (D,) float64, ``labels`` (D,) int64 and ``true_positive`` (D,) bool, concatenated in arrival order;
+    the ground-truth box count per class, ``gt_classes`` (G,) int64 (ascending) and ``gt_counts`` (G,) int64; and
+    the configuration ``iou_threshold`` () float64.
     """
 
     primary: ClassVar[str] = "map50"
     display_name: ClassVar[str] = "mAP50"
-    higher_is_better: ClassVar[bool] = True
 
     def __init__(self, iou_threshold: float = IOU_THRESHOLD) -> None:
         self.iou_threshold = iou_threshold
@@ -130,11 +134,56 @@ class MeanAP50(TaskMetric):
         self._labels.append(labels)
         self._true_positive.append(true_positive)
 
-    def ap_per_class(self) -> dict[int, float]:
-        """AP at the IoU threshold for every class with at least one ground-truth box."""
+    def _detections(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores, labels and TP flags of every accumulated detection, in arrival order."""
         scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
         labels = np.concatenate(self._labels) if self._labels else np.zeros(0, dtype=np.int64)
         true_positive = np.concatenate(self._true_positive) if self._true_positive else np.zeros(0, dtype=bool)
+        return scores, labels, true_positive
+
+    def state(self) -> State:
+        """Detections, ground-truth counts and ``iou_threshold`` as tensors (layout in the class docstring)."""
+        scores, labels, true_positive = self._detections()
+        classes = sorted(self._num_gt)
+        return {
+            "scores": torch.from_numpy(scores.astype(np.float64, copy=True)),
+            "labels": torch.from_numpy(labels.astype(np.int64, copy=True)),
+            "true_positive": torch.from_numpy(true_positive.astype(bool, copy=True)),
+            "gt_classes": torch.tensor(classes, dtype=torch.long),
+            "gt_counts": torch.tensor([self._num_gt[c] for c in classes], dtype=torch.long),
+            "iou_threshold": torch.tensor(self.iou_threshold, dtype=torch.float64),
+        }
+
+    def merge(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Append another ``MeanAP50``'s detections (same ``iou_threshold``) after this one's and add its
+        ground-truth counts.
+
+        ``compute()`` is then bit-identical to that of one accumulator fed this one's images, then the state's.
+        Order matters only through ties: detections of one class with equal scores are ranked in arrival order,
+        so without such ties the result is the same in any order of images and merges.
+        """
+        layout = {
+            "scores": (torch.float64, (None,)),
+            "labels": (torch.long, (None,)),
+            "true_positive": (torch.bool, (None,)),
+            "gt_classes": (torch.long, (None,)),
+            "gt_counts": (torch.long, (None,)),
+        }
+        config = {"iou_threshold": torch.tensor(self.iou_threshold, dtype=torch.float64)}
+        check_state(self, state, layout, config)
+        if not (len(state["scores"]) == len(state["labels"]) == len(state["true_positive"])):
+            raise ValueError("MeanAP50.merge: scores, labels and true_positive must have the same length")
+        if len(state["gt_classes"]) != len(state["gt_counts"]):
+            raise ValueError("MeanAP50.merge: gt_classes and gt_counts must have the same length")
+        self._scores.append(state["scores"].cpu().numpy().copy())
+        self._labels.append(state["labels"].cpu().numpy().copy())
+        self._true_positive.append(state["true_positive"].cpu().numpy().copy())
+        for cls, n in zip(state["gt_classes"].tolist(), state["gt_counts"].tolist(), strict=True):
+            self._num_gt[cls] = self._num_gt.get(cls, 0) + n
+
+    def ap_per_class(self) -> dict[int, float]:
+        """AP at the IoU threshold for every class with at least one ground-truth box."""
+        scores, labels, true_positive = self._detections()
         return {
             cls: average_precision(scores[labels == cls], true_positive[labels == cls], n)
             for cls, n in sorted(self._num_gt.items())

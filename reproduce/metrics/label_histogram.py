@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
 
-from .base import TaskMetric
+from .base import State, TaskMetric, check_state
 
 
 class PredictedLabelHistogram(TaskMetric):
     """Counts the argmax predictions of (B, K) logits; ``compute()`` gives each class's fraction (``class_k``) and
-    ``samples``. Targets passed to ``update`` are ignored: the histogram describes the predictions only."""
+    ``samples``. Targets passed to ``update`` are ignored: the histogram describes the predictions only.
+    ``state()``: ``{"predicted_counts": (K,) int64}``."""
 
     primary: ClassVar[str] = "samples"
     display_name: ClassVar[str] = "Predicted-label histogram"
-    higher_is_better: ClassVar[bool] = True
 
     def __init__(self, num_classes: int) -> None:
         if num_classes < 1:
@@ -31,6 +32,15 @@ class PredictedLabelHistogram(TaskMetric):
             raise ValueError(f"expected logits (B, {self.num_classes}), got {tuple(predictions.shape)}")
         labels = predictions.detach().argmax(dim=1).cpu()
         self.counts += torch.bincount(labels, minlength=self.num_classes)
+
+    def state(self) -> State:
+        """``{"predicted_counts": (K,) int64}``, a copy of ``counts``."""
+        return {"predicted_counts": self.counts.clone()}
+
+    def merge(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Add another histogram's counts (same ``num_classes``); order does not matter."""
+        check_state(self, state, {"predicted_counts": (torch.long, (self.num_classes,))})
+        self.counts += state["predicted_counts"].cpu()
 
     def fractions(self) -> torch.Tensor:
         """(K,) float64 fractions; NaN when nothing was counted."""

@@ -19,11 +19,12 @@ MIoU is returned in percent; with no non-void pixel accumulated it is NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 import torch
 
-from .base import TaskMetric
+from .base import State, TaskMetric, check_state
 from .confusion import ConfusionCounts
 
 NYUV2_CLASSES = 40
@@ -33,12 +34,11 @@ VOID = 0
 class MeanIoU(TaskMetric):
     """Data-set-level MIoU (Eq. 23-24) in percent, void (label 0) ignored; see the module docstring.
 
-    ``compute()`` keys: ``miou``.
+    ``compute()`` keys: ``miou``. ``state()``: ``{"pixel_confusion": (C, C) int64}``.
     """
 
     primary: ClassVar[str] = "miou"
     display_name: ClassVar[str] = "MIoU"
-    higher_is_better: ClassVar[bool] = True
 
     def __init__(self, num_classes: int = NYUV2_CLASSES, zero_union: Literal["zero", "exclude"] = "zero") -> None:
         if zero_union not in ("zero", "exclude"):
@@ -76,6 +76,17 @@ class MeanIoU(TaskMetric):
     def confusion_matrix(self) -> torch.Tensor:
         """(C, C) pixel counts, rows = ground-truth class index, columns = predicted class index (CPU)."""
         return self._counts.matrix
+
+    def state(self) -> State:
+        """``{"pixel_confusion": (C, C) int64}``, the matrix of ``confusion_matrix``."""
+        return {"pixel_confusion": self.confusion_matrix.clone()}
+
+    def merge(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Add another ``MeanIoU``'s pixel counts (same ``num_classes``); order does not matter. ``zero_union`` only
+        enters ``compute``, so states of either setting merge, and this accumulator's setting is applied."""
+        n = self.num_classes
+        check_state(self, state, {"pixel_confusion": (torch.long, (n, n))})
+        self._counts.add_matrix(state["pixel_confusion"])
 
     def iou_per_class(self) -> torch.Tensor:
         """(C,) IoU_i of Eq. 24 in [0, 1]; NaN for a class with zero union."""

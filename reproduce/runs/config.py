@@ -1,173 +1,457 @@
-"""One training + evaluation of one host variant, described by a validated, hashable configuration."""
+"""The run configuration (schema 2): everything that determines one trained model and its numbers, as pure data.
+
+A :class:`RunConfig` is built from sections -- data, host, optim, schedule, train, eval, method, mwam, sde -- and a
+seed; how a run is executed (device, workers, logging, W&B, the table and column it fills) lives apart, in
+:class:`reproduce.runs.runtime.Runtime`, and is never hashed. Validation happens on construction: unknown keys
+(at any level) and bad values are errors that name the key. Building one imports no torch: the libraries' option
+classes (``mwam.MWAMConfig``, ``sde.SDEConfig``), the method registry and the data-set registry are torch-free.
+
+The registry key hashes :meth:`RunConfig.identity`: every section without the values equal to their defaults, the
+data set named by its name and the fingerprint of its split files (not by its path), and the schema number. A field
+added later with a default therefore leaves every existing key unchanged, and moving the data keeps them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from reproduce.runs.options import options_without_defaults, plain, without_defaults
+from reproduce.runs.schedules import ANNEALS, INTERVALS, SCHEDULE_FIELDS
 
-INTERVENTIONS = ("none", "grad", "loss", "hybrid")
+#: Bumped when the meaning of an existing field changes; part of every key.
+SCHEMA = 2
+INTERVENTIONS = ("off", "none", "grad", "loss", "hybrid")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-# Fields that say where a run is shown or how it is executed, not what is trained: not part of the hash.
-PRESENTATION_FIELDS = ("table", "column", "num_workers", "device", "log_every", "progress", "val_every")
+OPTIMIZER_FIELDS: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum", "nesterov"),
+    "adam": ("betas", "eps", "amsgrad"),
+    "adamw": ("betas", "eps", "amsgrad"),
+}
 
 
-def options_without_defaults(
-    config_class: type, options: dict[str, Any], label: str, exclude: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """``options`` validated against the dataclass ``config_class`` (unknown names and bad values are errors,
-    with the class's own message), returned without the entries equal to its defaults, so that spelling out a
-    default does not change a run's hash. Values are the validated ones, tuples as lists (their JSON form)."""
-    known = {f.name for f in dataclasses.fields(config_class)} - set(exclude)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"{label}: unknown options {unknown}; known: {sorted(known)}")
-    checked, defaults = config_class(**options), config_class()
-    out = {}
-    for key in sorted(options):
-        value = getattr(checked, key)
-        if value != getattr(defaults, key):
-            out[key] = list(value) if isinstance(value, tuple) else value
-    return out
+class ConfigError(ValueError):
+    """A run configuration that cannot be used; the message names the key."""
+
+
+def _integer(value: Any, name: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _number(value: Any, name: str, positive: bool = False) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or (positive and not value > 0):
+        raise ConfigError(f"{name} must be a number{' > 0' if positive else ''}, got {value!r}")
+    return float(value)
+
+
+def _choice(value: Any, choices: tuple[str, ...], name: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _only_used(section: Any, name: str) -> None:
+    """Fields of an ``optim`` / ``schedule`` section that its kind does not read must keep their defaults (else the
+    setting would be silently ignored)."""
+    kinds, always = KINDED_SECTIONS[name]
+    used = kinds[section.name]
+    for f in dataclasses.fields(section):
+        if f.name in used or f.name in always:
+            continue
+        if plain(getattr(section, f.name)) != plain(f.default):
+            raise ConfigError(
+                f"{name} {section.name!r} does not use {f.name!r} (it reads {', '.join(used) or 'nothing else'})"
+            )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data: a registered data set, where it lies, the modalities used and the loader options.
+
+    root: the data root (real data). synthetic: instead of a root, the name of a preset whose synthetic stand-in
+        is used (generated under the results root when missing). Neither is part of the run's identity: the
+        fingerprint of the split files is (``fingerprint()``).
+    modalities: the modalities used, a subset of the data set's (None: all of them), kept in its order.
+    options: keyword arguments of the data set's loader (CASIA-SURF: ``resize`` / ``crop``).
+    """
+
+    dataset: str
+    root: str | None = None
+    synthetic: str | None = None
+    modalities: tuple[str, ...] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from datasets.registry import dataset_spec
+
+        try:
+            spec = dataset_spec(self.dataset)
+        except ValueError as error:
+            raise ConfigError(f"data.dataset: {error}") from None
+        if self.root is not None and self.synthetic is not None:
+            raise ConfigError("data: give either root (real data) or synthetic (a preset's stand-in), not both")
+        if self.synthetic is not None:
+            presets = [name for name, p in spec.presets.items() if p.synthetic]
+            _choice(self.synthetic, tuple(presets), "data.synthetic")
+        if self.root is not None:
+            object.__setattr__(self, "root", str(self.root))
+        if self.modalities is not None:
+            chosen = list(self.modalities) if not isinstance(self.modalities, str) else [self.modalities]
+            unknown = [m for m in chosen if m not in spec.modalities]
+            if unknown or not chosen or len(set(chosen)) != len(chosen):
+                raise ConfigError(
+                    f"data.modalities must be distinct modalities of {self.dataset} ({', '.join(spec.modalities)}), "
+                    f"got {chosen}"
+                )
+            ordered = tuple(m for m in spec.modalities if m in chosen)
+            object.__setattr__(self, "modalities", None if ordered == spec.modalities else ordered)
+        object.__setattr__(self, "options", _mapping(self.options, "data.options"))
+
+    @property
+    def spec(self) -> Any:
+        """The registered :class:`datasets.registry.DatasetSpec`."""
+        from datasets.registry import dataset_spec
+
+        return dataset_spec(self.dataset)
+
+    @property
+    def used_modalities(self) -> tuple[str, ...]:
+        return self.modalities or self.spec.modalities
+
+    def locate(self, generate: bool = True) -> Path:
+        """The data root: ``root``, or the synthetic stand-in of preset ``synthetic`` (written when missing and
+        ``generate``). ConfigError when neither is set."""
+        if self.root is not None:
+            return Path(self.root)
+        if self.synthetic is None:
+            raise ConfigError(f"data: no root for {self.dataset} (set data.root, --data-root or data.synthetic)")
+        from reproduce.paths import synthetic_dir
+
+        directory = synthetic_dir(self.dataset, self.synthetic)
+        if generate:
+            return self.spec.write_synthetic(directory, **self.spec.preset(self.synthetic).generator)
+        return directory
+
+    def fingerprint(self) -> str:
+        """The fingerprint of the data (its split files, and a synthetic set's parameters)."""
+        return _fingerprint(self.dataset, self.locate())
+
+    def identity(self) -> dict[str, Any]:
+        values = without_defaults(self)
+        for name in ("root", "synthetic"):
+            values.pop(name, None)
+        values["fingerprint"] = self.fingerprint()
+        return values
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def _fingerprint(dataset: str, root: Path) -> str:
+    """Cached per (data set, root, state of its split files): large list files are hashed once per process."""
+    from datasets.registry import SYNTHETIC_MARKER, dataset_spec
+
+    spec = dataset_spec(dataset)
+    stamps = []
+    for path in [*spec.split_files(root), root / SYNTHETIC_MARKER]:
+        stat = path.stat() if path.is_file() else None
+        stamps.append((str(path.resolve()), stat.st_mtime_ns if stat else None, stat.st_size if stat else None))
+    cache_key = (dataset, *stamps)
+    if cache_key not in _FINGERPRINTS:
+        _FINGERPRINTS[cache_key] = spec.fingerprint(root)
+    return _FINGERPRINTS[cache_key]
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """A registered host (``models.build(name, **options)``); the options are checked by the host when built."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"host.name must be a host's registered name, got {self.name!r}")
+        object.__setattr__(self, "options", plain(_mapping(self.options, "host.options")))
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser: ``sgd`` (momentum, nesterov), ``adam`` / ``adamw`` (betas, eps, amsgrad); defaults are the
+    paper's CASIA-SURF SGD (Sec. 5.2 / A.3: lr 1e-3, momentum 0.9, weight decay 5e-4, Nesterov)."""
+
+    name: str = "sgd"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    amsgrad: bool = False
+
+    def __post_init__(self) -> None:
+        _choice(self.name, tuple(OPTIMIZER_FIELDS), "optim.name")
+        _number(self.lr, "optim.lr", positive=True)
+        if _number(self.weight_decay, "optim.weight_decay") < 0 or _number(self.momentum, "optim.momentum") < 0:
+            raise ConfigError("optim.weight_decay and optim.momentum must be >= 0")
+        betas = tuple(float(b) for b in self.betas)
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", betas)
+        _number(self.eps, "optim.eps", positive=True)
+        for name in ("nesterov", "amsgrad"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"optim.{name} must be true or false")
+        _only_used(self, "optim")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The learning-rate schedule (``reproduce.runs.schedules``), stepped per ``epoch`` or per ``iteration``.
+    Defaults: the paper preset's CASIA-SURF schedule of this repository (5 warm-up epochs, /10 at 30, 60, 90)."""
+
+    name: str = "step"
+    interval: str = "epoch"
+    warmup_epochs: int = 5
+    milestones: tuple[int, ...] = (30, 60, 90)
+    gamma: float = 0.1
+    power: float = 0.9
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal: str = "cos"
+
+    def __post_init__(self) -> None:
+        _choice(self.name, tuple(SCHEDULE_FIELDS), "schedule.name")
+        _choice(self.interval, INTERVALS, "schedule.interval")
+        _integer(self.warmup_epochs, "schedule.warmup_epochs", 0)
+        milestones = tuple(_integer(m, "schedule.milestones[]", 0) for m in self.milestones)
+        if list(milestones) != sorted(milestones):
+            raise ConfigError(f"schedule.milestones must be increasing, got {list(milestones)}")
+        object.__setattr__(self, "milestones", milestones)
+        for name in ("gamma", "power", "div_factor", "final_div_factor"):
+            _number(getattr(self, name), f"schedule.{name}", positive=True)
+        if not 0 < _number(self.pct_start, "schedule.pct_start") < 1:
+            raise ConfigError(f"schedule.pct_start must lie in (0, 1), got {self.pct_start}")
+        _choice(self.anneal, ANNEALS, "schedule.anneal")
+        _only_used(self, "schedule")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and how: ``batch_size`` is the global batch (split over the processes of a DDP run);
+    ``iterations_per_epoch`` a fixed count (RFNet: 150, drawing from successive shuffles) or None for one pass
+    (incomplete last batch dropped, as the authors). ``amp``: ``auto`` = bf16 autocast on CUDA, off on CPU;
+    ``channels_last``: on CUDA when None (4-D inputs only); ``deterministic``: torch's deterministic algorithms."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    iterations_per_epoch: int | None = None
+    amp: str = "auto"
+    channels_last: bool | None = None
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        _integer(self.epochs, "train.epochs", 1)
+        _integer(self.batch_size, "train.batch_size", 1)
+        if self.iterations_per_epoch is not None:
+            _integer(self.iterations_per_epoch, "train.iterations_per_epoch", 1)
+        _choice(self.amp, AMP_MODES, "train.amp")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise ConfigError("train.channels_last must be true, false or null")
+        if not isinstance(self.deterministic, bool):
+            raise ConfigError("train.deterministic must be true or false")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The final evaluation: every subset of the used modalities on ``split``, ``batch_size`` samples a batch."""
+
+    split: str = "test"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.split, str) or not self.split:
+            raise ConfigError(f"eval.split must name a split, got {self.split!r}")
+        _integer(self.batch_size, "eval.batch_size", 1)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """The training method (``reproduce.methods``: ``standard``, ``mmanet`` ...) and its options, validated against
+    the method's options dataclass; options equal to their defaults are dropped."""
+
+    name: str = "standard"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from reproduce.methods import method_class
+
+        try:
+            cls = method_class(self.name)
+        except ValueError as error:
+            raise ConfigError(f"method.name: {error}") from None
+        options = _mapping(self.options, "method.options")
+        if cls.options_class is None:
+            if options:
+                raise ConfigError(f"method {self.name!r} takes no options, got {sorted(options)}")
+            return
+        try:
+            reduced = options_without_defaults(cls.options_class, options, f"method.options of {self.name!r}")
+        except (TypeError, ValueError) as error:
+            raise ConfigError(str(error)) from None
+        object.__setattr__(self, "options", reduced)
+
+    def resolved_options(self) -> Any:
+        """The method's options dataclass with these options (None for a method without options)."""
+        from reproduce.methods import method_class
+
+        cls = method_class(self.name).options_class
+        return None if cls is None else cls(**self.options)
+
+
+@dataclass(frozen=True)
+class MWAMSettings:
+    """MWAM: ``off`` (no MWAM at all), ``none`` (measure FRM / T / K and log them, change nothing), ``grad``,
+    ``loss`` or ``hybrid``; ``options`` override ``mwam.MWAMConfig`` (defaults dropped)."""
+
+    intervention: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _choice(self.intervention, INTERVENTIONS, "mwam.intervention")
+        options = _mapping(self.options, "mwam.options")
+        if self.intervention == "off" and options:
+            raise ConfigError("mwam.options given but mwam.intervention is off")
+        from mwam.config import MWAMConfig
+
+        try:
+            reduced = options_without_defaults(MWAMConfig, options, "mwam.options", ("intervention",))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(str(error)) from None
+        object.__setattr__(self, "options", reduced)
+
+
+@dataclass(frozen=True)
+class SDESettings:
+    """Spectral Disentanglement and Enhancement as a variant (``enabled``); ``options`` override
+    ``sde.SDEConfig`` (defaults dropped; the seed defaults to the run's)."""
+
+    enabled: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"sde.enabled must be true or false, got {self.enabled!r}")
+        options = _mapping(self.options, "sde.options")
+        if options and not self.enabled:
+            raise ConfigError("sde.options given but sde.enabled is false")
+        from sde.config import SDEConfig
+
+        try:
+            reduced = options_without_defaults(SDEConfig, options, "sde.options")
+        except (TypeError, ValueError) as error:
+            raise ConfigError(str(error)) from None
+        object.__setattr__(self, "options", reduced)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "host": HostConfig,
+    "optim": OptimConfig,
+    "schedule": ScheduleConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "method": MethodConfig,
+    "mwam": MWAMSettings,
+    "sde": SDESettings,
+}
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that determines a run. Unknown keys are errors (``from_dict``).
+    """One training + evaluation of one host variant (see the module docstring). ``task`` overrides the data set's
+    task kind (None: the data set's)."""
 
-    host / host_options: a registered host (``models.build(host, **host_options)``).
-    dataset / data_root / synthetic: the data set key (``reproduce.subsets``), its root, and whether it is synthetic.
-    data_options: keyword arguments of the data set (e.g. ``resize`` / ``crop`` for CASIA-SURF; default: the
-        authors' preprocessing).
-    epochs, batch_size, lr, momentum, weight_decay, nesterov: SGD as Sec. 5.2 / A.3 (batch 64, 1e-3, 0.9, 5e-4).
-    warmup_epochs, milestones, lr_gamma: linear warm-up, then the learning rate times ``lr_gamma`` at each
-        milestone epoch (Sec. A.3: SF-MD+MWAM divides by 10 every 30 epochs).
-    mwam / mwam_options: the intervention (``none`` still measures FRM / T / K for logging) and
-        ``mwam.MWAMConfig`` overrides (``window``, ``rule``, ``alpha`` ...). Options equal to MWAM's defaults are
-        dropped, so ``{"window": 2}`` and ``{}`` are the same run.
-    sde / sde_options: Spectral Disentanglement and Enhancement as a variant (``reproduce.engine.sde_variant``):
-        enhancement of each branch's pooled embedding during training and the dual-domain loss on every pair of
-        modalities present in a sample; ``sde.SDEConfig`` overrides (defaults dropped, as for MWAM).
-    trainer / trainer_options: the training method (``reproduce.engine.trainers``): ``standard`` (the task's
-        loss) or ``mmanet`` (teacher distillation + weak-combination auxiliary loss, options
-        ``reproduce.engine.mmanet.MMANetOptions``).
-    steps_per_epoch: cap on training steps per epoch (smoke runs); None = the whole split.
-    eval_split, eval_batch_size: the split every subset is evaluated on, at the end of training.
-    val_every: evaluate every subset on the validation split every this many epochs (0: never), for the
-        per-epoch curves in W&B and the history; it draws no randomness, so it does not change training.
-    amp: ``auto`` = bf16 autocast on CUDA, off on CPU. channels_last: on CUDA when None.
-    deterministic: torch deterministic algorithms (exact resume on CPU is tested with it).
-    """
-
-    host: str
-    dataset: str
-    data_root: str
-    synthetic: bool
-    table: int | None = None
-    column: str = ""
-    host_options: dict[str, Any] = field(default_factory=dict)
-    data_options: dict[str, Any] = field(default_factory=dict)
-    task: str = "classification"
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    warmup_epochs: int = 5
-    milestones: tuple[int, ...] = (30, 60, 90)
-    lr_gamma: float = 0.1
-    mwam: str = "none"
-    mwam_options: dict[str, Any] = field(default_factory=dict)
-    sde: bool = False
-    sde_options: dict[str, Any] = field(default_factory=dict)
-    trainer: str = "standard"
-    trainer_options: dict[str, Any] = field(default_factory=dict)
-    steps_per_epoch: int | None = None
-    eval_split: str = "test"
-    eval_batch_size: int = 64
-    val_every: int = 1
+    data: DataConfig
+    host: HostConfig
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    mwam: MWAMSettings = field(default_factory=MWAMSettings)
+    sde: SDESettings = field(default_factory=SDESettings)
     seed: int = 0
-    amp: str = "auto"
-    channels_last: bool | None = None
-    deterministic: bool = False
-    num_workers: int = 0
-    device: str = "auto"
-    log_every: int = 10
-    progress: bool = True
+    task: str | None = None
 
     def __post_init__(self) -> None:
-        if self.mwam not in INTERVENTIONS:
-            raise ValueError(f"mwam must be one of {INTERVENTIONS}, got {self.mwam!r}")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.val_every, int) or self.val_every < 0:
-            raise ValueError(f"val_every must be an integer >= 0, got {self.val_every!r}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
-        if self.warmup_epochs < 0 or self.lr <= 0:
-            raise ValueError("warmup_epochs must be >= 0 and lr > 0")
-        if list(self.milestones) != sorted(self.milestones):
-            raise ValueError(f"milestones must be increasing, got {self.milestones}")
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
-        if self.mwam_options:
-            from mwam import MWAMConfig
+        for name, cls in SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        _integer(self.seed, "seed", 0)
+        if self.task is not None and not isinstance(self.task, str):
+            raise ConfigError(f"task must name a task kind, got {self.task!r}")
 
-            options = options_without_defaults(MWAMConfig, self.mwam_options, "mwam_options", ("intervention",))
-            object.__setattr__(self, "mwam_options", options)
-        if not isinstance(self.sde, bool):
-            raise ValueError(f"sde must be true or false, got {self.sde!r}")
-        if self.sde_options:
-            if not self.sde:
-                raise ValueError("sde_options given but sde is false")
-            from sde import SDEConfig
-
-            object.__setattr__(
-                self, "sde_options", options_without_defaults(SDEConfig, self.sde_options, "sde_options")
-            )
-        from reproduce.engine.trainers import check_trainer
-
-        object.__setattr__(self, "trainer_options", check_trainer(self.trainer, self.trainer_options))
-
+    # ------------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> RunConfig:
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> RunConfig:
+        """Build from nested data (a parsed YAML file); unknown keys at any level are errors naming them."""
+        values = _mapping(values, source)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
-        return cls(**values)
+            raise ConfigError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
+        for required in ("data", "host"):
+            if required not in values:
+                raise ConfigError(f"{source}: missing section {required!r}")
+        kwargs: dict[str, Any] = {}
+        for name, value in values.items():
+            section = SECTIONS.get(name)
+            kwargs[name] = value if section is None else _section(section, value, f"{source}: {name}")
+        return cls(**kwargs)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        path = Path(path)
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of run settings")
-        return cls.from_dict(values, source=str(path))
+        """A run configuration file (a top-level ``runtime:`` mapping, if any, is read by ``Runtime.from_yaml``)."""
+        return cls.from_dict(read_yaml(path, drop=("runtime",)), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting, resolved (the form ``config.yaml`` beside each run holds); settings a chosen optimiser
+        or schedule does not read are left out."""
+        values = plain(self)
+        for section, (kinds, always) in KINDED_SECTIONS.items():
+            values[section] = _used_fields(values[section], kinds[values[section]["name"]], always)
+        return values
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "overrides") -> RunConfig:
+        """A copy with nested ``overrides`` merged in (``{"train": {"batch_size": 4}}``, :func:`merge_settings`),
+        validated again."""
+        return RunConfig.from_dict(merge_settings(self.to_dict(), overrides), source=source)
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["milestones"] = list(self.milestones)
-        return values
-
+    # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
-        """The fields that determine the trained model and its numbers (what the hash covers)."""
-        values = self.to_dict()
-        for name in PRESENTATION_FIELDS:
-            values.pop(name)
-        values["data_root"] = str(Path(self.data_root).expanduser().resolve())
+        """What the key hashes: every setting that differs from its default (sections whose settings all are
+        default disappear), the data set by name and fingerprint instead of its location, and the schema number."""
+        values: dict[str, Any] = {"schema": SCHEMA}
+        for name, value in without_defaults(self).items():
+            values[name] = self.data.identity() if name == "data" else value
         return values
 
     @property
@@ -175,3 +459,91 @@ class RunConfig:
         """A short stable hash of :meth:`identity`: the run's name in the registry."""
         blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities the run uses, in the data set's order."""
+        return self.data.used_modalities
+
+    @property
+    def task_name(self) -> str:
+        return self.task or self.data.spec.task
+
+    @property
+    def variant(self) -> str:
+        """A short name of the host variant (``sf_md+mwam-hybrid+sde``), for records and logs."""
+        name = self.host.name
+        if self.mwam.intervention not in ("none", "off"):
+            name = f"{name}+mwam-{self.mwam.intervention}"
+        return f"{name}+sde" if self.sde.enabled else name
+
+
+#: Sections whose ``name`` selects a kind with its own fields: (fields per kind, fields every kind reads).
+KINDED_SECTIONS: dict[str, tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {
+    "optim": (OPTIMIZER_FIELDS, ("name", "lr", "weight_decay")),
+    "schedule": (SCHEDULE_FIELDS, ("name", "interval")),
+}
+
+
+def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested ``overrides`` merged over nested ``base`` settings. Where an override names another host or method,
+    the base's options of the old one are dropped; where it switches the optimiser or the schedule to another kind
+    (``schedule.name: poly`` over a ``step`` schedule), the base's settings the new kind does not read are dropped
+    (the override's own are kept, and validated)."""
+    from reproduce.runs.overrides import deep_merge
+
+    merged = deep_merge(base, overrides)
+    for section in ("host", "method", *KINDED_SECTIONS):
+        new, old = overrides.get(section), base.get(section)
+        switched = (
+            isinstance(new, Mapping)
+            and isinstance(old, Mapping)
+            and new.get("name", old.get("name")) != old.get("name")
+        )
+        if not switched:
+            continue
+        if section in KINDED_SECTIONS:
+            kinds, always = KINDED_SECTIONS[section]
+            used = set(kinds.get(new["name"], ())) | set(always) | set(new)
+        else:
+            used = {"name", *new}
+        merged[section] = {k: v for k, v in merged[section].items() if k in used}
+        if "options" in new:
+            merged[section]["options"] = dict(new["options"])
+    return merged
+
+
+def _used_fields(values: dict[str, Any], used: tuple[str, ...], always: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k in used or k in always}
+
+
+def _section(cls: type, value: Any, source: str) -> Any:
+    values = _mapping(value, source)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
+    for name in ("milestones", "betas", "modalities"):
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"{source}: {error}") from None
+
+
+def read_yaml(path: str | Path, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping from ``path`` (ConfigError naming the file otherwise), without the top-level keys ``drop``."""
+    import yaml
+
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of run settings")
+    return {k: v for k, v in values.items() if k not in drop}

@@ -1,6 +1,8 @@
-"""Results registry: one JSON per finished run under ``results/runs/``, keyed by the run's config hash.
+"""Results registry: one JSON per finished run under ``<results>/runs/``, keyed by the run's key.
 
-Tables are rendered from the registry alone; a finished run is not trained again unless forced.
+Beside each entry, ``<key>/`` holds the run's resolved configuration (``config.yaml``, written when the run
+starts, so an interrupted run has it too), its curves, its resume checkpoint while it trains and its final weights
+(``model.pt``). Tables are rendered from the registry alone; a finished run is not trained again unless forced.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from reproduce.io import write_text_atomic
+from reproduce.paths import runs_dir
 from reproduce.runs.config import RunConfig
+from reproduce.runs.runtime import Runtime
 from reproduce.tables.records import ResultRecord
-
-DEFAULT_ROOT = Path("results") / "runs"
 
 
 def git_commit() -> str:
@@ -34,52 +36,80 @@ def git_commit() -> str:
     return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def _key(run: RunConfig | str) -> str:
+    return run if isinstance(run, str) else run.key
+
+
 class Registry:
-    def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
-        self.root = Path(root)
+    """The run registry under ``root`` (default: ``<results root>/runs``, see :mod:`reproduce.paths`)."""
 
-    def path(self, config: RunConfig) -> Path:
-        return self.root / f"{config.key}.json"
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else runs_dir()
 
-    def run_dir(self, config: RunConfig) -> Path:
-        """Where a run keeps its checkpoints and curves while it trains."""
-        return self.root / config.key
+    def path(self, run: RunConfig | str) -> Path:
+        return self.root / f"{_key(run)}.json"
 
-    def weights_path(self, config: RunConfig) -> Path:
+    def run_dir(self, run: RunConfig | str) -> Path:
+        """Where a run keeps its configuration, checkpoints, curves and weights."""
+        return self.root / _key(run)
+
+    def weights_path(self, run: RunConfig | str) -> Path:
         """The finished run's host weights (``{"config_key", "host"}``), e.g. a teacher for distillation."""
-        return self.run_dir(config) / "model.pt"
+        return self.run_dir(run) / "model.pt"
 
-    def has(self, config: RunConfig) -> bool:
-        return self.path(config).exists()
+    def config_path(self, run: RunConfig | str) -> Path:
+        return self.run_dir(run) / "config.yaml"
 
-    def load(self, config: RunConfig) -> dict[str, Any]:
-        path = self.path(config)
+    def has(self, run: RunConfig | str) -> bool:
+        return self.path(run).exists()
+
+    def load(self, run: RunConfig | str) -> dict[str, Any]:
+        path = self.path(run)
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise FileNotFoundError(f"no finished run {config.key} in {self.root}") from None
+            raise FileNotFoundError(f"no finished run {_key(run)} in {self.root}") from None
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: corrupt registry entry ({error}); delete it or rerun with --force") from None
 
     def save(self, result: dict[str, Any]) -> Path:
         """Write a finished run's result atomically."""
-        return write_text_atomic(self.root / f"{result['key']}.json", json.dumps(result, indent=2))
+        return write_text_atomic(self.path(result["key"]), json.dumps(result, indent=2))
 
-    def records(self, config: RunConfig) -> list[ResultRecord]:
-        """Long-format records of a finished run, labelled with ``config``'s table and column."""
+    def save_config(self, config: RunConfig, runtime: Runtime | None = None) -> Path:
+        """``<key>/config.yaml``: the resolved configuration (and the runtime it ran with), which
+        ``python -m reproduce run`` takes back."""
+        return write_config(self.config_path(config), config, runtime)
+
+    def records(self, config: RunConfig, runtime: Runtime | None = None) -> list[ResultRecord]:
+        """Long-format records of a finished run, labelled with ``runtime``'s table and column."""
         result = self.load(config)
+        runtime = runtime or Runtime()
         return [
             ResultRecord(
-                table=config.table,
-                column=config.column or config.host,
+                table=runtime.table,
+                column=runtime.column or config.host.name,
                 variant=result["variant"],
-                dataset=result["config"]["dataset"],
+                dataset=result["config"]["data"]["dataset"],
                 subset=subset,
                 metric=result["metric"],
                 value=float(values[result["primary"]]),
-                seed=int(result["config"]["seed"]),
+                seed=int(result["seed"]),
                 run_id=result["key"],
-                synthetic=bool(result["config"]["synthetic"]),
+                synthetic=bool(result["synthetic"]),
             )
             for subset, values in result["subsets"].items()
         ]
+
+
+def write_config(path: str | Path, config: RunConfig, runtime: Runtime | None = None) -> Path:
+    """Write ``config`` (and ``runtime``) as a run configuration file, with its key in a comment."""
+    import yaml
+
+    values = config.to_dict()
+    if values["data"]["root"] is not None:
+        values["data"]["root"] = str(Path(values["data"]["root"]).resolve())
+    if runtime is not None:
+        values["runtime"] = runtime.to_dict()
+    text = f"# run {config.key} (python -m reproduce run {path})\n" + yaml.safe_dump(values, sort_keys=False)
+    return write_text_atomic(path, text)

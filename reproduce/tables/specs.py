@@ -9,24 +9,29 @@ Tables 4, 7, 8, 10 and 16) is trained once and reused.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from reproduce.runs.config import RunConfig
+from reproduce.runs.config import SECTIONS, RunConfig, merge_settings
+from reproduce.runs.options import plain
+from reproduce.runs.overrides import deep_merge
+from reproduce.runs.runtime import Runtime
 
-if TYPE_CHECKING:
-    from reproduce.presets import Preset
+#: Sections a column's ablation may change without changing the MMANet teacher (the teacher never has MWAM, SDE
+#: or the student's host and method).
+_STUDENT_ONLY = ("host", "method", "mwam", "sde")
 
 
 @dataclass(frozen=True)
 class ColumnRun:
     """A column and the run settings that produce it.
 
-    run: RunConfig settings of this column, merged over the preset's (they are the column's ablation: batch
-        size, MWAM options ...). paper_run: settings applied only under the ``paper`` preset (the host's own
-        schedule from the paper, e.g. MMANet's learning-rate steps at epochs 16, 33 and 50); synthetic presets
-        keep their short schedules. trainer / trainer_options: the training method (``standard`` or ``mmanet``);
-        the preset's options for that method (``Preset.trainer_options``) come first.
+    run: nested run settings of this column, merged over the preset's (the column's ablation: batch size, MWAM
+        options ...). paper_run: settings applied only under the ``paper`` preset (the host's own schedule from
+        the paper, e.g. MMANet's learning-rate steps at epochs 16, 33 and 50); synthetic presets keep their short
+        schedules. method / method_options: the training method; the preset's options for that method
+        (``DatasetPreset.methods``) come first.
     extension: None for the paper's columns; a name (``"sde"``) for a column this repository adds to the table
         (no paper numbers), trained only when that extension is asked for.
     """
@@ -36,29 +41,40 @@ class ColumnRun:
     mwam: str = "none"
     host_options: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
-    trainer: str = "standard"
-    trainer_options: dict[str, Any] = field(default_factory=dict)
+    method: str = "standard"
+    method_options: dict[str, Any] = field(default_factory=dict)
     paper_run: dict[str, Any] = field(default_factory=dict)
     extension: str | None = None
 
-    def with_changes(self, column: str, mwam: str | None = None, **run: Any) -> ColumnRun:
-        """A copy named ``column`` with ``run`` settings added (and the intervention changed when given)."""
-        return dataclasses.replace(
-            self, column=column, mwam=self.mwam if mwam is None else mwam, run={**self.run, **run}
-        )
+    def with_changes(self, column: str, mwam: str | None = None, **sections: Mapping[str, Any]) -> ColumnRun:
+        """A copy named ``column`` with nested settings merged into its run (``train={"batch_size": 4}``;
+        ``mwam_options={...}`` is short for ``mwam={"options": {...}}``) and the intervention changed when given."""
+        options = sections.pop("mwam_options", None)
+        run = deep_merge(self.run, sections)
+        if options is not None:
+            run = deep_merge(run, {"mwam": {"options": dict(options)}})
+        return dataclasses.replace(self, column=column, mwam=self.mwam if mwam is None else mwam, run=run)
 
 
-def _teacher_run(preset_run: dict[str, Any], column_run: dict[str, Any]) -> dict[str, Any]:
+def _section_default(section: str, name: str) -> Any:
+    for f in dataclasses.fields(SECTIONS[section]):
+        if f.name == name:
+            return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    raise ValueError(f"unknown setting {section}.{name}")
+
+
+def teacher_overrides(preset_run: Mapping[str, Any], column_run: Mapping[str, Any]) -> dict[str, Any]:
     """The teacher of an MMANet column is the table's common teacher: the column's own ablation settings (batch
-    size ...) are reverted to the preset's for it. MWAM settings never reach the teacher."""
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    out = {}
-    for key, value in column_run.items():
-        if key in ("mwam_options", "host_options"):
+    size ...) are reverted to the preset's for it. MWAM, SDE, host and method settings never reach the teacher."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, values in column_run.items():
+        if section in _STUDENT_ONLY or not isinstance(values, Mapping):
             continue
-        base = preset_run.get(key, defaults.get(key))
-        if base != value:
-            out[key] = base
+        for name, value in values.items():
+            preset_section = preset_run.get(section, {})
+            base = preset_section[name] if name in preset_section else _section_default(section, name)
+            if plain(base) != plain(value):
+                out.setdefault(section, {})[name] = plain(base)
     return out
 
 
@@ -66,7 +82,6 @@ def _teacher_run(preset_run: dict[str, Any], column_run: dict[str, Any]) -> dict
 class TableRuns:
     table: int
     dataset: str
-    task: str
     columns: tuple[ColumnRun, ...]
 
     def column(self, name: str) -> ColumnRun:
@@ -82,49 +97,56 @@ class TableRuns:
         """The names of the extensions this table has (columns beyond the paper's)."""
         return tuple(dict.fromkeys(c.extension for c in self.columns if c.extension))
 
-    def configs(
-        self,
-        data_root: str,
-        preset: Preset,
-        seed: int = 0,
-        columns: list[str] | None = None,
-        extensions: tuple[str, ...] = (),
-    ) -> list[RunConfig]:
-        """One RunConfig per paper column and per column of the named ``extensions`` (or per named column),
-        under ``preset``."""
+    def chosen(self, columns: list[str] | None = None, extensions: tuple[str, ...] = ()) -> tuple[ColumnRun, ...]:
         unknown = sorted(set(extensions) - set(self.extensions))
         if unknown:
             raise ValueError(f"Table {self.table} has no extension {unknown}; it has {list(self.extensions) or 'none'}")
         if columns is None:
-            chosen = tuple(c for c in self.columns if c.extension is None or c.extension in extensions)
-        else:
-            chosen = tuple(self.column(name) for name in columns)
+            return tuple(c for c in self.columns if c.extension is None or c.extension in extensions)
+        return tuple(self.column(name) for name in columns)
+
+    def configs(
+        self,
+        data_root: str | None,
+        preset: Any,
+        seed: int = 0,
+        columns: list[str] | None = None,
+        extensions: tuple[str, ...] = (),
+        runtime: Runtime | None = None,
+    ) -> list[tuple[RunConfig, Runtime]]:
+        """One (RunConfig, Runtime) per paper column and per column of the named ``extensions`` (or per named
+        column), under ``preset`` (a ``DatasetPreset``). ``data_root``: the real data (None: the preset's synthetic
+        set, or no data yet for a dry run of the paper preset)."""
+        runtime = runtime or Runtime()
+        data = {"dataset": self.dataset, "root": data_root, "synthetic": preset.name if preset.synthetic else None}
         out = []
-        for c in chosen:
-            values = {**preset.run, **(c.paper_run if preset.name == "paper" else {}), **c.run}
-            trainer_options = {**preset.trainer_options.get(c.trainer, {}), **c.trainer_options}
-            if c.trainer == "mmanet":
-                teacher_run = _teacher_run(preset.run, c.run)
-                if teacher_run:
-                    trainer_options["teacher_run"] = teacher_run
-            out.append(
-                RunConfig(
-                    host=c.host,
-                    host_options=dict(c.host_options),
-                    dataset=self.dataset,
-                    data_root=data_root,
-                    synthetic=preset.synthetic,
-                    table=self.table,
-                    column=c.column,
-                    task=self.task,
-                    mwam=c.mwam,
-                    trainer=c.trainer,
-                    trainer_options=trainer_options,
-                    seed=seed,
-                    **values,
-                )
-            )
+        for c in self.chosen(columns, extensions):
+            options = {**preset.methods.get(c.method, {}), **c.method_options}
+            if c.method == "mmanet":
+                teacher = teacher_overrides(preset.run, c.run)
+                if teacher:
+                    options["teacher_run"] = teacher
+            values: dict[str, Any] = {
+                "data": data,
+                "host": {"name": c.host, "options": dict(c.host_options)},
+                "method": {"name": c.method, "options": options},
+                "mwam": {"intervention": c.mwam},
+                "seed": seed,
+            }
+            values = merge_settings(values, preset.run)
+            if preset.name == "paper":
+                values = merge_settings(values, c.paper_run)
+            values = merge_settings(values, c.run)
+            config = RunConfig.from_dict(values, source=f"Table {self.table}, column {c.column!r}")
+            labels = {**preset.runtime, **_explicit(runtime), "table": self.table, "column": c.column}
+            out.append((config, Runtime.from_dict({**runtime.to_dict(), **labels})))
         return out
+
+
+def _explicit(runtime: Runtime) -> dict[str, Any]:
+    """The runtime settings given explicitly (differing from the defaults): they win over the preset's."""
+    defaults = Runtime()
+    return {k: v for k, v in runtime.to_dict().items() if v != getattr(defaults, k)}
 
 
 # SF-MD + MWAM in Table 4 is the hybrid intervention with auxiliary heads: its numbers are Table 5's Hybrid
@@ -133,11 +155,13 @@ SF_MD = ColumnRun("SF-MD", "sf_md")
 SF_MD_MWAM = ColumnRun("SF-MD +MWAM", "sf_md", "hybrid", {"aux_heads": True})
 # MMANet: its own method and schedule (Sec. A.3: lr / 10 at epochs 16, 33, 50); +MWAM edits the branch gradients
 # without auxiliary heads (Sec. 5.2).
-MMANET = ColumnRun("MMANet", "mmanet", trainer="mmanet", paper_run={"milestones": (16, 33, 50)})
+MMANET = ColumnRun("MMANet", "mmanet", method="mmanet", paper_run={"schedule": {"milestones": (16, 33, 50)}})
 MMANET_MWAM = MMANET.with_changes("MMANet +MWAM", mwam="grad")
 # Extension of Tables 4 / 16 (no paper numbers): SDE on SF-MD's branch embeddings, alone and with MWAM.
-SF_MD_SDE = ColumnRun("SF-MD +SDE", "sf_md", run={"sde": True}, extension="sde")
-SF_MD_MWAM_SDE = dataclasses.replace(SF_MD_MWAM, column="SF-MD +MWAM +SDE", run={"sde": True}, extension="sde")
+SF_MD_SDE = ColumnRun("SF-MD +SDE", "sf_md", run={"sde": {"enabled": True}}, extension="sde")
+SF_MD_MWAM_SDE = dataclasses.replace(
+    SF_MD_MWAM, column="SF-MD +MWAM +SDE", run={"sde": {"enabled": True}}, extension="sde"
+)
 # Table 10: for batch sizes 4 and 1 the paper sets alpha=1.5, beta=1, gamma=1, lambda=4 (Sec. A.10).
 SMALL_BATCH_WEIGHTS = {"alpha": 1.5, "beta": 1.0, "gamma": 1.0, "lam": 4.0}
 # Table 8's rows: the FRM rule of each column (Eq. 3, 4, 27, 28; Eq. 28 with omega = 0.9, MWAM's default).
@@ -161,19 +185,19 @@ def _weight_fn_columns() -> tuple[ColumnRun, ...]:
 def _batch_size_columns() -> tuple[ColumnRun, ...]:
     out = []
     for size in BATCH_SIZES:
-        out.append(MMANET.with_changes(f"bs={size} w/o MWAM", batch_size=size))
+        out.append(MMANET.with_changes(f"bs={size} w/o MWAM", train={"batch_size": size}))
         weights = {"mwam_options": dict(SMALL_BATCH_WEIGHTS)} if size <= 4 else {}
-        out.append(MMANET_MWAM.with_changes(f"bs={size} w/ MWAM", batch_size=size, **weights))
+        out.append(MMANET_MWAM.with_changes(f"bs={size} w/ MWAM", train={"batch_size": size}, **weights))
     return tuple(out)
 
 
 def _build_table_runs() -> dict[int, TableRuns]:
-    surf = ("casia_surf", "classification")
+    surf = "casia_surf"
     return {
-        4: TableRuns(4, *surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM, SF_MD_SDE, SF_MD_MWAM_SDE)),
+        4: TableRuns(4, surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM, SF_MD_SDE, SF_MD_MWAM_SDE)),
         5: TableRuns(
             5,
-            *surf,
+            surf,
             (
                 ColumnRun("w/o MWAM", "sf_md"),
                 ColumnRun("Loss", "sf_md", "loss", {"aux_heads": True}),
@@ -183,7 +207,7 @@ def _build_table_runs() -> dict[int, TableRuns]:
         ),
         7: TableRuns(
             7,
-            *surf,
+            surf,
             (
                 MMANET.with_changes("w/o MWAM"),
                 *(MMANET_MWAM.with_changes(f"q={q}", mwam_options={"window": q}) for q in WINDOWS),
@@ -191,7 +215,7 @@ def _build_table_runs() -> dict[int, TableRuns]:
         ),
         8: TableRuns(
             8,
-            *surf,
+            surf,
             (
                 MMANET.with_changes("w/o MWAM"),
                 *(
@@ -200,9 +224,9 @@ def _build_table_runs() -> dict[int, TableRuns]:
                 ),
             ),
         ),
-        9: TableRuns(9, *surf, _weight_fn_columns()),
-        10: TableRuns(10, *surf, _batch_size_columns()),
-        16: TableRuns(16, *surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM)),
+        9: TableRuns(9, surf, _weight_fn_columns()),
+        10: TableRuns(10, surf, _batch_size_columns()),
+        16: TableRuns(16, surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM)),
     }
 
 

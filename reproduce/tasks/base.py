@@ -1,48 +1,106 @@
-"""The Task contract: what the trainer asks of a task kind (classification, 2-D / 3-D segmentation, detection)."""
+"""The Task contract: what the trainer asks of a task kind (classification, 2-D / 3-D segmentation, detection).
+
+A task owns the data sets of a run (through the data-set registry), the loss (the fused term and the
+per-modality auxiliary terms; the engine combines them with MWAM's Eq. 7), the prediction on a subset of the
+modalities (``predict`` / ``predict_subsets``: where a sliding-window inferer plugs in), the collation of samples,
+the metric and the subset order of the paper's tables.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
-from models.host import HostOutput
+from models.host import Host, HostOutput, forward_subsets
 from reproduce.metrics.base import TaskMetric
-from reproduce.subsets import dataset as dataset_info
 from reproduce.subsets import subsets
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """Where training stands at a step: the epoch, the step within it, the global step, and progress in [0, 1]
+    (completed epochs plus the done fraction of this one, over all epochs)."""
+
+    epoch: int
+    step_in_epoch: int
+    global_step: int
+    progress: float
+    epochs: int
+    steps_per_epoch: int
+
+
+@dataclass
+class LossTerms:
+    """A task's loss of one step: the fused prediction's term and, when the host has per-modality auxiliary
+    heads, one term per modality (the engine weights them with MWAM's K when its intervention is ``loss`` or
+    ``hybrid``, Eq. 7, and adds them with weight 1 otherwise)."""
+
+    fused: torch.Tensor
+    per_modality: dict[str, torch.Tensor]
+
+
 class Task(ABC):
-    """A task owns its data sets, its loss, its metric and the subset order of the paper's tables."""
+    """A task of a registered data set.
 
-    name: str = ""
+    ``spec``: the data set's :class:`datasets.registry.DatasetSpec`; ``root``: its data; ``modalities``: the ones
+    the run uses (a subset of the data set's); ``options``: the loader's keyword arguments.
+    """
 
-    def __init__(self, dataset: str, data_root: str, seed: int, data_options: dict[str, Any] | None = None) -> None:
-        self.dataset = dataset
-        self.data_root = data_root
+    def __init__(
+        self,
+        spec: Any,
+        root: str,
+        seed: int,
+        options: Mapping[str, Any] | None = None,
+        modalities: Sequence[str] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.dataset = spec.name
+        self.root = root
         self.seed = seed
-        self.data_options = dict(data_options or {})
-        self.modalities = dataset_info(dataset).modalities
+        self.options = dict(options or {})
+        self.modalities = tuple(modalities or spec.modalities)
+        self.num_classes = spec.num_classes
 
     @property
     def subsets(self) -> list[tuple[str, ...]]:
-        return subsets(self.dataset)
+        """The non-empty subsets of the used modalities in the paper's row order, the full set last."""
+        restricted = None if self.modalities == tuple(self.spec.modalities) else self.modalities
+        return subsets(self.dataset, restricted)
 
-    @abstractmethod
     def build_dataset(self, split: str, train: bool) -> Dataset:
         """The data set of ``split``; its items are dicts with one tensor per modality and the targets."""
+        return self.spec.build_dataset(self.root, split, train=train, seed=self.seed, **self.options)
+
+    def collate(self, items: list[Any]) -> Any:
+        """A batch from a list of items (default: torch's ``default_collate``)."""
+        return default_collate(items)
 
     def inputs(self, batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
         return {m: batch[m].to(device, non_blocking=True) for m in self.modalities}
 
     @abstractmethod
-    def loss(
-        self, output: HostOutput, batch: Mapping[str, Any], mwam: Any
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The training loss and its named parts (detached) for logging."""
+    def loss(self, output: HostOutput, batch: Mapping[str, Any], ctx: StepContext) -> LossTerms:
+        """The step's loss terms (:class:`LossTerms`); ``ctx`` says where training stands (e.g. a term that
+        starts at some epoch)."""
+
+    def predict(self, host: Host, inputs: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:
+        """The host's prediction with modality mask ``present`` (B, M); default: one forward pass."""
+        return host(inputs, present)
+
+    def predict_subsets(
+        self, host: Host, inputs: Mapping[str, torch.Tensor], masks: Sequence[torch.Tensor]
+    ) -> list[HostOutput]:
+        """One prediction per mask; a host with ``encode`` / ``fuse`` runs its encoders once for all of them
+        (:func:`models.host.forward_subsets`), bit-identical to one forward pass per mask."""
+        if type(self).predict is Task.predict:
+            return forward_subsets(host, inputs, masks)
+        return [self.predict(host, inputs, mask) for mask in masks]
 
     @abstractmethod
     def new_metric(self) -> TaskMetric:

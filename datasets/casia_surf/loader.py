@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-SPLITS: dict[str, str] = {"train": "train_list.txt", "val": "val_private_list.txt", "test": "test_private_list.txt"}
-MODALITIES: tuple[str, ...] = ("rgb", "depth", "ir")
+from datasets.casia_surf import MODALITIES, SPLITS
+
 LABELS: dict[int, str] = {1: "real", 0: "attack"}
 
 TRAIN_RESIZE = 144
@@ -81,11 +81,12 @@ def list_file(root: str | Path, split: str) -> Path:
     return path
 
 
-def read_split(root: str | Path, split: str) -> list[SurfSample]:
-    """Parse and validate every line of the list file of ``split``; raise CasiaSurfError naming file and lines.
+def parse_split(root: str | Path, split: str) -> tuple[list[tuple[int, SurfSample]], list[tuple[int, str]]]:
+    """The samples of ``split``'s list file, ``(line number, sample)``, and its problems, ``(line number, what is
+    wrong)``, without raising for bad lines (``check-data`` reports them all; :func:`read_split` raises).
 
-    Checked per line: 4 space-separated fields, label 0 or 1, the three images exist. Blank lines are
-    skipped. All problems are collected and reported together (the first few, with their line numbers).
+    Checked per line: 4 space-separated fields, label 0 or 1, the three images exist. Blank lines are skipped.
+    A missing or unreadable list file raises CasiaSurfError.
     """
     path = list_file(root, split)
     root = path.parent.resolve()
@@ -93,26 +94,39 @@ def read_split(root: str | Path, split: str) -> list[SurfSample]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise CasiaSurfError(f"{path}: cannot read list file ({error})") from error
-    samples: list[SurfSample] = []
-    problems: list[str] = []
+    samples: list[tuple[int, SurfSample]] = []
+    problems: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) != 4:
-            problems.append(f"line {number}: expected 4 fields 'rgb depth ir label', got {len(fields)}: {line!r}")
+            problems.append((number, f"expected 4 fields 'rgb depth ir label', got {len(fields)}: {line!r}"))
             continue
         if fields[3] not in ("0", "1"):
-            problems.append(f"line {number}: unknown label {fields[3]!r} (expected 1 = real or 0 = attack)")
+            problems.append((number, f"unknown label {fields[3]!r} (expected 1 = real or 0 = attack)"))
             continue
         paths = [root / field for field in fields[:3]]
         missing = [f"{modality} image {p}" for modality, p in zip(MODALITIES, paths, strict=True) if not p.is_file()]
         if missing:
-            problems.append(f"line {number}: missing {', '.join(missing)}")
+            problems.append((number, f"missing {', '.join(missing)}"))
             continue
-        samples.append(SurfSample(*paths, label=int(fields[3])))
+        samples.append((number, SurfSample(*paths, label=int(fields[3]))))
+    return samples, problems
+
+
+def read_split(root: str | Path, split: str) -> list[SurfSample]:
+    """Parse and validate every line of the list file of ``split``; raise CasiaSurfError naming file and lines.
+
+    All problems (:func:`parse_split`) are collected and reported together (the first few, with their line
+    numbers); a split without samples is an error too.
+    """
+    numbered, problems = parse_split(root, split)
+    samples = [sample for _, sample in numbered]
+    path = list_file(root, split)
     if problems:
-        shown = "\n  ".join(problems[:_MAX_LISTED_PROBLEMS])
+        lines = [f"line {number}: {message}" for number, message in problems]
+        shown = "\n  ".join(lines[:_MAX_LISTED_PROBLEMS])
         more = len(problems) - _MAX_LISTED_PROBLEMS
         tail = f"\n  ... and {more} more" if more > 0 else ""
         raise CasiaSurfError(f"{path}: {len(problems)} bad line(s):\n  {shown}{tail}")

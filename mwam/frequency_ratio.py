@@ -6,13 +6,12 @@ from typing import Literal
 
 import torch
 
+from .choices import FRM_RULES, PAIRINGS, FRMRule, Pairing
 from .frequency import frequency_components
 from .validation import check_choice, check_fraction, check_positive
 
-FRMRule = Literal["ratio", "low_l1", "sum", "weighted_sum"]
-FRM_RULES: tuple[str, ...] = ("ratio", "low_l1", "sum", "weighted_sum")
-Pairing = Literal["patch", "map"]
-PAIRINGS: tuple[str, ...] = ("patch", "map")
+__all__ = ["FRM_RULES", "PAIRINGS", "FRMRule", "Pairing", "frm", "frm_terms"]
+
 Reduction = Literal["sum", "none"]
 
 

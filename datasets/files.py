@@ -1,0 +1,35 @@
+"""Writing files so that no reader ever sees a half-written one: the harness's one atomic-write helper.
+
+It lives in ``datasets`` (the bottom layer of the harness: ``reproduce`` imports it, ``datasets`` may import nothing
+of ``reproduce``) and is used for data-set files, registry entries, tables and checkpoints alike.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` to a temporary file beside ``path`` (same folder, same suffix), then ``os.replace`` it onto
+    ``path``; on any failure the temporary file is removed and ``path`` is left as it was. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates the file owner-only; give it the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

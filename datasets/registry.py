@@ -1,0 +1,192 @@
+"""Data sets by name: what each one is, where it comes from, how it is read, checked, synthesised and preset.
+
+A data set registers a :class:`DatasetSpec` from its package's ``__init__`` (``datasets/<name>/__init__.py``),
+which must stay import-light: no torch, no OpenCV -- the run configuration, the table planner and ``--dry-run``
+read the specs without loading either. The heavy parts (the loader, the synthetic generator, the checker) are
+named as ``"module:attribute"`` and imported when used. Adding a data set means adding its package; nothing here
+or in the trainer names one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The file a synthetic data set carries at its root: its generator's parameters (also part of the fingerprint).
+SYNTHETIC_MARKER = "synthetic.json"
+PRESETS = ("paper", "smoke", "demo")
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+_DISCOVERED = False
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem ``check-data`` found: the file, the line (list files) and what is wrong."""
+
+    file: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class DatasetPreset:
+    """Run settings of one preset of a data set.
+
+    synthetic: whether the preset trains on the data set's synthetic stand-in (``generator`` are its arguments) or
+        on the real data (a data root the user gives).
+    run: nested overrides of the run configuration (``{"train": {"epochs": 2}, "optim": {"lr": 0.01}}``).
+    runtime: overrides of the runtime settings (``{"log_every": 2}``).
+    methods: per training method, option overrides (``{"mmanet": {"begin_epoch": 0}}``).
+    """
+
+    name: str
+    synthetic: bool
+    run: Mapping[str, Any] = field(default_factory=dict)
+    runtime: Mapping[str, Any] = field(default_factory=dict)
+    generator: Mapping[str, Any] = field(default_factory=dict)
+    methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def load_object(target: str) -> Any:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered data set.
+
+    modalities: in the paper's order. task: the task kind its runs train (``reproduce.tasks``). num_classes, metric:
+        what the task predicts and how it is scored (``metric`` names a family the task knows, e.g. ``pad`` for
+        CASIA-SURF's presentation-attack accuracy / APCER / NPCER / ACER).
+    splits: split name -> its list file, relative to the root (what the fingerprint hashes).
+    source, layout: where to get the real data and how it must lie on disk (shown when it is missing).
+    loader: ``"module:Class"``, called as ``Class(root, split, train=..., seed=..., **options)``.
+    generator: ``"module:function"`` writing the synthetic stand-in, ``function(out_dir, **arguments)``.
+    checker: ``"module:function"``, ``function(root, progress=..., workers=...) -> list[Problem]``.
+    presets: ``paper`` / ``smoke`` / ``demo`` run settings (:class:`DatasetPreset`).
+    """
+
+    name: str
+    title: str
+    modalities: tuple[str, ...]
+    task: str
+    num_classes: int
+    metric: str
+    splits: Mapping[str, str]
+    source: str
+    layout: str
+    loader: str
+    generator: str
+    checker: str
+    presets: Mapping[str, DatasetPreset]
+
+    def split_files(self, root: str | Path) -> list[Path]:
+        """The list files of every split under ``root`` (in ``splits`` order)."""
+        return [Path(root) / name for name in self.splits.values()]
+
+    def fingerprint(self, root: str | Path) -> str:
+        """A short hash of the split list files (and, for a synthetic set, of its generator parameters): it
+        identifies the data in a run's key, wherever the root lies. Raises FileNotFoundError naming what is
+        missing."""
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{self.name}: data root {root} is not a directory")
+        digest = hashlib.sha256(self.name.encode())
+        paths = [*self.split_files(root), root / SYNTHETIC_MARKER]
+        for i, path in enumerate(paths):
+            synthetic_marker = i == len(paths) - 1
+            if not path.is_file():
+                if synthetic_marker:
+                    continue
+                raise FileNotFoundError(
+                    f"{path}: missing list file of {self.name}; a root must hold {', '.join(self.splits.values())}"
+                )
+            digest.update(f"\0{path.name}\0".encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
+
+    def listed_samples(self, root: str | Path, split: str) -> int:
+        """The number of samples the list file of ``split`` names (its non-empty lines), without reading them."""
+        path = Path(root) / self.splits[split]
+        with path.open(encoding="utf-8") as handle:
+            return sum(1 for line in handle if line.strip())
+
+    def is_synthetic(self, root: str | Path) -> bool:
+        """Whether ``root`` holds a synthetic stand-in (it carries :data:`SYNTHETIC_MARKER`)."""
+        return (Path(root) / SYNTHETIC_MARKER).is_file()
+
+    def preset(self, name: str) -> DatasetPreset:
+        if name not in self.presets:
+            raise ValueError(f"{self.name} has no preset {name!r}; it has {sorted(self.presets)}")
+        return self.presets[name]
+
+    def build_dataset(self, root: str | Path, split: str, train: bool, seed: int, **options: Any) -> Any:
+        """The loader of ``split`` (imports the loader module)."""
+        return load_object(self.loader)(root, split, train=train, seed=seed, **options)
+
+    def write_synthetic(self, out_dir: str | Path, **arguments: Any) -> Path:
+        """Write (or reuse) the synthetic stand-in at ``out_dir`` (imports the generator module)."""
+        return Path(load_object(self.generator)(out_dir, **arguments))
+
+    def check(self, root: str | Path, progress: bool = True, workers: int = 4) -> list[Problem]:
+        """Every problem of the data at ``root``: each listed file read and decoded (imports the checker)."""
+        return list(load_object(self.checker)(root, progress=progress, workers=workers))
+
+    def missing_data_message(self) -> str:
+        return (
+            f"The paper preset trains on the real {self.title} data set, and no data root was given.\n"
+            f"  Where to get it: {self.source}\n"
+            "  Where to put it: anywhere; pass --data-root PATH or set MWAM_DATA_ROOT=PATH.\n"
+            f"  Expected layout: {self.layout}\n"
+            "  No data? Run the same pipeline on synthetic data in the same layout: --preset smoke (seconds) or\n"
+            "  --preset demo (minutes); its tables are labelled synthetic."
+        )
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Register ``spec`` under ``spec.name`` (the same spec again is fine: modules may be re-imported)."""
+    known = _REGISTRY.get(spec.name)
+    if known is not None and known != spec:
+        raise ValueError(f"data set {spec.name!r} is already registered")
+    missing = sorted(set(PRESETS) - set(spec.presets))
+    if missing:
+        raise ValueError(f"data set {spec.name!r} lacks the presets {missing}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _discover() -> None:
+    """Import every data-set package of ``datasets`` once (their ``__init__`` registers the spec)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    import datasets
+
+    for module in pkgutil.iter_modules(datasets.__path__):
+        if module.ispkg:
+            importlib.import_module(f"datasets.{module.name}")
+    _DISCOVERED = True
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The registered data set ``name``; ValueError listing the known ones otherwise."""
+    _discover()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; registered: {', '.join(list_datasets()) or 'none'}")
+    return _REGISTRY[name]
+
+
+def list_datasets() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)

@@ -1,0 +1,133 @@
+"""The Method contract and its registry (torch-free).
+
+A method is a class with optional hooks; the trainer calls them at fixed points of its loop and knows no method by
+name. The default of every hook does nothing, so the standard method is an empty subclass.
+
+=========================  ===============================================================================
+hook                       when
+=========================  ===============================================================================
+``dependencies(config)``   planning (class method, torch-free): the runs this run needs, trained first
+``setup(trainer, deps)``   after the trainer's own set-up; ``deps`` are the finished dependency runs
+``on_train_start(trainer)`` once the tracker exists, before the first (or resumed) epoch
+``loss(...)``              every step, after the task's loss and MWAM's Eq. 7: add terms, return the total
+``before_optimizer_step``  every step, after backward (and unscaling under fp16): edit gradients here
+``on_epoch_end(...)``      after each epoch's training and validation: add to the epoch's history entry
+``state_dict`` / ``load``  what the method adds to a checkpoint (exact resume)
+``describe()``             what the method adds to the run's registry entry (under ``method``)
+=========================  ===============================================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from reproduce.runs.config import RunConfig
+
+_REGISTRY: dict[str, type[Method]] = {}
+_DISCOVERED = False
+M = TypeVar("M", bound="type[Method]")
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A run another run needs (``config``), and how it is labelled (``column``) in logs and the registry."""
+
+    config: RunConfig
+    column: str
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A finished dependency: its configuration, its registry entry and its final weights."""
+
+    config: RunConfig
+    result: Mapping[str, Any]
+    weights: Path
+
+
+class Method:
+    """Base class of the training methods (see the module docstring for the hooks)."""
+
+    name: ClassVar[str] = ""
+    options_class: ClassVar[type | None] = None
+
+    def __init__(self, options: Any = None) -> None:
+        self.options = options
+
+    @classmethod
+    def dependencies(cls, config: RunConfig) -> dict[str, Dependency]:
+        """The runs ``config`` needs, by role (e.g. ``{"teacher": ...}``); none by default."""
+        return {}
+
+    def setup(self, trainer: Any, dependencies: Mapping[str, FinishedRun]) -> None:
+        """Prepare the method for ``trainer`` (its host, task, device ... exist)."""
+
+    def on_train_start(self, trainer: Any) -> None:
+        """Called once the tracker exists, before the first (or resumed) epoch."""
+
+    def loss(self, trainer: Any, inputs: Any, output: Any, batch: Any, ctx: Any, loss: Any, parts: dict) -> tuple:
+        """The step's training loss given the task's (``loss``, named parts ``parts``); default: unchanged."""
+        return loss, parts
+
+    def before_optimizer_step(self, trainer: Any, ctx: Any) -> None:
+        """After backward, before the optimiser step: the gradients are unscaled and may be edited."""
+
+    def on_epoch_end(self, trainer: Any, epoch: int, entry: dict[str, Any]) -> None:
+        """After each epoch's training and validation, before its history entry and checkpoint are written."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the method adds to the run's registry entry (under ``method``)."""
+        return {"method": self.name}
+
+
+def register_method(name: str) -> Callable[[M], M]:
+    """Class decorator: register a :class:`Method` subclass as ``name``."""
+
+    def decorate(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"@register_method({name!r}) decorates Method subclasses, got {cls!r}")
+        known = _REGISTRY.get(name)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise ValueError(f"method {name!r} is already registered by {known!r}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    import reproduce.methods as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "base":
+            importlib.import_module(f"reproduce.methods.{module.name}")
+    _DISCOVERED = True
+
+
+def method_class(name: str) -> type[Method]:
+    """The method registered as ``name``; ValueError listing the known ones otherwise."""
+    _discover()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(list_methods())}")
+    return _REGISTRY[name]
+
+
+def list_methods() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)

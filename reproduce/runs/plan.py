@@ -1,0 +1,56 @@
+"""Which runs to train, in which order: the requested runs and the runs they depend on, each once, dependencies
+first (torch-free: ``--dry-run`` prints a plan without loading torch).
+
+A training method declares the runs a run needs (``Method.dependencies``: MMANet's frozen teacher; later GSS's
+RFNet initialisation and its stages); they are ordinary runs of the registry, trained before the runs that need
+them and shared by every run that needs the same one (one teacher for every MMANet column and seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from reproduce.runs.config import RunConfig
+from reproduce.runs.runtime import Runtime
+
+
+@dataclass
+class PlannedRun:
+    """One run of a plan: its configuration and runtime, whether it was asked for (or is only a dependency),
+    and its dependencies by role (``{"teacher": key}``)."""
+
+    config: RunConfig
+    runtime: Runtime
+    requested: bool
+    dependencies: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.config.key
+
+
+def plan_runs(requests: Sequence[tuple[RunConfig, Runtime]]) -> list[PlannedRun]:
+    """The runs of ``requests`` and their dependencies (recursively), each key once, every dependency before the
+    runs that need it; a run both requested and needed keeps its requested runtime."""
+    from reproduce.methods import method_class
+
+    planned: dict[str, PlannedRun] = {}
+
+    def visit(config: RunConfig, runtime: Runtime, requested: bool, path: tuple[str, ...]) -> str:
+        key = config.key
+        if key in path:
+            raise ValueError(f"run {key} depends on itself (through {' -> '.join(path)})")
+        if key not in planned:
+            dependencies = {}
+            for role, dependency in method_class(config.method.name).dependencies(config).items():
+                needed = runtime.replace(column=dependency.column, table=None)
+                dependencies[role] = visit(dependency.config, needed, False, (*path, key))
+            planned[key] = PlannedRun(config, runtime, requested, dependencies)
+        elif requested and not planned[key].requested:
+            planned[key].requested, planned[key].runtime = True, runtime
+        return key
+
+    for config, runtime in requests:
+        visit(config, runtime, True, ())
+    return list(planned.values())

@@ -1,0 +1,72 @@
+"""How a run is executed, as opposed to what it trains: never part of its identity, never hashed.
+
+Device, data-loader workers, logging cadence, progress bars, the W&B mode, per-epoch validation (which draws no
+randomness and so changes nothing in training), the table and column a run is shown in, and SyncBatchNorm under
+DDP. The same :class:`~reproduce.runs.config.RunConfig` with another runtime is the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reproduce.runs.config import ConfigError, read_yaml
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """device: ``auto`` (``cuda:LOCAL_RANK`` when CUDA is present, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ...
+    workers: DataLoader worker processes. log_every: steps between logged steps. progress: progress bars.
+    wandb: ``offline`` / ``online`` / ``disabled`` (None: ``$WANDB_MODE``, else offline).
+    val_every: evaluate every subset on the validation split every this many epochs (0: never).
+    table / column: where the run is shown (W&B group, records). sync_batchnorm: under DDP on CUDA, convert the
+    host's BatchNorm layers to SyncBatchNorm, so that a multi-GPU run normalises over the global batch as a
+    one-GPU run does (CPU process groups cannot: there each process normalises its shard)."""
+
+    device: str = "auto"
+    workers: int = 0
+    log_every: int = 10
+    progress: bool = True
+    wandb: str | None = None
+    val_every: int = 1
+    table: int | None = None
+    column: str = ""
+    sync_batchnorm: bool = True
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("workers", 0), ("log_every", 1), ("val_every", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(f"runtime.{name} must be an integer >= {minimum}, got {value!r}")
+        if self.wandb is not None and self.wandb not in WANDB_MODES:
+            raise ConfigError(f"runtime.wandb must be one of {', '.join(WANDB_MODES)} or null, got {self.wandb!r}")
+        for name in ("progress", "sync_batchnorm"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"runtime.{name} must be true or false")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "runtime") -> Runtime:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Runtime:
+        """The ``runtime:`` mapping of a run configuration file (defaults when it has none)."""
+        values = read_yaml(path).get("runtime") or {}
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{path}: runtime must be a mapping")
+        return cls.from_dict(values, source=f"{path}: runtime")
+
+    def replace(self, **changes: Any) -> Runtime:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,93 @@
+"""Learning-rate schedules as pure functions of the step (torch-free: the trainer and ``--dry-run`` share them).
+
+A schedule gives the factor that multiplies the optimiser's base learning rate (``optim.lr``) at ``step``, the
+number of scheduler steps taken so far: epochs when the schedule's ``interval`` is ``epoch`` (stepped once per
+epoch, as the CASIA-SURF and BraTS hosts do), iterations when it is ``iteration``. The trainer wraps the factor in
+``torch.optim.lr_scheduler.LambdaLR``.
+
+- ``step``: linear warm-up ``(step + 1) / W`` over the first ``warmup_epochs`` W epochs, then
+  ``gamma ** (number of milestones <= epoch)`` (Sec. 5.2 / A.3: "divided by 10 every 30 epochs").
+- ``poly``: ``(1 - step / total) ** power`` (RFNet / mmFormer / GSS: ``lr * (1 - epoch / epochs) ** 0.9``).
+- ``onecycle``: torch's ``OneCycleLR`` learning rate (two phases, ``anneal`` cosine or linear, ``pct_start``,
+  ``div_factor``, ``final_div_factor``; ``optim.lr`` is the peak) -- the learning rate only, momentum is not
+  cycled (ESANet's settings arrive with the NYUv2 hosts).
+- ``constant``: 1.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: Per schedule, the ScheduleConfig fields it reads (besides ``name`` and ``interval``).
+SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
+    "step": ("warmup_epochs", "milestones", "gamma"),
+    "poly": ("power",),
+    "onecycle": ("pct_start", "div_factor", "final_div_factor", "anneal"),
+    "constant": (),
+}
+INTERVALS = ("epoch", "iteration")
+ANNEALS = ("cos", "linear")
+
+
+def step_factor(step: int, steps_per_epoch: int, warmup_epochs: int, milestones: Sequence[int], gamma: float) -> float:
+    """Warm-up, then ``gamma`` at each milestone epoch. With one step per epoch: ``(epoch + 1) / warmup_epochs``
+    during the warm-up, ``gamma ** bisect_right(milestones, epoch)`` afterwards."""
+    if step < warmup_epochs * steps_per_epoch:
+        return (step + 1) / (warmup_epochs * steps_per_epoch)
+    return gamma ** bisect.bisect_right(list(milestones), step // steps_per_epoch)
+
+
+def poly_factor(step: int, total_steps: int, power: float) -> float:
+    """``(1 - step / total_steps) ** power``, 0 from ``total_steps`` on."""
+    return max(1.0 - step / total_steps, 0.0) ** power
+
+
+def _anneal(start: float, end: float, fraction: float, kind: str) -> float:
+    if kind == "cos":
+        return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+    return (end - start) * fraction + start
+
+
+def onecycle_factor(
+    step: int, total_steps: int, pct_start: float, div_factor: float, final_div_factor: float, anneal: str
+) -> float:
+    """torch's ``OneCycleLR`` (``three_phase=False``) learning rate at ``step`` divided by its peak."""
+    initial = 1.0 / div_factor
+    minimum = initial / final_div_factor
+    phase_end = float(pct_start * total_steps) - 1
+    last = float(total_steps - 1)
+    if step <= phase_end:
+        return _anneal(initial, 1.0, step / phase_end if phase_end > 0 else 1.0, anneal)
+    return _anneal(1.0, minimum, (step - phase_end) / (last - phase_end), anneal)
+
+
+def lr_factor(schedule: Any, step: int, steps_per_epoch: int, epochs: int) -> float:
+    """The factor of ``schedule`` (a ``ScheduleConfig``) after ``step`` scheduler steps; ``steps_per_epoch`` is the
+    number of scheduler steps in an epoch (1 for ``interval: epoch``)."""
+    total = epochs * steps_per_epoch
+    if schedule.name == "step":
+        return step_factor(step, steps_per_epoch, schedule.warmup_epochs, schedule.milestones, schedule.gamma)
+    if schedule.name == "poly":
+        return poly_factor(step, total, schedule.power)
+    if schedule.name == "onecycle":
+        return onecycle_factor(
+            step, total, schedule.pct_start, schedule.div_factor, schedule.final_div_factor, schedule.anneal
+        )
+    if schedule.name == "constant":
+        return 1.0
+    raise ValueError(f"unknown schedule {schedule.name!r}; known: {sorted(SCHEDULE_FIELDS)}")
+
+
+def factor_function(schedule: Any, steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
+    """``step -> factor`` for ``torch.optim.lr_scheduler.LambdaLR``."""
+    return lambda step: lr_factor(schedule, step, steps_per_epoch, epochs)
+
+
+def lr_per_epoch(schedule: Any, base_lr: float, epochs: int, iterations_per_epoch: int) -> list[float]:
+    """The learning rate each epoch starts with (what ``--dry-run`` prints): epoch ``e`` trains from step ``e``
+    (``interval: epoch``) or ``e * iterations_per_epoch`` (``interval: iteration``)."""
+    steps = 1 if schedule.interval == "epoch" else iterations_per_epoch
+    return [base_lr * lr_factor(schedule, epoch * steps, steps, epochs) for epoch in range(epochs)]
