@@ -26,15 +26,16 @@ help:
 	@echo "make table16     Table 16: the rows of the Table 4 continuation this repository can train"
 	@echo "make table4-sde  Table 4 plus this repository's SF-MD + SDE and SF-MD + MWAM + SDE columns"
 	@echo "make ablations-smoke  every ablation table above on synthetic data (minutes; results/smoke/)"
-	@echo "make bench       SF-MD training step with / without MWAM and loader throughput (JSON)"
+	@echo "make bench       SF-MD training step with / without MWAM, loader throughput, and the evaluation of the"
+	@echo "                 7 subsets with the encoders run once vs one forward pass per subset (JSON lines)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
 	@echo "make paper-tables render every paper table (md, csv, tex) and Fig. 9 into results/paper/"
 	@echo "make lint        ruff"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml harness/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-deps -e . -e harness
 	$(PY) -m pip check
 	@touch $(STAMP)
 
@@ -73,6 +74,7 @@ ablations-smoke: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_train.py --device all
+	$(PY) scripts/bench_eval.py --device all
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,7 +3,7 @@
 The student is SF-MD (three ``special_bone_*`` branches, per-sample modality dropout over the 7 non-empty subsets,
 feature zeroing, concatenation, ``shared_bone``) with ``auxi_bone``: a second layer3_new / layer4 / pool / fc trunk
 on the same masked, fused feature map. Its logits are ``HostOutput.extras["auxiliary"]``; MMANet's trainer
-(``reproduce.engine.mmanet``) trains them on the samples whose drawn subset is a weak combination (the marginal
+(``reproduce.methods.mmanet``) trains them on the samples whose drawn subset is a weak combination (the marginal
 loss of the MMANet paper, Eq. 14) and distils the frozen full-modality teacher into ``extras["layer4"]``.
 
 The authors' forward evaluates ``auxi_bone`` three times on the same input (``x_rgb_out``, ``x_rgb_depth``,

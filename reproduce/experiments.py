@@ -172,10 +172,7 @@ def _iterations(config: RunConfig) -> int | None:
 def describe_run(planned: PlannedRun, registry: Registry) -> dict[str, Any]:
     """What ``--dry-run`` says of one planned run."""
     config = planned.config
-    try:
-        key: str | None = config.key
-    except (OSError, ConfigError):
-        key = None
+    key = None if planned.key.startswith("?") else planned.key
     iterations = _iterations(config) if config.schedule.interval == "iteration" else 1
     lrs = lr_per_epoch(config.schedule, config.optim.lr, config.train.epochs, iterations) if iterations else None
     return {
@@ -185,7 +182,7 @@ def describe_run(planned: PlannedRun, registry: Registry) -> dict[str, Any]:
         "key": key,
         "status": _status(registry, key),
         "role": "column" if planned.requested else "dependency",
-        "dependencies": planned.dependencies,
+        "dependencies": {role: None if k.startswith("?") else k for role, k in planned.dependencies.items()},
         "lr_per_epoch": lrs,
         "config": config.to_dict(),
     }
@@ -229,7 +226,7 @@ def format_plan(table: TablePlan, descriptions: list[dict[str, Any]]) -> str:
         role = "" if d["role"] == "column" else " (dependency)"
         lines.append(f"{d['column']}{role}  seed {d['seed']}  key {d['key'] or '-'}  {d['status']}")
         if d["dependencies"]:
-            lines.append("  needs: " + ", ".join(f"{role} {key}" for role, key in d["dependencies"].items()))
+            lines.append("  needs: " + ", ".join(f"{role} {key or '-'}" for role, key in d["dependencies"].items()))
         lrs = d["lr_per_epoch"]
         lines.append("  lr per epoch: " + (lr_segments(lrs) if lrs else "unknown (per-iteration schedule, no data)"))
         lines.append("  config:")

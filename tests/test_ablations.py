@@ -161,7 +161,7 @@ TINY = dataclasses.replace(
         **SMOKE.run,
         "data": {"options": {"resize": 48, "crop": 36}},  # batch size 1 trains from 33 x 33 on (layer4 >= 2 x 2)
         "eval": {"batch_size": 64},
-        "train": {**SMOKE.run["train"], "iterations_per_epoch": 2},
+        "train": {**SMOKE.run["train"], "iterations_per_epoch": 1},
     },
     generator={"num_train": 64, "num_val": 8, "num_test": 8, "size": 48},
 )

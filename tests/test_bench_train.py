@@ -98,3 +98,21 @@ def test_cli_prints_one_json_line(tmp_path):
     for entry in loader["configs"].values():
         assert entry["samples_per_s"] > 0 and entry["first_pass_samples_per_s"] > 0
     assert json.loads(out.read_text()) == report
+
+
+def test_eval_benchmark_times_the_three_ways_and_checks_they_agree(capsys):
+    import importlib.util
+
+    from reproduce.benchmarks.eval_subsets import subset_masks
+
+    script = importlib.util.spec_from_file_location("bench_eval", ROOT / "scripts" / "bench_eval.py")
+    module = importlib.util.module_from_spec(script)
+    script.loader.exec_module(module)
+    assert module.main(["--device", "cpu", "--batch", "2", "--size", "40", "--iters", "1", "--warmup", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    cpu = report["cpu"]
+    assert report["benchmark"] == "eval_subsets" and cpu["identical_outputs"] is True
+    for key in ("one_pass_ms", "seven_subsets_per_subset_ms", "seven_subsets_encode_once_ms", "speedup"):
+        assert cpu[key] > 0, key
+    assert [m[0].tolist() for m in subset_masks(1, torch.device("cpu"))][-1] == [True, True, True]
+    assert len(subset_masks(1, torch.device("cpu"))) == 7

@@ -14,7 +14,7 @@ from reproduce.methods import method_class
 from reproduce.methods.mmanet import MMANet, MMANetOptions, candidate_subsets, histogram_divergence
 from reproduce.runs.config import ConfigError, MethodConfig
 from reproduce.runs.registry import Registry
-from tests.toy_run import RUNTIME, register_toy, toy_config, toy_root, weights
+from tests.toy_run import RUNTIME, register_toy, toy_config, toy_root
 
 FAST = {"search_epochs": (0, 1), "begin_epoch": 1}
 MMANET_RUNTIME = RUNTIME.replace(column="MMANet", log_every=1)

@@ -82,6 +82,34 @@ def test_pyproject_installs_the_two_libraries(name):
     assert (ROOT / name / "__init__.py").exists()
 
 
+def test_the_harness_installs_as_its_own_distribution_and_the_scripts_need_no_path_edits():
+    """``reproduce``, ``models`` and ``datasets`` install from harness/pyproject.toml (make venv, environment.yml),
+    never with the libraries; the scripts import them as installed packages."""
+    import tomllib
+
+    harness = tomllib.loads((ROOT / "harness" / "pyproject.toml").read_text())
+    find = harness["tool"]["setuptools"]["packages"]["find"]
+    assert find["where"] == [".."] and {"reproduce", "models", "datasets"} <= set(find["include"])
+    assert "mwam-sde" in harness["project"]["dependencies"]
+    makefile, environment = (ROOT / "Makefile").read_text(), (ROOT / "environment.yml").read_text()
+    assert "-e harness" in makefile and "-e ./harness" in environment
+    for script in (ROOT / "scripts").glob("*.py"):
+        assert "sys.path" not in script.read_text(), script
+
+
+def test_the_libraries_load_torch_only_when_their_torch_parts_are_used():
+    """``mwam.MWAMConfig`` and ``sde.SDEConfig`` are plain configuration: importing them leaves torch unloaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import mwam, sde; mwam.MWAMConfig(window=4); sde.SDEConfig(compute_dtype='float64');"
+        "assert 'torch' not in sys.modules; mwam.MWAM; assert 'torch' in sys.modules; print(mwam.frm.__module__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip() == "mwam.frequency_ratio"
+
+
 def test_readme_sde_example_runs_and_trains_the_encoders():
     text = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- sde-example:start -->\s*```python\n(.*?)```\s*<!-- sde-example:end -->", text, re.S)

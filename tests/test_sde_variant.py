@@ -89,7 +89,7 @@ def test_sde_variant_trains_end_to_end_and_logs_per_epoch(tmp_path, root):
         assert all(v == v for v in sde.values())  # no NaN
     assert cfg.key != toy_config(root, train={"epochs": 2}).key
     assert toy_config(root, sde={"enabled": True, "options": {}}).key == toy_config(root, sde={"enabled": True}).key
-    with pytest.raises(ConfigError, match="sde.options given but sde.enabled is false"):
+    with pytest.raises(ConfigError, match=r"sde\.options given but sde\.enabled is false"):
         toy_config(root, sde={"options": {"rho": 0.1}})
     with pytest.raises(ConfigError, match="unknown options"):
         toy_config(root, sde={"enabled": True, "options": {"bogus": 1}})

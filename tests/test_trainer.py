@@ -169,7 +169,9 @@ def test_iterations_per_epoch_can_exceed_one_pass(tmp_path, root):
     """RFNet's 150 iterations per epoch: more batches than one pass, the first pass's batches first."""
     one_pass = Trainer(toy_config(root, train={"epochs": 1}), Registry(tmp_path / "a"), RUNTIME)
     one_pass.setup()
-    longer = Trainer(toy_config(root, train={"epochs": 1, "iterations_per_epoch": 10}), Registry(tmp_path / "b"), RUNTIME)
+    longer = Trainer(
+        toy_config(root, train={"epochs": 1, "iterations_per_epoch": 10}), Registry(tmp_path / "b"), RUNTIME
+    )
     longer.setup()
     first, more = one_pass.sampler.batches(), longer.sampler.batches()
     assert len(first) == 4 and len(more) == 10 and more[:4] == first
@@ -211,9 +213,13 @@ def test_per_iteration_schedule_steps_every_iteration(tmp_path, root):
 
 
 def test_mwam_off_builds_no_mwam_and_none_only_measures(tmp_path, root):
-    off = Trainer(toy_config(root, train={"epochs": 1}, mwam={"intervention": "off"}), Registry(tmp_path / "a"), RUNTIME)
+    off = Trainer(
+        toy_config(root, train={"epochs": 1}, mwam={"intervention": "off"}), Registry(tmp_path / "a"), RUNTIME
+    )
     off.run()
-    none = Trainer(toy_config(root, train={"epochs": 1}, mwam={"intervention": "none"}), Registry(tmp_path / "b"), RUNTIME)
+    none = Trainer(
+        toy_config(root, train={"epochs": 1}, mwam={"intervention": "none"}), Registry(tmp_path / "b"), RUNTIME
+    )
     none.run()
     assert off.mwam is None and none.mwam is not None
     assert torch.equal(weights(off.host), weights(none.host)), "measuring alone changes nothing"

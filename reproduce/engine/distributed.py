@@ -59,6 +59,14 @@ class Distributed:
         dist.all_gather_object(out, obj, group=self.control)
         return out
 
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every process."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, group=self.control)
+        return box[0]
+
     def mean(self, value: float) -> float:
         """The mean of ``value`` over the processes."""
         if not self.enabled:

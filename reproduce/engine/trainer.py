@@ -551,7 +551,7 @@ class Trainer:
             self.method.on_train_start(self)
             with self._signals():
                 self.fit()
-            result = self._result(self.evaluate())
+            result = self.dist.broadcast(self._result(self.evaluate()))  # rank 0's wall time on every process
             if main:
                 save_checkpoint(self.registry.weights_path(c), {"config_key": self.key, "host": self.host.state_dict()})
                 self.registry.save(result)

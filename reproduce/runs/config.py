@@ -269,6 +269,8 @@ class TrainConfig:
         _integer(self.batch_size, "train.batch_size", 1)
         if self.iterations_per_epoch is not None:
             _integer(self.iterations_per_epoch, "train.iterations_per_epoch", 1)
+        if self.amp is False:  # YAML 1.1 reads a bare `off` as false
+            object.__setattr__(self, "amp", "off")
         _choice(self.amp, AMP_MODES, "train.amp")
         if self.channels_last is not None and not isinstance(self.channels_last, bool):
             raise ConfigError("train.channels_last must be true, false or null")
@@ -332,6 +334,8 @@ class MWAMSettings:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.intervention is False:  # YAML 1.1 reads a bare `off` as false
+            object.__setattr__(self, "intervention", "off")
         _choice(self.intervention, INTERVENTIONS, "mwam.intervention")
         options = _mapping(self.options, "mwam.options")
         if self.intervention == "off" and options:

@@ -103,12 +103,15 @@ class Registry:
 
 
 def write_config(path: str | Path, config: RunConfig, runtime: Runtime | None = None) -> Path:
-    """Write ``config`` (and ``runtime``) as a run configuration file, with its key in a comment."""
+    """Write ``config`` (and ``runtime``) as a run configuration file, with its key in a comment. The data are
+    named by their absolute root (a preset's synthetic set by where it lies), so the file means the same data in
+    any directory and any version of the presets."""
     import yaml
 
     values = config.to_dict()
-    if values["data"]["root"] is not None:
-        values["data"]["root"] = str(Path(values["data"]["root"]).resolve())
+    if values["data"]["root"] is not None or values["data"]["synthetic"] is not None:
+        values["data"]["root"] = str(config.data.locate(generate=False).resolve())
+        values["data"]["synthetic"] = None
     if runtime is not None:
         values["runtime"] = runtime.to_dict()
     text = f"# run {config.key} (python -m reproduce run {path})\n" + yaml.safe_dump(values, sort_keys=False)

@@ -260,10 +260,6 @@ def available_tables(directory: Path = PAPER_DIR) -> list[int]:
     return sorted(int(p.stem[5:]) for p in Path(directory).glob("table[0-9][0-9].yaml"))
 
 
-def load_all(directory: Path = PAPER_DIR) -> dict[int, PaperTable]:
-    return {n: load_paper_table(n, directory) for n in available_tables(directory)}
-
-
 def with_extension_columns(table: PaperTable, names: list[str]) -> PaperTable:
     """``table`` with columns ``names`` added to its first block without numbers (NaN): this repository's
     extensions of a paper table (e.g. SF-MD + SDE beside Table 4), rendered like the paper's columns."""

@@ -1,0 +1,105 @@
+"""Speed of evaluating every missing-modality subset: the encoders run once per batch vs one forward per subset.
+
+A host with ``encode`` / ``fuse`` (SF-MD: the three special bones, then masking and the shared trunk) evaluates
+the 2^M - 1 subsets of a batch with one encoder pass and one fusion per subset (``models.forward_subsets``); the
+straightforward way runs the whole network once per subset. Timed here on one batch already on the device, in
+eval mode under ``torch.inference_mode`` (and the trainer's bf16 autocast and channels-last on CUDA): one full
+forward pass (the cost of a single subset), the 7 subsets by 7 forward passes, and the 7 subsets with the
+encoders run once. The outputs of the two ways are checked to be identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+import models
+from models import forward_subsets
+from reproduce.benchmarks.mwam_step import MODALITIES, make_inputs, time_step
+from reproduce.devices import device_name
+from reproduce.engine.evaluation import to_channels_last
+
+DEFAULT_BATCH = {"cpu": 16, "cuda": 64}
+DEFAULT_ITERS = {"cpu": (3, 1), "cuda": (30, 5)}
+
+
+def subset_masks(batch: int, device: torch.device) -> list[torch.Tensor]:
+    """The 7 non-empty subsets of (rgb, depth, ir) as (batch, 3) masks."""
+    rows = [[bool(code >> i & 1) for i in range(len(MODALITIES))] for code in range(1, 2 ** len(MODALITIES))]
+    return [torch.tensor(row, device=device).expand(batch, -1) for row in rows]
+
+
+def bench_device(device: torch.device, batch: int, size: int, iters: int, warmup: int) -> dict[str, Any]:
+    cuda = device.type == "cuda"
+    host = models.build("sf_md").to(device).eval()
+    inputs = dict(make_inputs(batch, size, device))
+    if cuda:
+        host = host.to(memory_format=torch.channels_last)
+        inputs = to_channels_last(inputs)
+    masks = subset_masks(batch, device)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+
+    def one_pass(x: dict[str, torch.Tensor]) -> Any:
+        with torch.inference_mode(), amp:
+            return host(x, masks[-1])
+
+    def per_subset(x: dict[str, torch.Tensor]) -> Any:
+        with torch.inference_mode(), amp:
+            return [host(x, mask) for mask in masks]
+
+    def encode_once(x: dict[str, torch.Tensor]) -> Any:
+        with torch.inference_mode(), amp:
+            return forward_subsets(host, x, masks)
+
+    identical = all(
+        torch.equal(a.logits, b.logits) for a, b in zip(encode_once(inputs), per_subset(inputs), strict=True)
+    )
+    timings = {name: time_step(fn, inputs, device, warmup, iters) for name, fn in
+               (("one_pass", one_pass), ("per_subset", per_subset), ("encode_once", encode_once))}  # fmt: skip
+    ms = {name: float(t.get("pipelined_ms", t["median_ms"])) for name, t in timings.items()}
+    return {
+        "device_name": device_name(device),
+        "batch": batch,
+        "iters": iters,
+        "precision": "bf16 autocast" if cuda else "fp32",
+        "one_pass_ms": ms["one_pass"],
+        "seven_subsets_per_subset_ms": ms["per_subset"],
+        "seven_subsets_encode_once_ms": ms["encode_once"],
+        "per_subset_over_one_pass": ms["per_subset"] / ms["one_pass"],
+        "encode_once_over_one_pass": ms["encode_once"] / ms["one_pass"],
+        "speedup": ms["per_subset"] / ms["encode_once"],
+        "identical_outputs": identical,
+        "timings": timings,
+    }
+
+
+def run_benchmark(
+    devices: list[str] | None = None,
+    batch: int | None = None,
+    size: int = 112,
+    iters: int | None = None,
+    warmup: int | None = None,
+) -> dict[str, Any]:
+    """``{"benchmark": "eval_subsets", "cpu": {...}, "cuda": {...}}`` (CUDA when present or asked for)."""
+    if devices is None:
+        devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    report: dict[str, Any] = {
+        "benchmark": "eval_subsets",
+        "host": "sf_md",
+        "shape": [3, size, size],
+        "torch": torch.__version__,
+    }
+    for name in devices:
+        device = torch.device(name)
+        kind = "cuda" if device.type == "cuda" else "cpu"
+        default_iters, default_warmup = DEFAULT_ITERS[kind]
+        report[kind] = bench_device(
+            device,
+            batch or DEFAULT_BATCH[kind],
+            size,
+            iters if iters is not None else default_iters,
+            warmup if warmup is not None else default_warmup,
+        )
+    return report

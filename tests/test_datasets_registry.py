@@ -1,0 +1,45 @@
+"""Data sets by name: the torch-free specs, their presets, fingerprints and the lazily loaded parts."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from datasets import DatasetPreset, dataset_spec, list_datasets, register_dataset
+from datasets.casia_surf.synthetic import write_casia_surf
+
+
+def test_casia_surf_is_registered_with_its_presets_and_without_loading_torch():
+    code = (
+        "import sys; from datasets import dataset_spec; s = dataset_spec('casia_surf');"
+        "print(s.modalities, sorted(s.presets), 'torch' in sys.modules or 'cv2' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "('rgb', 'depth', 'ir') ['demo', 'paper', 'smoke'] False"
+    assert "casia_surf" in list_datasets()
+    with pytest.raises(ValueError, match="unknown data set 'surf'; registered: casia_surf"):
+        dataset_spec("surf")
+
+
+def test_a_spec_needs_every_preset_and_a_name_registers_once():
+    spec = dataset_spec("casia_surf")
+    assert register_dataset(spec) is spec
+    with pytest.raises(ValueError, match="lacks the presets"):
+        register_dataset(dataclasses.replace(spec, name="other", presets={"paper": DatasetPreset("paper", False)}))
+    with pytest.raises(ValueError, match="already registered"):
+        register_dataset(dataclasses.replace(spec, title="another"))
+    with pytest.raises(ValueError, match="has no preset 'fast'"):
+        spec.preset("fast")
+
+
+def test_fingerprint_listed_samples_and_the_lazy_loader(tmp_path):
+    spec = dataset_spec("casia_surf")
+    root = write_casia_surf(tmp_path / "a", num_train=4, num_val=2, num_test=3, size=24)
+    other = write_casia_surf(tmp_path / "b", num_train=4, num_val=2, num_test=3, size=24, seed=1)
+    same = write_casia_surf(tmp_path / "c", num_train=4, num_val=2, num_test=3, size=24)
+    assert spec.fingerprint(root) == spec.fingerprint(same) != spec.fingerprint(other)
+    assert [spec.listed_samples(root, s) for s in spec.splits] == [4, 2, 3] and spec.is_synthetic(root)
+    item = spec.build_dataset(root, "test", train=False, seed=0, resize=32, crop=24)[0]
+    assert item["rgb"].shape == (3, 24, 24)
+    assert spec.check(root, progress=False) == []

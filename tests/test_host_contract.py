@@ -1,0 +1,95 @@
+"""The Host contract, checked on every registered host (as timm tests every registered model).
+
+Forward with every presence mask (uniform and mixed per sample), backward, disjoint branches, the authors'
+parameter count (within 2 %), and -- where a host splits ``encode`` / ``fuse`` -- that evaluating a subset through
+the split gives exactly what one forward pass gives.
+"""
+
+import itertools
+
+import pytest
+import torch
+
+import models
+from models import Host, forward_subsets
+
+HOSTS = models.list_models()
+
+
+def masks(modalities, batch):
+    """Every non-empty subset as a uniform (batch, M) mask, plus one mask mixing subsets over the samples."""
+    subsets = [c for r in range(1, len(modalities) + 1) for c in itertools.combinations(range(len(modalities)), r)]
+    uniform = []
+    for subset in subsets:
+        row = torch.zeros(len(modalities), dtype=torch.bool)
+        row[list(subset)] = True
+        uniform.append(row.expand(batch, -1).clone())
+    mixed = torch.stack([uniform[i % len(uniform)][0] for i in range(batch)])
+    return [*uniform, mixed]
+
+
+@pytest.fixture(params=HOSTS)
+def name(request):
+    return request.param
+
+
+@pytest.fixture
+def host(name):
+    torch.manual_seed(0)
+    return models.build(name)
+
+
+def test_every_host_registers_the_authors_parameter_count_and_matches_it(name, host):
+    info = models.model_info(name)
+    assert info.parameters is not None and info.reference, f"{name}: register the authors' parameter count"
+    count = sum(p.numel() for p in host.parameters())
+    assert abs(count - info.parameters) <= 0.02 * info.parameters, (name, count, info.parameters)
+
+
+def test_forward_with_every_mask_and_backward(host):
+    assert isinstance(host, Host) and host.modalities
+    inputs = host.example_inputs(2, torch.Generator().manual_seed(1))
+    assert set(inputs) == set(host.modalities)
+    host.eval()
+    shapes = set()
+    for mask in masks(host.modalities, 2):
+        with torch.no_grad():
+            out = host(inputs, mask)
+        assert torch.isfinite(out.logits).all() and out.logits.shape[0] == 2
+        assert out.present is None or torch.equal(out.present.cpu(), mask), "eval applies exactly the given mask"
+        shapes.add(tuple(out.logits.shape))
+    assert len(shapes) == 1
+    host.train()
+    out = host(inputs, None)
+    loss = out.logits.float().square().mean() + sum(a.float().square().mean() for a in (out.aux or {}).values())
+    loss.backward()
+    for modality, branch in host.branches().items():
+        grads = [p.grad for p in branch.parameters() if p.requires_grad]
+        assert grads and all(g is not None for g in grads), modality
+
+
+def test_branches_are_disjoint_named_by_modality_and_inside_the_host(host):
+    branches = host.branches()
+    assert tuple(branches) == tuple(host.modalities)
+    owned = {id(p) for p in host.parameters()}
+    seen = set()
+    for modality, branch in branches.items():
+        ids = {id(p) for p in branch.parameters()}
+        assert ids and ids <= owned, modality
+        assert not ids & seen, f"{modality} shares parameters with another branch"
+        seen |= ids
+
+
+def test_encode_fuse_gives_exactly_one_forward_pass_per_subset(host):
+    if not host.splits_encoding:
+        pytest.skip(f"{type(host).__name__} has no encode / fuse split")
+    inputs = host.example_inputs(3, torch.Generator().manual_seed(2))
+    host.eval()
+    all_masks = masks(host.modalities, 3)
+    with torch.inference_mode():
+        split = forward_subsets(host, inputs, all_masks)
+        whole = [host(inputs, mask) for mask in all_masks]
+    for a, b in zip(split, whole, strict=True):
+        assert torch.equal(a.logits, b.logits)
+        for name in b.extras or {}:
+            assert torch.equal(a.extras[name], b.extras[name]), name
