@@ -1,5 +1,5 @@
-"""Reproduction harness: trainer, missing-modality evaluation, metrics, results registry, tables.
+"""Reproduction harness: run configuration and registry, training methods, tasks, the engine (trainer, runners,
+DDP), missing-modality evaluation, metrics, the paper's tables and benchmarks (``python -m reproduce``).
 
-Today it holds the MWAM step benchmark (``reproduce.benchmarks``); the engine and table specs arrive
-with the tables (#3) and CASIA-SURF (#4) issues.
+The layers and contracts: docs/architecture.md.
 """

@@ -1,6 +1,6 @@
 """Time one MWAM step (three modalities, FRM + bank + weights) against the straightforward version.
 
-Run from the repository root: ``python scripts/bench_mwam.py [--device cpu|cuda|all]`` (``make bench-mwam``).
+Run: ``python scripts/bench_mwam.py [--device cpu|cuda|all]`` (``make bench-mwam``).
 Prints exactly one JSON line on stdout; ``--output PATH`` also writes it to a file (atomically).
 """
 

@@ -1,6 +1,6 @@
 """Time the SF-MD training step with and without MWAM (CPU, and CUDA when present) and the CASIA-SURF loader.
 
-Run from the repository root: ``python scripts/bench_train.py [--device cpu|cuda|all] [--compile [MODE]]``.
+Run: ``python scripts/bench_train.py [--device cpu|cuda|all] [--compile [MODE]]``.
 Prints exactly one JSON line on stdout; ``--output PATH`` also writes it to a file (atomically).
 """
 

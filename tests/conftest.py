@@ -13,6 +13,22 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.fixture
+def toy(monkeypatch):
+    """Host ``toy`` and task ``toy`` registered for one test (tests/toy_run.py)."""
+    from tests.toy_run import register_toy
+
+    register_toy(monkeypatch)
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A data root with CASIA-SURF's list files and a synthetic marker: what a toy run's key fingerprints."""
+    from tests.toy_run import toy_root
+
+    return toy_root(tmp_path / "data")
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

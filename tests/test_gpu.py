@@ -32,3 +32,30 @@ def test_cuda_frm_with_tf32_enabled_matches_scipy():
     finally:
         torch.set_float32_matmul_precision(previous)
     assert value == pytest.approx(reference_frm(x.double().numpy(), rule="low_l1"), rel=1e-5)
+
+
+def test_the_trainer_runs_on_cuda_with_bf16_and_channels_last(tmp_path, toy, root):
+    from reproduce.engine.trainer import Trainer
+    from reproduce.runs.registry import Registry
+    from tests.toy_run import RUNTIME, toy_config
+
+    trainer = Trainer(
+        toy_config(root, train={"epochs": 1}), Registry(tmp_path / "runs"), RUNTIME.replace(device="auto")
+    )
+    result = trainer.run()
+    assert trainer.device.type == "cuda" and trainer.channels_last and result["precision"] == "bf16"
+    assert result["device"] == torch.cuda.get_device_name() and len(result["subsets"]) == 7
+
+
+def test_sf_md_encode_once_equals_a_forward_per_subset_on_cuda_under_bf16():
+    import models
+    from models import forward_subsets
+
+    host = models.build("sf_md").cuda().eval().to(memory_format=torch.channels_last)
+    x = {m: t.cuda().contiguous(memory_format=torch.channels_last) for m, t in host.example_inputs(8).items()}
+    masks = [torch.tensor([a, b, c], device="cuda").expand(8, -1) for a, b, c in
+             [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1)]]  # fmt: skip
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        once = forward_subsets(host, x, [m.bool() for m in masks])
+        each = [host(x, m.bool()) for m in masks]
+    assert all(torch.equal(a.logits, b.logits) for a, b in zip(once, each, strict=True))

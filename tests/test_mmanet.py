@@ -14,20 +14,13 @@ from reproduce.methods import method_class
 from reproduce.methods.mmanet import MMANet, MMANetOptions, candidate_subsets, histogram_divergence
 from reproduce.runs.config import ConfigError, MethodConfig
 from reproduce.runs.registry import Registry
-from tests.toy_run import RUNTIME, register_toy, toy_config, toy_root
+from tests.toy_run import RUNTIME, toy_config
 
 FAST = {"search_epochs": (0, 1), "begin_epoch": 1}
 MMANET_RUNTIME = RUNTIME.replace(column="MMANet", log_every=1)
 
 
-@pytest.fixture(autouse=True)
-def toy_components(monkeypatch):
-    register_toy(monkeypatch)
-
-
-@pytest.fixture
-def root(tmp_path):
-    return toy_root(tmp_path / "data")
+pytestmark = pytest.mark.usefixtures("toy")
 
 
 def config(root, **changes):

@@ -22,14 +22,8 @@ from reproduce.runs.config import (
 )
 from reproduce.runs.overrides import parse_assignment, parse_assignments
 from reproduce.runs.runtime import Runtime
-from tests.toy_run import toy_root
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def root(tmp_path):
-    return toy_root(tmp_path / "surf")
 
 
 def surf(root, **sections):

@@ -17,17 +17,9 @@ from reproduce.runs.config import ConfigError
 from reproduce.runs.registry import Registry
 from reproduce.runs.runtime import Runtime
 from reproduce.tables.specs import table_runs
-from tests.toy_run import RUNTIME, register_toy, toy_config, toy_root, weights
+from tests.toy_run import RUNTIME, toy_config, weights
 
-
-@pytest.fixture(autouse=True)
-def toy_components(monkeypatch):
-    register_toy(monkeypatch)
-
-
-@pytest.fixture
-def root(tmp_path):
-    return toy_root(tmp_path / "data")
+pytestmark = pytest.mark.usefixtures("toy")
 
 
 def sf_inputs(batch=6, size=40, seed=0):

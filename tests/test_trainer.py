@@ -12,17 +12,9 @@ import yaml
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods import Method
 from reproduce.runs.registry import Registry
-from tests.toy_run import RUNTIME, register_toy, toy_config, toy_root, weights
+from tests.toy_run import RUNTIME, toy_config, weights
 
-
-@pytest.fixture(autouse=True)
-def toy_components(monkeypatch):
-    register_toy(monkeypatch)
-
-
-@pytest.fixture
-def root(tmp_path):
-    return toy_root(tmp_path / "data")
+pytestmark = pytest.mark.usefixtures("toy")
 
 
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, root):

@@ -19,12 +19,12 @@ hook                       when
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from reproduce.discovery import import_modules
 
 if TYPE_CHECKING:
     from reproduce.runs.config import RunConfig
@@ -110,14 +110,9 @@ def register_method(name: str) -> Callable[[M], M]:
 
 def _discover() -> None:
     global _DISCOVERED
-    if _DISCOVERED:
-        return
-    import reproduce.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "base":
-            importlib.import_module(f"reproduce.methods.{module.name}")
-    _DISCOVERED = True
+    if not _DISCOVERED:
+        import_modules("reproduce.methods", exclude=("base",))
+        _DISCOVERED = True
 
 
 def method_class(name: str) -> type[Method]:

@@ -63,6 +63,14 @@ def _mapping(value: Any, name: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _validated_options(config_class: type, options: Any, label: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``options`` (a mapping) checked against ``config_class`` and without its defaults; ConfigError otherwise."""
+    try:
+        return options_without_defaults(config_class, _mapping(options, label), label, exclude)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from None
+
+
 def _only_used(section: Any, name: str) -> None:
     """Fields of an ``optim`` / ``schedule`` section that its kind does not read must keep their defaults (else the
     setting would be silently ignored)."""
@@ -311,11 +319,9 @@ class MethodConfig:
             if options:
                 raise ConfigError(f"method {self.name!r} takes no options, got {sorted(options)}")
             return
-        try:
-            reduced = options_without_defaults(cls.options_class, options, f"method.options of {self.name!r}")
-        except (TypeError, ValueError) as error:
-            raise ConfigError(str(error)) from None
-        object.__setattr__(self, "options", reduced)
+        object.__setattr__(
+            self, "options", _validated_options(cls.options_class, options, f"method.options of {self.name!r}")
+        )
 
     def resolved_options(self) -> Any:
         """The method's options dataclass with these options (None for a method without options)."""
@@ -342,11 +348,7 @@ class MWAMSettings:
             raise ConfigError("mwam.options given but mwam.intervention is off")
         from mwam.config import MWAMConfig
 
-        try:
-            reduced = options_without_defaults(MWAMConfig, options, "mwam.options", ("intervention",))
-        except (TypeError, ValueError) as error:
-            raise ConfigError(str(error)) from None
-        object.__setattr__(self, "options", reduced)
+        object.__setattr__(self, "options", _validated_options(MWAMConfig, options, "mwam.options", ("intervention",)))
 
 
 @dataclass(frozen=True)
@@ -365,11 +367,7 @@ class SDESettings:
             raise ConfigError("sde.options given but sde.enabled is false")
         from sde.config import SDEConfig
 
-        try:
-            reduced = options_without_defaults(SDEConfig, options, "sde.options")
-        except (TypeError, ValueError) as error:
-            raise ConfigError(str(error)) from None
-        object.__setattr__(self, "options", reduced)
+        object.__setattr__(self, "options", _validated_options(SDEConfig, options, "sde.options"))
 
 
 SECTIONS: dict[str, type] = {

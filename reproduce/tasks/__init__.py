@@ -6,11 +6,10 @@ by name. Each task kind is one module of this package.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from reproduce.discovery import import_modules
 from reproduce.tasks.base import LossTerms, StepContext, Task
 
 TASKS: dict[str, type[Task]] = {}
@@ -34,11 +33,7 @@ def register_task(name: str) -> Callable[[T], T]:
 def _discover() -> None:
     global _DISCOVERED
     if not _DISCOVERED:
-        import reproduce.tasks as package
-
-        for module in pkgutil.iter_modules(package.__path__):
-            if module.name != "base":
-                importlib.import_module(f"reproduce.tasks.{module.name}")
+        import_modules("reproduce.tasks", exclude=("base",))
         _DISCOVERED = True
 
 
