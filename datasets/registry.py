@@ -102,16 +102,15 @@ class DatasetSpec:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"{self.name}: data root {root} is not a directory")
-        digest = hashlib.sha256(self.name.encode())
-        paths = [*self.split_files(root), root / SYNTHETIC_MARKER]
-        for i, path in enumerate(paths):
-            synthetic_marker = i == len(paths) - 1
+        lists = self.split_files(root)
+        for path in lists:
             if not path.is_file():
-                if synthetic_marker:
-                    continue
                 raise FileNotFoundError(
                     f"{path}: missing list file of {self.name}; a root must hold {', '.join(self.splits.values())}"
                 )
+        marker = root / SYNTHETIC_MARKER
+        digest = hashlib.sha256(self.name.encode())
+        for path in [*lists, marker] if marker.is_file() else lists:
             digest.update(f"\0{path.name}\0".encode())
             digest.update(path.read_bytes())
         return digest.hexdigest()[:16]

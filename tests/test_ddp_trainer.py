@@ -37,7 +37,6 @@ def _worker(rank: int, world: int, init_file: str, out: str, root: str, scenario
     from tests.toy_run import RUNTIME, ToyHost, ToyTask, toy_config
 
     registry._REGISTRY["toy"] = ModelInfo("toy", ToyHost)
-    tasks._discover()
     tasks.TASKS["toy"] = ToyTask
     process = distributed.initialise()
     assert (process.rank, process.world_size) == (rank, world)

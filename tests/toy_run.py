@@ -105,7 +105,6 @@ def toy_root(directory: Path) -> Path:
 def register_toy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register host ``toy`` and task ``toy`` for one test."""
     monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY, "toy": ModelInfo("toy", ToyHost)})
-    tasks._discover()
     monkeypatch.setitem(tasks.TASKS, "toy", ToyTask)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 
 from reproduce.runs.config import OptimConfig, ScheduleConfig
-from reproduce.runs.schedules import factor_function
+from reproduce.runs.schedules import factor_function, scheduler_steps_per_epoch
 
 
 def build_optimizer(parameters: Iterable[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
@@ -35,8 +35,8 @@ def build_scheduler(
     optimizer: torch.optim.Optimizer, schedule: ScheduleConfig, iterations_per_epoch: int, epochs: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """``LambdaLR`` over the schedule's factor, stepped once per epoch or once per iteration (``interval``)."""
-    steps_per_epoch = 1 if schedule.interval == "epoch" else iterations_per_epoch
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor_function(schedule, steps_per_epoch, epochs))
+    steps = scheduler_steps_per_epoch(schedule, iterations_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor_function(schedule, steps, epochs))
 
 
 def build_optimization(

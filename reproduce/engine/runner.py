@@ -75,10 +75,11 @@ class TorchrunRunner:
         return registry.load(config)
 
 
-RUNNERS: dict[str, Callable[[], Runner]] = {"trainer": TrainerRunner}
+#: Runner factories by name, each called with the step callbacks of the run (None for a dependency).
+RUNNERS: dict[str, Callable[[list | None], Runner]] = {"trainer": TrainerRunner}
 
 
-def register_runner(name: str, factory: Callable[[], Runner]) -> None:
+def register_runner(name: str, factory: Callable[[list | None], Runner]) -> None:
     """Register a runner factory under ``name`` (what a host's ``register_model(..., runner=name)`` names)."""
     RUNNERS[name] = factory
 
@@ -94,7 +95,7 @@ def runner_for(config: RunConfig, nproc: int = 1, callbacks: list | None = None)
         if name != "trainer":
             raise ValueError(f"runner {name!r} of host {config.host.name!r} does not run under --nproc")
         return TorchrunRunner(nproc)
-    return TrainerRunner(callbacks) if name == "trainer" else RUNNERS[name]()
+    return RUNNERS[name](callbacks)
 
 
 def execute(

@@ -41,10 +41,10 @@ from reproduce.engine.sde_variant import BranchEnhancer
 from reproduce.methods import FinishedRun, Method, method_class
 from reproduce.metrics.base import TaskMetric
 from reproduce.pcr import pcr
-from reproduce.runs.config import RunConfig
+from reproduce.runs.config import SCHEMA, RunConfig
 from reproduce.runs.registry import Registry, git_commit
 from reproduce.runs.runtime import Runtime
-from reproduce.runs.schedules import lr_factor
+from reproduce.runs.schedules import epoch_start_lr
 from reproduce.tasks import StepContext, Task, build_task
 from reproduce.tracking import CurveWriter, Tracker
 
@@ -416,8 +416,7 @@ class Trainer:
     def epoch_lr(self, epoch: int) -> float:
         """The learning rate ``epoch`` starts with (the schedule's; what ``--dry-run`` shows)."""
         c = self.config
-        steps = 1 if c.schedule.interval == "epoch" else self.sampler.batches_per_epoch
-        return c.optim.lr * lr_factor(c.schedule, epoch * steps, steps, c.train.epochs)
+        return epoch_start_lr(c.schedule, c.optim.lr, epoch, c.train.epochs, self.sampler.batches_per_epoch)
 
     def epoch_entry(self, epoch: int) -> dict[str, Any]:
         """The epoch's history entry: the learning rate it started with, the mean loss (over every process) and
@@ -594,7 +593,7 @@ class Trainer:
         metric = self.task.new_metric()
         return {
             "key": self.key,
-            "schema": c.identity()["schema"],
+            "schema": SCHEMA,
             "config": c.to_dict(),
             "identity": c.identity(),
             "runtime": self.runtime.to_dict(),

@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from reproduce.discovery import import_modules
+from reproduce.discovery import Catalog
 
 if TYPE_CHECKING:
     from reproduce.runs.config import RunConfig
 
-_REGISTRY: dict[str, type[Method]] = {}
-_DISCOVERED = False
 M = TypeVar("M", bound="type[Method]")
 
 
@@ -92,37 +90,26 @@ class Method:
         return {"method": self.name}
 
 
+#: The registered methods (every module of ``reproduce.methods`` is imported on the first look-up).
+METHODS: Catalog[type[Method]] = Catalog("method", "reproduce.methods", exclude=("base",))
+
+
 def register_method(name: str) -> Callable[[M], M]:
     """Class decorator: register a :class:`Method` subclass as ``name``."""
 
     def decorate(cls: M) -> M:
         if not (isinstance(cls, type) and issubclass(cls, Method)):
             raise TypeError(f"@register_method({name!r}) decorates Method subclasses, got {cls!r}")
-        known = _REGISTRY.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise ValueError(f"method {name!r} is already registered by {known!r}")
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return METHODS.add(name, cls)
 
     return decorate
 
 
-def _discover() -> None:
-    global _DISCOVERED
-    if not _DISCOVERED:
-        import_modules("reproduce.methods", exclude=("base",))
-        _DISCOVERED = True
-
-
 def method_class(name: str) -> type[Method]:
     """The method registered as ``name``; ValueError listing the known ones otherwise."""
-    _discover()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(list_methods())}")
-    return _REGISTRY[name]
+    return METHODS.get(name)
 
 
 def list_methods() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
+    return METHODS.names()

@@ -526,9 +526,6 @@ def _section(cls: type, value: Any, source: str) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
-    for name in ("milestones", "betas", "modalities"):
-        if isinstance(values.get(name), list):
-            values[name] = tuple(values[name])
     try:
         return cls(**values)
     except TypeError as error:

@@ -81,6 +81,17 @@ def lr_factor(schedule: Any, step: int, steps_per_epoch: int, epochs: int) -> fl
     raise ValueError(f"unknown schedule {schedule.name!r}; known: {sorted(SCHEDULE_FIELDS)}")
 
 
+def scheduler_steps_per_epoch(schedule: Any, iterations_per_epoch: int) -> int:
+    """How many times the scheduler steps in an epoch: once (``interval: epoch``) or once per iteration."""
+    return 1 if schedule.interval == "epoch" else iterations_per_epoch
+
+
+def epoch_start_lr(schedule: Any, base_lr: float, epoch: int, epochs: int, iterations_per_epoch: int) -> float:
+    """The learning rate epoch ``epoch`` starts with."""
+    steps = scheduler_steps_per_epoch(schedule, iterations_per_epoch)
+    return base_lr * lr_factor(schedule, epoch * steps, steps, epochs)
+
+
 def factor_function(schedule: Any, steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
     """``step -> factor`` for ``torch.optim.lr_scheduler.LambdaLR``."""
     return lambda step: lr_factor(schedule, step, steps_per_epoch, epochs)
@@ -89,5 +100,4 @@ def factor_function(schedule: Any, steps_per_epoch: int, epochs: int) -> Callabl
 def lr_per_epoch(schedule: Any, base_lr: float, epochs: int, iterations_per_epoch: int) -> list[float]:
     """The learning rate each epoch starts with (what ``--dry-run`` prints): epoch ``e`` trains from step ``e``
     (``interval: epoch``) or ``e * iterations_per_epoch`` (``interval: iteration``)."""
-    steps = 1 if schedule.interval == "epoch" else iterations_per_epoch
-    return [base_lr * lr_factor(schedule, epoch * steps, steps, epochs) for epoch in range(epochs)]
+    return [epoch_start_lr(schedule, base_lr, epoch, epochs, iterations_per_epoch) for epoch in range(epochs)]
