@@ -75,6 +75,8 @@ class DatasetSpec:
     generator: ``"module:function"`` writing the synthetic stand-in, ``function(out_dir, **arguments)``.
     checker: ``"module:function"``, ``function(root, progress=..., workers=...) -> list[Problem]``.
     presets: ``paper`` / ``smoke`` / ``demo`` run settings (:class:`DatasetPreset`).
+    schedules: named learning-rate schedules (``schedule.preset`` of a run): name -> host name (or ``"*"`` for every
+        other host) -> ``ScheduleConfig`` fields.
     """
 
     name: str
@@ -90,6 +92,7 @@ class DatasetSpec:
     generator: str
     checker: str
     presets: Mapping[str, DatasetPreset]
+    schedules: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     def split_files(self, root: str | Path) -> list[Path]:
         """The list files of every split under ``root`` (in ``splits`` order)."""
@@ -129,6 +132,17 @@ class DatasetSpec:
         if name not in self.presets:
             raise ValueError(f"{self.name} has no preset {name!r}; it has {sorted(self.presets)}")
         return self.presets[name]
+
+    def schedule_preset(self, name: str, host: str) -> Mapping[str, Any]:
+        """The fields of schedule preset ``name`` for ``host`` (its own entry, else the ``"*"`` entry)."""
+        if name not in self.schedules:
+            raise ValueError(f"{self.name} has no schedule preset {name!r}; it has {sorted(self.schedules) or 'none'}")
+        per_host = self.schedules[name]
+        if host in per_host:
+            return per_host[host]
+        if "*" in per_host:
+            return per_host["*"]
+        raise ValueError(f"{self.name}'s schedule preset {name!r} has no entry for host {host!r} (and no '*')")
 
     def build_dataset(self, root: str | Path, split: str, train: bool, seed: int, **options: Any) -> Any:
         """The loader of ``split`` (imports the loader module)."""

@@ -67,6 +67,12 @@ class Host(nn.Module):
         """Random inputs of a size the host accepts in training and evaluation (for tests and benchmarks)."""
         raise NotImplementedError(f"{cls.__name__} does not say which inputs it accepts")
 
+    def training_dropout(self, present: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The (B, M) mask this host would apply in training to a batch with mask ``present``: ``present`` itself
+        unless the host drops modalities at random while training (SF-MD, MMANet). ``generator`` (a CPU generator)
+        draws the subsets without touching the global random stream (validation under the authors' protocol)."""
+        return present
+
     def full_presence(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """A (B, M) all-True mask for ``inputs`` (every modality present)."""
         first = inputs[self.modalities[0]]

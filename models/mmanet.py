@@ -3,13 +3,15 @@
 The student is SF-MD (three ``special_bone_*`` branches, per-sample modality dropout over the 7 non-empty subsets,
 feature zeroing, concatenation, ``shared_bone``) with ``auxi_bone``: a second layer3_new / layer4 / pool / fc trunk
 on the same masked, fused feature map. Its logits are ``HostOutput.extras["auxiliary"]``; MMANet's trainer
-(``reproduce.methods.mmanet``) trains them on the samples whose drawn subset is a weak combination (the marginal
-loss of the MMANet paper, Eq. 14) and distils the frozen full-modality teacher into ``extras["layer4"]``.
+(``reproduce.methods.mmanet``) trains them with MMANet's auxiliary term (option ``aux_loss``: the authors'
+released computation, ``n_weak * mean CE`` over every sample, or the MMANet paper's Eq. 14, the weak-combination
+samples only) and distils the frozen full-modality teacher into ``extras["layer4"]``.
 
 The authors' forward evaluates ``auxi_bone`` three times on the same input (``x_rgb_out``, ``x_rgb_depth``,
-``x_depth_out`` are the same tensor) and masks each copy with one of the three weak combinations; evaluating it
-once and masking with "the drawn subset is one of the weak combinations" gives the same loss and gradients
-(the three combinations are distinct). State-dict keys equal the authors' (``auxi_bone.*``).
+``x_depth_out`` are identical tensors), one copy per weak combination; evaluating it once gives the same outputs,
+so either auxiliary term has the same value and gradients. The only difference: the three passes update the
+trunk's BatchNorm running statistics three times, which nothing reads (the trunk runs in training only).
+State-dict keys equal the authors' (``auxi_bone.*``).
 """
 
 from __future__ import annotations

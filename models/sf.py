@@ -109,10 +109,20 @@ class SFHost(Host):
         """The three special bones (the parameters the authors' MWAM code rescales)."""
         return {"rgb": self.special_bone_rgb, "depth": self.special_bone_depth, "ir": self.special_bone_ir}
 
-    def draw_subsets(self, batch: int, device: torch.device) -> torch.Tensor:
-        """(batch, 3) bool: one of the 7 non-empty subsets per sample, uniform, drawn on ``device``."""
-        index = torch.randint(0, len(SUBSETS), (batch,), device=device)
+    def draw_subsets(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(batch, 3) bool: one of the 7 non-empty subsets per sample, uniform, drawn on ``device`` (on the CPU from
+        ``generator`` when one is given)."""
+        if generator is not None:
+            index = torch.randint(0, len(SUBSETS), (batch,), generator=generator).to(device)
+        else:
+            index = torch.randint(0, len(SUBSETS), (batch,), device=device)
         return self.subsets.to(device)[index]
+
+    def training_dropout(self, present: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """SF-MD (and MMANet): ``present`` and one of the 7 subsets drawn per sample; SF: ``present``."""
+        if not self.config.modality_dropout:
+            return present
+        return present & self.draw_subsets(present.shape[0], present.device, generator)
 
     @classmethod
     def example_inputs(cls, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -135,8 +145,8 @@ class SFHost(Host):
             )
         device = inputs[self.modalities[0]].device
         mask = present.to(device)
-        if self.training and self.config.modality_dropout:
-            mask = mask & self.draw_subsets(batch, device)
+        if self.training:
+            mask = self.training_dropout(mask)
         return self.fuse(self.encode(inputs), mask)
 
     def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -184,23 +184,38 @@ def describe_run(planned: PlannedRun, registry: Registry) -> dict[str, Any]:
         "role": "column" if planned.requested else "dependency",
         "dependencies": {role: None if k.startswith("?") else k for role, k in planned.dependencies.items()},
         "lr_per_epoch": lrs,
+        "schedule": config.schedule.used_fields(),
+        "method_options": resolved_method_options(config),
         "config": config.to_dict(),
     }
+
+
+def resolved_method_options(config: RunConfig) -> dict[str, Any]:
+    """Every option of the run's training method, defaults included (``config`` keeps only the changed ones)."""
+    from reproduce.runs.options import plain
+
+    options = config.method.resolved_options()
+    return {} if options is None else plain(options)
 
 
 def describe_plan(table: TablePlan, registry: Registry) -> list[dict[str, Any]]:
     return [describe_run(planned, registry) for planned in table.plan]
 
 
-def lr_segments(lrs: Sequence[float], limit: int = 8) -> str:
-    """``epochs 0-4: 0.0002 .. 0.001 (rising), 5-29: 0.001, ...``: runs of equal learning rates, compactly."""
-    segments: list[tuple[int, int, float]] = []
+def lr_segments(lrs: Sequence[float | None], limit: int = 8) -> str:
+    """``0: skipped, 1: 0, 2: 0.0002, ..., 6-21: 0.001, ...``: runs of equal learning rates, compactly (a skipped
+    epoch trains no batch)."""
+    segments: list[tuple[int, int, float | None]] = []
     for epoch, lr in enumerate(lrs):
         if segments and segments[-1][2] == lr:
             segments[-1] = (segments[-1][0], epoch, lr)
         else:
             segments.append((epoch, epoch, lr))
-    parts = [f"{a}-{b}: {lr:.4g}" if a != b else f"{a}: {lr:.4g}" for a, b, lr in segments]
+
+    def text(lr: float | None) -> str:
+        return "skipped" if lr is None else f"{lr:.4g}"
+
+    parts = [f"{a}-{b}: {text(lr)}" if a != b else f"{a}: {text(lr)}" for a, b, lr in segments]
     if len(parts) > limit:
         parts = [
             *parts[: limit // 2],
@@ -229,6 +244,14 @@ def format_plan(table: TablePlan, descriptions: list[dict[str, Any]]) -> str:
             lines.append("  needs: " + ", ".join(f"{role} {key or '-'}" for role, key in d["dependencies"].items()))
         lrs = d["lr_per_epoch"]
         lines.append("  lr per epoch: " + (lr_segments(lrs) if lrs else "unknown (per-iteration schedule, no data)"))
+        if d["method_options"]:
+            shown = {k: v for k, v in d["method_options"].items() if k != "teacher_run"}
+            lines.append(
+                f"  method {d['config']['method']['name']}: " + ", ".join(f"{k}={v}" for k, v in shown.items())
+            )
+        if d["config"]["schedule"].get("preset"):
+            fields = ", ".join(f"{k}={v}" for k, v in d["schedule"].items() if k not in ("name", "preset"))
+            lines.append(f"  schedule preset {d['config']['schedule']['preset']!r} for this host: {fields}")
         lines.append("  config:")
         lines += ["    " + line for line in yaml.safe_dump(d["config"], sort_keys=False).splitlines()]
         lines.append("")

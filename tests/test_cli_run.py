@@ -88,10 +88,35 @@ def test_dry_run_of_the_paper_preset_without_data_shows_the_settings(capsys, mon
     plan = json.loads(capsys.readouterr().out)
     mmanet = next(p for p in plan if p["column"] == "MMANet")
     assert mmanet["key"] is None and mmanet["status"] == "unknown (no data)"
-    assert mmanet["config"]["schedule"]["milestones"] == [16, 33, 50]
+    assert mmanet["config"]["schedule"] == {"preset": "paper"}
+    assert mmanet["schedule"]["milestones"] == [16, 33, 50] and mmanet["schedule"]["warmup_epochs"] == 0
     lrs = mmanet["lr_per_epoch"]
-    assert len(lrs) == 100 and lrs[:5] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3])
+    assert len(lrs) == 100 and lrs[:16] == pytest.approx([1e-3] * 16)  # A.3: no warm-up
     assert lrs[16] == pytest.approx(1e-4) and lrs[50] == pytest.approx(1e-6)
+    assert mmanet["config"]["train"]["amp"] == "off" and mmanet["config"]["eval"]["select"] == "best_val"
+    assert mmanet["method_options"]["aux_loss"] == "released", "defaults are shown too"
+    # Without --with released, no released column is planned.
+    assert not any("[released]" in p["column"] for p in plan)
+
+
+def test_dry_run_of_the_released_extension_shows_the_released_schedules(capsys, monkeypatch):
+    monkeypatch.delenv("MWAM_DATA_ROOT", raising=False)
+    assert main(["table", "4", "--with", "released", "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    columns = [p["column"] for p in plan]
+    assert {"SF-MD [released]", "MMANet [released]", "SF-MD +MWAM [released]", "MMANet +MWAM [released]"} <= set(
+        columns
+    )
+    student = next(p for p in plan if p["column"] == "MMANet [released]")
+    lrs = student["lr_per_epoch"]
+    assert lrs[0] is None and lrs[1] == 0.0 and lrs[2:7] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3])
+    assert lrs[21] == pytest.approx(1e-3) and lrs[22] == pytest.approx(1e-4) and lrs[56] == pytest.approx(1e-6)
+    # The released student's teacher is SF trained by the released SF schedule (drops at 17, 34, 51), not MMANet's.
+    teachers = [p for p in plan if p["role"] == "dependency" and p["schedule"].get("preset") == "released"]
+    assert len(teachers) == 1 and teachers[0]["schedule"]["milestones"] == [17, 34, 51]
+    assert teachers[0]["lr_per_epoch"][0] is None and teachers[0]["lr_per_epoch"][16:18] == pytest.approx([1e-3, 1e-4])
+    mwam = next(p for p in plan if p["column"] == "MMANet +MWAM [released]")
+    assert mwam["config"]["mwam"]["options"] == {"gamma": 1.0, "lam": 10.0, "soft_start": True, "t_rule": "bank"}
 
 
 def test_check_data_reports_every_problem_with_file_and_line(tmp_path, capsys):

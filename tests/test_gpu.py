@@ -34,16 +34,18 @@ def test_cuda_frm_with_tf32_enabled_matches_scipy():
     assert value == pytest.approx(reference_frm(x.double().numpy(), rule="low_l1"), rel=1e-5)
 
 
-def test_the_trainer_runs_on_cuda_with_bf16_and_channels_last(tmp_path, toy, root):
+@pytest.mark.parametrize(("amp", "precision"), [("off", "fp32"), ("bf16", "bf16")])
+def test_the_trainer_runs_on_cuda_in_fp32_by_default_or_bf16_and_channels_last(tmp_path, toy, root, amp, precision):
     from reproduce.engine.trainer import Trainer
     from reproduce.runs.registry import Registry
     from tests.toy_run import RUNTIME, toy_config
 
     trainer = Trainer(
-        toy_config(root, train={"epochs": 1}), Registry(tmp_path / "runs"), RUNTIME.replace(device="auto")
+        toy_config(root, train={"epochs": 1, "amp": amp}), Registry(tmp_path / "runs"), RUNTIME.replace(device="auto")
     )
     result = trainer.run()
-    assert trainer.device.type == "cuda" and trainer.channels_last and result["precision"] == "bf16"
+    assert trainer.device.type == "cuda" and trainer.channels_last and result["precision"] == precision
+    assert result["tf32"] == {"cudnn_conv": True, "cuda_matmul": False}, "PyTorch's defaults, as the authors had"
     assert result["device"] == torch.cuda.get_device_name() and len(result["subsets"]) == 7
 
 

@@ -93,3 +93,17 @@ def test_encode_fuse_gives_exactly_one_forward_pass_per_subset(host):
         assert torch.equal(a.logits, b.logits)
         for name in b.extras or {}:
             assert torch.equal(a.extras[name], b.extras[name]), name
+
+
+def test_training_dropout_with_a_generator_is_seeded_keeps_to_present_and_leaves_the_global_stream(host):
+    batch = 64
+    present = torch.ones(batch, len(host.modalities), dtype=torch.bool)
+    present[::3, 0] = False
+    torch.manual_seed(7)
+    draw = torch.rand(3)
+    torch.manual_seed(7)
+    first = host.training_dropout(present, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.rand(3), draw), "the generator's draws leave the global random stream alone"
+    again = host.training_dropout(present, torch.Generator().manual_seed(1))
+    assert first.dtype == torch.bool and first.shape == present.shape and torch.equal(first, again)
+    assert not (first & ~present).any(), "dropout only removes modalities"

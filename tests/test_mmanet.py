@@ -11,7 +11,13 @@ from reproduce.engine.distillation import margin_aware_distillation, teacher_ent
 from reproduce.engine.runner import run_config
 from reproduce.engine.trainer import DependencyError, Trainer, TrainingInterruptedError
 from reproduce.methods import method_class
-from reproduce.methods.mmanet import MMANet, MMANetOptions, candidate_subsets, histogram_divergence
+from reproduce.methods.mmanet import (
+    MMANet,
+    MMANetOptions,
+    auxiliary_loss,
+    candidate_subsets,
+    histogram_divergence,
+)
 from reproduce.runs.config import ConfigError, MethodConfig
 from reproduce.runs.registry import Registry
 from tests.toy_run import RUNTIME, toy_config
@@ -170,7 +176,7 @@ def test_teacher_first_then_search_then_full_loss(tmp_path, root, caplog):
     assert reg.has(teacher) and reg.weights_path(teacher).exists() and reg.weights_path(cfg).exists()
     assert "(dependency)" in caplog.text and teacher.key in caplog.text
     method = result["method"]
-    assert method["method"] == "mmanet" and method["teacher_run"] == teacher.key
+    assert method["method"] == "mmanet" and method["teacher_run"] == teacher.key and method["aux_loss"] == "released"
     pair = method["weak_set"][0]
     assert pair in {"rgb+depth", "rgb+ir", "depth+ir"} and method["weak_set"][1:] == pair.split("+")
     assert set(method["divergence"]) == {"rgb+depth", "rgb+ir", "depth+ir"}
@@ -200,8 +206,25 @@ def test_the_teacher_stays_frozen_and_building_it_leaves_the_students_random_str
     assert torch.equal(torch.rand(3), draw), "the teacher's construction consumed none of the student's stream"
 
 
-def test_loss_after_begin_epoch_is_ce_plus_weighted_auxiliary_and_mad(tmp_path, root):
-    trainer = setup_trainer(config(root), Registry(tmp_path / "runs"))
+def authors_released_auxiliary(aux_logits, target, present, weak_set_rows):
+    """The released code's auxiliary term, re-created with its shapes: ``p`` (B, 3, 1, 1, 1), each weak combination
+    (3,) unsqueezed to (3, 1, 1, 1), ``(p == w).all(dim=1)`` of shape (B, 1, 1, 1) times the (B,) losses of one
+    ``auxi_bone`` pass (three identical passes), summed and divided by B, summed over the weak combinations."""
+    p = present.float().view(-1, 3, 1, 1, 1)
+    total = 0.0
+    for row in weak_set_rows:
+        weak = torch.tensor(row, dtype=torch.float).view(3, 1, 1, 1)
+        weak_index = (p == weak).all(dim=1)
+        assert weak_index.shape == (p.shape[0], 1, 1, 1)
+        loss_batch = F.cross_entropy(aux_logits, target, reduction="none")
+        total = total + torch.sum(loss_batch * weak_index) / p.shape[0]
+    return total
+
+
+@pytest.mark.parametrize("aux_loss", ["released", "intended"])
+def test_loss_after_begin_epoch_is_ce_plus_weighted_auxiliary_and_mad(tmp_path, root, aux_loss):
+    options = {**FAST, "aux_loss": aux_loss}
+    trainer = setup_trainer(config(root, method={"name": "mmanet", "options": options}), Registry(tmp_path / "runs"))
     method = trainer.method
     method.weak_set = [("rgb", "ir"), ("rgb",), ("ir",)]
     batch = next(iter(trainer.train_loader))
@@ -212,8 +235,14 @@ def test_loss_after_begin_epoch_is_ce_plus_weighted_auxiliary_and_mad(tmp_path, 
     total, parts = trainer.compute_loss(inputs, output, batch, trainer.step_context())
     target = batch["label"]
     ce = F.cross_entropy(output.logits, target)
-    in_weak = torch.tensor([row in ([1, 0, 1], [1, 0, 0], [0, 0, 1]) for row in output.present.int().tolist()])
-    aux = (F.cross_entropy(output.extras["auxiliary"], target, reduction="none") * in_weak).sum() / len(target)
+    rows = ([1, 0, 1], [1, 0, 0], [0, 0, 1])
+    in_weak = torch.tensor([row in rows for row in output.present.int().tolist()])
+    per_sample = F.cross_entropy(output.extras["auxiliary"], target, reduction="none")
+    if aux_loss == "intended":
+        aux = (per_sample * in_weak).sum() / len(target)
+    else:
+        aux = authors_released_auxiliary(output.extras["auxiliary"], target, output.present, rows)
+        torch.testing.assert_close(aux, in_weak.sum() * per_sample.mean())  # n_weak * mean CE over all samples
     teacher = method.teacher(inputs, None)
     mad = authors_mad(output.extras["layer4"], teacher.extras["layer4"], teacher.logits)
     torch.testing.assert_close(total, ce + 0.5 * aux + 30 * mad)
@@ -223,6 +252,56 @@ def test_loss_after_begin_epoch_is_ce_plus_weighted_auxiliary_and_mad(tmp_path, 
     total, parts = trainer.compute_loss(inputs, output, batch, trainer.step_context())
     torch.testing.assert_close(total, ce)
     assert "loss/distill" not in parts
+
+
+def test_released_and_intended_auxiliary_terms_on_random_tensors():
+    generator = torch.Generator().manual_seed(0)
+    batch = 64
+    logits = torch.randn(batch, 2, generator=generator)
+    target = torch.randint(0, 2, (batch,), generator=generator)
+    per_sample = F.cross_entropy(logits, target, reduction="none")
+    in_weak = torch.zeros(batch, dtype=torch.bool)
+    in_weak[torch.randperm(batch, generator=generator)[:32]] = True
+    released = auxiliary_loss(per_sample, in_weak, "released")
+    intended = auxiliary_loss(per_sample, in_weak, "intended")
+    torch.testing.assert_close(released, 32 * per_sample.mean())
+    torch.testing.assert_close(intended, per_sample[in_weak].sum() / batch)
+    assert released / intended > 20, "about 50x the intended term at batch 64 with half the batch weak"
+    # Every sample receives gradient under the released term, only the weak ones under the intended one.
+    for mode, expected in (("released", torch.ones(batch, dtype=torch.bool)), ("intended", in_weak)):
+        leaf = logits.clone().requires_grad_(True)
+        auxiliary_loss(F.cross_entropy(leaf, target, reduction="none"), in_weak, mode).backward()
+        assert torch.equal(leaf.grad.abs().sum(dim=1) > 0, expected)
+    with pytest.raises(ValueError, match="aux_loss must be one of"):
+        MMANetOptions(aux_loss="mean")
+
+
+def test_three_auxiliary_passes_equal_one_and_its_statistics_are_never_read():
+    """The authors run ``auxi_bone`` three times per step: the same loss and gradients as one pass, and the
+    BatchNorm statistics it updates three times do not reach any evaluation output."""
+    torch.manual_seed(0)
+    host = models.build("mmanet").train()
+    inputs = host.example_inputs(4, torch.Generator().manual_seed(1))
+    present = torch.ones(4, 3, dtype=torch.bool)
+    features = host.encode(inputs)
+    fused = torch.cat([features[m] for m in host.modalities], dim=1)
+    target = torch.tensor([0, 1, 1, 0])
+    grads = []
+    for passes in (1, 3):
+        host.zero_grad()
+        outs = [host.auxi_bone(fused.detach()) for _ in range(passes)]  # the authors: one pass per weak combination
+        losses = [F.cross_entropy(o, target) for o in outs]
+        (sum(losses) if passes == 3 else 3 * losses[0]).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in host.auxi_bone.parameters()]))
+        assert all(torch.equal(o, outs[0]) for o in outs)
+    torch.testing.assert_close(grads[0], grads[1])
+    host.eval()
+    before = host(inputs, present).logits
+    for module in host.auxi_bone.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.add_(5.0)
+            module.running_var.mul_(3.0)
+    assert torch.equal(host(inputs, present).logits, before)
 
 
 def test_resumed_mmanet_run_ends_exactly_like_an_uninterrupted_one(tmp_path, root):

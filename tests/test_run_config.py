@@ -171,7 +171,8 @@ def test_switching_the_kind_of_optimiser_schedule_or_host_drops_the_old_kinds_se
         "aux_heads": True,
         "features": True,
     }
-    assert set(poly.to_dict()["schedule"]) == {"name", "interval", "power"}, "to_dict shows what the kind reads"
+    shown = {"name", "interval", "preset", "skip_epochs", "power"}
+    assert set(poly.to_dict()["schedule"]) == shown, "to_dict shows what the kind reads"
 
 
 def test_yaml_round_trip_and_command_line_assignments(tmp_path, root):

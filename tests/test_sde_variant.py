@@ -2,7 +2,6 @@
 and Table 4's SDE columns."""
 
 import copy
-import dataclasses
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from reproduce.runs.config import ConfigError
 from reproduce.runs.registry import Registry
 from reproduce.runs.runtime import Runtime
 from reproduce.tables.specs import table_runs
-from tests.toy_run import RUNTIME, toy_config, weights
+from tests.toy_run import RUNTIME, toy_config, use_tiny_smoke_preset, weights
 
 pytestmark = pytest.mark.usefixtures("toy")
 
@@ -121,7 +120,7 @@ def test_sde_run_resumes_exactly(tmp_path, root):
 def test_table4_sde_columns_are_an_extension():
     spec = table_runs(4)
     smoke = surf.PRESETS["smoke"]
-    assert spec.extensions == ("sde",)
+    assert spec.extensions == ("sde", "released")
     plain = {runtime.column for _, runtime in spec.configs(None, smoke)}
     with_sde = {runtime.column: c for c, runtime in spec.configs(None, smoke, extensions=("sde",))}
     assert plain == {"SF-MD", "MMANet", "SF-MD +MWAM", "MMANet +MWAM"}
@@ -134,17 +133,7 @@ def test_table4_sde_columns_are_an_extension():
 
 @pytest.mark.slow
 def test_sf_md_with_sde_renders_beside_table4(tmp_path, monkeypatch):
-    smoke = surf.PRESETS["smoke"]
-    tiny = dataclasses.replace(
-        smoke,
-        run={
-            **smoke.run,
-            "data": {"options": {"resize": 48, "crop": 36}},
-            "train": {**smoke.run["train"], "iterations_per_epoch": 3},
-        },
-        generator={"num_train": 24, "num_val": 8, "num_test": 8, "size": 48},
-    )
-    monkeypatch.setitem(surf.PRESETS, "smoke", tiny)
+    use_tiny_smoke_preset(monkeypatch)
     run_table(
         4,
         "smoke",

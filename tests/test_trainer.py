@@ -11,6 +11,7 @@ import yaml
 
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods import Method
+from reproduce.runs.config import SCHEMA
 from reproduce.runs.registry import Registry
 from tests.toy_run import RUNTIME, toy_config, weights
 
@@ -48,7 +49,7 @@ def test_result_covers_every_subset_in_paper_order_and_registry_skips(tmp_path, 
     assert set(result["subsets"]["rgb"]) == {"acc", "apcer", "npcer", "acer"}
     saved = json.loads(reg.path(cfg).read_text())
     assert saved["key"] == cfg.key and saved["synthetic"] is True and saved["git_commit"]
-    assert saved["variant"] == "toy+mwam-hybrid" and saved["metric"] == "Acc" and saved["schema"] == 2
+    assert saved["variant"] == "toy+mwam-hybrid" and saved["metric"] == "Acc" and saved["schema"] == SCHEMA
     assert saved["world_size"] == 1 and saved["precision"] == "fp32" and saved["identity"] == cfg.identity()
     assert saved["runtime"]["column"] == "SF-MD" and saved["config"] == cfg.to_dict()
     assert len(steps) == 4

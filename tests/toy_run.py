@@ -51,10 +51,17 @@ class ToyHost(Host):
     def example_inputs(cls, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return {m: torch.randn(batch, 3, 16, 16, generator=generator) for m in MODALITIES}
 
+    def training_dropout(self, present: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not self.dropout:
+            return present
+        if generator is not None:
+            return present & (torch.rand(present.shape, generator=generator) > 0.3).to(present.device)
+        return present & (torch.rand(present.shape, device=present.device) > 0.3)
+
     def forward(self, inputs: dict[str, torch.Tensor], present: torch.Tensor | None = None) -> HostOutput:
         present = self.check_inputs(inputs, present)
-        if self.training and self.dropout:
-            present = present & (torch.rand(present.shape, device=present.device) > 0.3)
+        if self.training:
+            present = self.training_dropout(present)
         return self.fuse(self.encode(inputs), present)
 
     def encode(self, inputs):
@@ -127,3 +134,20 @@ def toy_config(root: Path, **sections: Any) -> RunConfig:
 
 def weights(module: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+def use_tiny_smoke_preset(monkeypatch: pytest.MonkeyPatch, train: dict[str, Any] | None = None, **changes: Any) -> None:
+    """Shrink CASIA-SURF's smoke preset for one test (24 images of 48 px, 36 px crops, 3 iterations an epoch);
+    ``train`` settings and preset fields (``methods=...``) on top."""
+    import dataclasses
+
+    import datasets.casia_surf as surf
+
+    smoke = surf.PRESETS["smoke"]
+    run = {
+        **smoke.run,
+        "data": {"options": {"resize": 48, "crop": 36}},
+        "train": {**smoke.run["train"], "iterations_per_epoch": 3, **(train or {})},
+    }
+    generator = {"num_train": 24, "num_val": 8, "num_test": 8, "size": 48}
+    monkeypatch.setitem(surf.PRESETS, "smoke", dataclasses.replace(smoke, run=run, generator=generator, **changes))

@@ -7,15 +7,30 @@ torch nor OpenCV: the run configuration and the planner read it.
 
 from __future__ import annotations
 
+from datasets.casia_surf.schedules import SCHEDULES
 from datasets.registry import DatasetPreset, DatasetSpec, register_dataset
 
 MODALITIES: tuple[str, ...] = ("rgb", "depth", "ir")
 SPLITS: dict[str, str] = {"train": "train_list.txt", "val": "val_private_list.txt", "test": "test_private_list.txt"}
 
 PRESETS = {
-    # Sec. 5.2 / A.3: batch 64, 100 epochs, SGD 1e-3, momentum 0.9, wd 5e-4, 5-epoch warm-up, /10 every 30 epochs:
-    # the run configuration's defaults.
-    "paper": DatasetPreset("paper", synthetic=False),
+    # Sec. 5.2 / A.3: batch 64, 100 epochs, SGD 1e-3, momentum 0.9, wd 5e-4 (the run configuration's defaults), the
+    # paper's schedule of each host (no warm-up; schedules.py), fp32. The paper does not say which epoch it reports:
+    # the authors' code keeps the best validation accuracy after epoch 30, validating under the host's own random
+    # modality dropout (docs/training.md, "Where this differs from the authors' code").
+    "paper": DatasetPreset(
+        "paper",
+        synthetic=False,
+        run={
+            "schedule": {"preset": "paper"},
+            "eval": {
+                "select": "best_val",
+                "select_metric": "acc",
+                "select_after": 30,
+                "select_inputs": "training_dropout",
+            },
+        },
+    ),
     # Synthetic presets shrink the images (crop 40 / 64 instead of 112) so that SF-MD trains on a 2-core CPU; 40
     # keeps layer4 at 2 x 2 pixels, so that batch size 1 still trains (Table 10).
     "smoke": DatasetPreset(
@@ -72,5 +87,6 @@ SPEC = register_dataset(
         generator="datasets.casia_surf.synthetic:write_casia_surf",
         checker="datasets.casia_surf.check:check_data",
         presets=PRESETS,
+        schedules=SCHEDULES,
     )
 )

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import signal
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -34,7 +36,7 @@ from mwam import MWAM
 from reproduce.devices import device_name
 from reproduce.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from reproduce.engine.distributed import current
-from reproduce.engine.evaluation import evaluate_subsets, to_channels_last
+from reproduce.engine.evaluation import evaluate_subsets, evaluate_with_dropout, to_channels_last
 from reproduce.engine.optimization import build_optimization
 from reproduce.engine.sampler import EpochBatchSampler
 from reproduce.engine.sde_variant import BranchEnhancer
@@ -52,6 +54,14 @@ log = logging.getLogger(__name__)
 StepCallback = Callable[["Trainer", int], None]
 #: Offsets the per-process seed of rank r > 0 (rank 0 keeps the run's seed, so one process trains as before).
 RANK_SEED_STRIDE = 1_000_003
+
+
+def tf32_settings() -> dict[str, bool]:
+    """Whether TF32 was allowed (PyTorch's defaults: for cuDNN convolutions yes, for matmuls no), for the record."""
+    return {
+        "cudnn_conv": bool(torch.backends.cudnn.allow_tf32),
+        "cuda_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+    }
 
 
 class TrainingInterruptedError(RuntimeError):
@@ -199,6 +209,7 @@ class Trainer:
         self.epoch_sde: list[dict[str, torch.Tensor]] = []  # this epoch's SDE loss terms (device) per step
         self.epoch_energy: list[dict[str, float]] = []  # SDE energy fractions at the logged steps
         self._eval_loaders: dict[str, DataLoader] = {}
+        self.selected: dict[str, Any] | None = None  # eval.select best_val: {"epoch", "value", "host"} so far
         self.wandb_id: str | None = None
         self.elapsed = 0.0
         self.method = self.build_method()
@@ -246,6 +257,7 @@ class Trainer:
             "method": self.method.state_dict(),
             "processes": self.dist.gather(self._process_state()),
             "history": self.history,
+            "selected": self.selected,
             "wandb_id": self.wandb_id,
             "elapsed": self.elapsed,
         }
@@ -273,6 +285,7 @@ class Trainer:
             self.sde.load_state_dict(mine["sde"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.history = state["global_step"], state["history"]
+        self.selected = state["selected"]
         self.wandb_id, self.elapsed = state["wandb_id"], state["elapsed"]
 
     def save_checkpoint(self) -> None:
@@ -413,9 +426,17 @@ class Trainer:
                     "continue with --resume"
                 )
 
-    def epoch_lr(self, epoch: int) -> float:
-        """The learning rate ``epoch`` starts with (the schedule's; what ``--dry-run`` shows)."""
+    def skip_epoch(self, epoch: int) -> None:
+        """An epoch of ``schedule.skip_epochs``: no batch, no forward pass, no update (the authors' ``if epoch == 0:
+        continue``); its end of epoch still runs."""
+        self.epoch = epoch
+        self.epoch_losses, self.epoch_sde, self.epoch_energy = [], [], []
+
+    def epoch_lr(self, epoch: int) -> float | None:
+        """The learning rate ``epoch`` starts with (the schedule's; what ``--dry-run`` shows); None when skipped."""
         c = self.config
+        if epoch < c.schedule.skip_epochs:
+            return None
         return epoch_start_lr(c.schedule, c.optim.lr, epoch, c.train.epochs, self.sampler.batches_per_epoch)
 
     def epoch_entry(self, epoch: int) -> dict[str, Any]:
@@ -423,6 +444,8 @@ class Trainer:
         SDE's means."""
         mean_loss = float(torch.stack(self.epoch_losses).mean()) if self.epoch_losses else math.nan
         entry = {"epoch": epoch, "lr": self.epoch_lr(epoch), "loss": self.dist.mean(mean_loss)}
+        if epoch < self.config.schedule.skip_epochs:
+            entry["skipped"] = True
         if self.sde is not None:
             entry["sde"] = self._sde_epoch_means()
             self.tracker.log({f"epoch/{k}": v for k, v in entry["sde"].items()}, step=self.global_step)
@@ -441,6 +464,63 @@ class Trainer:
             step=self.global_step,
         )
 
+    def select(self, epoch: int, entry: dict[str, Any]) -> None:
+        """``eval.select: best_val``: after each epoch past ``select_after``, the selection metric on the selection
+        split (``select_inputs``); the weights of the best epoch are kept (on the CPU, in the checkpoint)."""
+        e = self.config.eval
+        if e.select != "best_val" or epoch <= e.select_after:
+            return
+        value = self.selection_value(epoch)
+        entry["select"] = {e.select_metric: value}
+        self.tracker.log({f"select/{e.select_split}/{e.select_metric}": value}, step=self.global_step)
+        best = self.selected
+        better = best is None or (value > best["value"] if e.select_mode == "max" else value < best["value"])
+        if better:
+            host_state = {k: v.detach().to("cpu", copy=True) for k, v in self.host.state_dict().items()}
+            self.selected = {"epoch": epoch, "value": value, "host": host_state}
+
+    def selection_value(self, epoch: int) -> float:
+        """The selection metric of this epoch's weights (identical on every process: the metric is merged)."""
+        e = self.config.eval
+        if e.select_inputs == "full":
+            values = self.evaluate_subsets(e.select_split, subsets=[tuple(self.task.modalities)])
+            metrics = next(iter(values.values()))
+        else:
+            # A generator of its own per (seed, epoch, process): drawing the validation subsets neither shifts the
+            # training's random stream nor depends on where a resumed run restarted.
+            seed = self.config.seed * 1_000_003 + epoch * 7919 + self.dist.rank
+            metrics = evaluate_with_dropout(
+                self.host,
+                self.task,
+                self.eval_loader(e.select_split),
+                self.device,
+                torch.Generator().manual_seed(seed),
+                self.autocast_dtype,
+                self.runtime.progress,
+                self.channels_last,
+                description=f"select {e.select_split} {self.runtime.column or self.config.host.name}",
+                distributed=self.dist,
+            )
+        if e.select_metric not in metrics:
+            raise ValueError(
+                f"eval.select_metric {e.select_metric!r} is not a metric of this task; it reports {sorted(metrics)}"
+            )
+        return float(metrics[e.select_metric])
+
+    def restore_selected(self) -> None:
+        """Load the selected epoch's weights before the final evaluation (``best_val``; ``last`` keeps the last)."""
+        if self.config.eval.select == "best_val":
+            if self.selected is None:
+                raise RuntimeError(f"run {self.key}: eval.select best_val found no epoch to select")
+            self.host.load_state_dict(self.selected["host"])
+            log.info(
+                "selected epoch %d (%s %s = %.4f)",
+                self.selected["epoch"],
+                self.config.eval.select_split,
+                self.config.eval.select_metric,
+                self.selected["value"],
+            )
+
     def end_epoch(self, epoch: int, entry: dict[str, Any]) -> None:
         """The method's end-of-epoch hook, the history entry, the per-epoch scheduler step and the checkpoint."""
         self.method.on_epoch_end(self, epoch, entry)
@@ -450,7 +530,10 @@ class Trainer:
             step=self.global_step,
         )
         if self.config.schedule.interval == "epoch":
-            self.scheduler.step()
+            with warnings.catch_warnings():
+                # After a skipped epoch (no optimiser step yet) torch warns that the schedule steps first: intended.
+                warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+                self.scheduler.step()
         self.epoch, self.step_in_epoch = epoch + 1, 0
         self.elapsed = time.perf_counter() - self._start
         self.save_checkpoint()
@@ -469,10 +552,15 @@ class Trainer:
             total=epochs,
         )
         for epoch in bar:
-            self.train_epoch(epoch)
+            if epoch < self.config.schedule.skip_epochs:
+                self.skip_epoch(epoch)
+            else:
+                self.train_epoch(epoch)
             entry = self.epoch_entry(epoch)
             self.validate(epoch, entry)
+            self.select(epoch, entry)
             self.end_epoch(epoch, entry)
+        self.restore_selected()
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str | None = None) -> dict[str, dict[str, float]]:
@@ -539,7 +627,12 @@ class Trainer:
             self.runtime.wandb if main else "disabled",
             self.registry.root.parent,
             name=f"{self.runtime.column or c.host.name} [{self.key}]",
-            config={**c.to_dict(), "key": self.key, "runtime": self.runtime.to_dict()},
+            config={
+                **c.to_dict(),
+                "key": self.key,
+                "schedule_resolved": c.schedule.used_fields(),
+                "runtime": self.runtime.to_dict(),
+            },
             run_id=self.wandb_id,
             group=f"table{self.runtime.table}" if self.runtime.table else None,
         )
@@ -596,6 +689,7 @@ class Trainer:
             "schema": SCHEMA,
             "config": c.to_dict(),
             "identity": c.identity(),
+            "schedule": c.schedule.used_fields(),
             "runtime": self.runtime.to_dict(),
             "variant": c.variant,
             "metric": metric.display_name,
@@ -609,12 +703,23 @@ class Trainer:
             "per_process_batch": self.sampler.per_process_batch,
             "sync_batchnorm": self.sync_batchnorm,
             "precision": self.precision,
+            "tf32": tf32_settings(),
+            "selection": self.selection_record(),
             "synthetic": c.data.spec.is_synthetic(self.task.root),
             "history": self.history,
             "method": self.method.describe(),
             "torch": torch.__version__,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+
+    def selection_record(self) -> dict[str, Any]:
+        """Which weights were evaluated: the last epoch, or the selected one with its rule and value."""
+        e = self.config.eval
+        if e.select == "last":
+            return {"select": "last", "epoch": self.config.train.epochs - 1}
+        rule = {k: getattr(e, k) for k in ("select_metric", "select_mode", "select_after", "select_split")}
+        return {"select": "best_val", **rule, "select_inputs": e.select_inputs,
+                "epoch": self.selected["epoch"], "value": self.selected["value"]}  # fmt: skip
 
     def _log_result(self, result: dict[str, Any]) -> None:
         primary = result["primary"]
@@ -624,3 +729,4 @@ class Trainer:
                 for key, values in result["subsets"].items()]  # fmt: skip
         self.tracker.log_table("results/subsets", ["subset", result["metric"], "PCR"], rows)
         self.tracker.summary({f"test/{k}/{primary}": v[primary] for k, v in result["subsets"].items()})
+        self.tracker.summary({f"selection/{k}": v for k, v in result["selection"].items()})

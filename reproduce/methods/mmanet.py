@@ -4,9 +4,11 @@ What the authors' ``train_knowledge_distill_patch_feature_auxi_weak`` does on CA
 trainer (the loss and the end of each epoch):
 
 1. **Teacher.** A full-modality model (``teacher_host``, SF by default) is a dependency: an ordinary run of the
-   registry (the student's data and schedule, the teacher host and seed, no MMANet, MWAM or SDE, plus
-   ``teacher_run`` overrides; one teacher seed for every student seed, as the authors), trained first by the
-   planner, then loaded from its ``model.pt``, frozen and kept in eval mode.
+   registry (the student's data, the teacher host and seed, no MMANet, MWAM or SDE, plus ``teacher_run``
+   overrides; one teacher seed for every student seed, as the authors), trained first by the planner, then loaded
+   from its ``model.pt``, frozen and kept in eval mode. A student whose schedule names a preset
+   (``schedule.preset``) gets a teacher with that preset's schedule *for the teacher's host* (CASIA-SURF: SF's,
+   not MMANet's); an explicit student schedule is the teacher's too.
 2. **Weak-combination search.** At the end of each epoch in ``search_epochs`` the student predicts the validation
    split with each candidate combination -- every pair of modalities and the full set (RD, RI, DI, RDI on
    CASIA-SURF) -- and the histogram of its predicted labels is compared with the full set's:
@@ -15,13 +17,19 @@ trainer (the loss and the end of each epoch):
    summed divergence is the weak combination; the weak set is that pair and its two single modalities. Under DDP
    the histograms are merged over the processes, so every process picks the same weak combination.
 3. **Loss.** Up to ``begin_epoch`` the task loss alone; from epoch ``begin_epoch + 1`` on
-   ``L = CE + lambda_auxiliary * sum_i CE_aux,i [subset_i in weak set] / B + lambda_distill * MAD(layer4_s,
-   layer4_t, teacher logits)`` -- the auxiliary classifier learns the weak combinations, MAD distils the
-   teacher's batch relations weighted by its uncertainty. CASIA-SURF weights: (30, 0.5) (paper, Sec. A.3).
+   ``L = CE + lambda_auxiliary * L_aux + lambda_distill * MAD(layer4_s, layer4_t, teacher logits)`` -- the
+   auxiliary classifier learns the weak combinations, MAD distils the teacher's batch relations weighted by its
+   uncertainty. CASIA-SURF weights: (30, 0.5) (paper, Sec. A.3). ``L_aux`` (:func:`auxiliary_loss`, option
+   ``aux_loss``): ``intended`` -- ``sum_i CE_aux,i [subset_i in weak set] / B``, the formula of the MMANet paper;
+   ``released`` (default) -- what the authors' code computes, ``n_weak * mean_i CE_aux,i`` over *all* B samples
+   (its weak-sample index has shape (B, 1, 1, 1) and broadcasts against the (B,) losses), about 50x the intended
+   term at batch 64 with every sample receiving gradient. The default is ``released`` because the MWAM paper's
+   MMANet numbers (with and without MWAM) were produced by that code.
 
 MWAM combines with it as with any host (``mwam: grad`` edits the branch gradients; MMANet has no per-modality
-heads). Deviation: the authors skip every batch of epoch 0 (``if epoch == 0: continue``); here epoch 0 trains.
-This module imports no torch at module level (the hooks import it): the planner reads its options and teacher.
+heads). The authors' loops skip every batch of epoch 0; that is part of the ``released`` schedule preset
+(``schedule.skip_epochs``). This module imports no torch at module level (the hooks import it): the planner reads
+its options and teacher.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ log = logging.getLogger(__name__)
 #: Sections of the teacher's run that ``teacher_run`` may not set (the teacher's host, method and seed have their
 #: own options; a teacher never trains with MWAM or SDE).
 RESERVED_TEACHER_SECTIONS = ("host", "method", "mwam", "sde", "seed")
+AUX_LOSSES = ("released", "intended")
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class MMANetOptions:
     begin_epoch: the weak combination is fixed after this epoch; the auxiliary and distillation terms apply from
         the next epoch on (authors: 5).
     lambda_distill, lambda_auxiliary: MMANet's (alpha, beta) = (30, 0.5) on CASIA-SURF (paper, Sec. A.3).
+    aux_loss: ``released`` (the authors' code, which produced the paper's numbers) or ``intended`` (the MMANet
+        paper's formula); see :func:`auxiliary_loss`.
     """
 
     teacher_host: str = "sf"
@@ -66,8 +77,11 @@ class MMANetOptions:
     begin_epoch: int = 5
     lambda_distill: float = 30.0
     lambda_auxiliary: float = 0.5
+    aux_loss: str = "released"
 
     def __post_init__(self) -> None:
+        if self.aux_loss not in AUX_LOSSES:
+            raise ValueError(f"aux_loss must be one of {', '.join(AUX_LOSSES)}; got {self.aux_loss!r}")
         object.__setattr__(self, "search_epochs", tuple(int(e) for e in self.search_epochs))
         if not self.search_epochs:
             raise ValueError("search_epochs must name at least one epoch")
@@ -97,6 +111,22 @@ class MMANetOptions:
             raise ValueError(f"teacher_run: sections {bad} must be mappings (e.g. {{'train': {{'batch_size': 64}}}})")
 
 
+def auxiliary_loss(per_sample: Any, in_weak_set: Any, mode: str) -> Any:
+    """MMANet's auxiliary (weak-combination) term from the (B,) auxiliary cross-entropies and the (B,) bool "sample's
+    subset is in the weak set".
+
+    ``intended``: ``sum_i CE_i [i weak] / B`` (MMANet paper, Eq. 14). ``released``: ``n_weak * mean_i CE_i``, what
+    the authors' ``x_loss_batch * weak_index`` with ``weak_index`` of shape (B, 1, 1, 1) sums to (summed over the
+    weak set's combinations, each weak sample counted once; their three auxiliary passes give identical logits).
+    """
+    batch = per_sample.shape[0]
+    if mode == "intended":
+        return (per_sample * in_weak_set).sum() / batch
+    if mode == "released":
+        return in_weak_set.sum() * per_sample.sum() / batch
+    raise ValueError(f"aux_loss must be one of {', '.join(AUX_LOSSES)}; got {mode!r}")
+
+
 def candidate_subsets(modalities: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Every pair of modalities (in modality order) and the full set last: RD, RI, DI, RDI on CASIA-SURF."""
     if len(modalities) < 2:
@@ -116,7 +146,12 @@ def histogram_divergence(histogram: Any, reference: Any) -> float:
 
 @register_method("mmanet")
 class MMANet(Method):
-    """The standard loss plus MMANet's teacher, weak-combination search and loss (see the module docstring)."""
+    """The standard loss plus MMANet's teacher, weak-combination search and loss (see the module docstring).
+
+    Not reproduced, without effect: the authors run ``auxi_bone`` three times per training step on the same input
+    (one copy per weak combination). The three outputs are identical, so the loss and the gradients equal one pass
+    with the summed loss; only the auxiliary trunk's BatchNorm running statistics are updated three times, and they
+    are never read (the trunk runs in training only, with batch statistics). Tested in ``tests/test_mmanet.py``."""
 
     options_class = MMANetOptions
 
@@ -225,8 +260,8 @@ class MMANet(Method):
         target = batch["label"].to(trainer.device, non_blocking=True)
         per_sample = F.cross_entropy(extras["auxiliary"].float(), target, reduction="none")
         in_weak_set = (output.present[:, None, :] == self.weak_masks[None]).all(dim=2).any(dim=1)
-        auxiliary = (per_sample * in_weak_set).sum() / per_sample.shape[0]
         o = self.options
+        auxiliary = auxiliary_loss(per_sample, in_weak_set, o.aux_loss)
         total = loss + o.lambda_auxiliary * auxiliary + o.lambda_distill * distill
         parts.update(
             {
@@ -292,8 +327,14 @@ class MMANet(Method):
         )
 
     def describe(self) -> dict[str, Any]:
+        o = self.options
         return {
             "method": "mmanet",
+            "aux_loss": o.aux_loss,
+            "lambda_auxiliary": o.lambda_auxiliary,
+            "lambda_distill": o.lambda_distill,
+            "search_epochs": list(o.search_epochs),
+            "begin_epoch": o.begin_epoch,
             "teacher_run": self.teacher_run.config.key,
             "weak_set": [subset_key(s) for s in self.weak_set] if self.weak_set else None,
             "divergence": dict(zip([subset_key(s) for s in self.candidates[:-1]], self.divergence, strict=True)),

@@ -25,9 +25,11 @@ from reproduce.runs.options import options_without_defaults, plain, without_defa
 from reproduce.runs.schedules import ANNEALS, INTERVALS, SCHEDULE_FIELDS
 
 #: Bumped when the meaning of an existing field changes; part of every key.
-SCHEMA = 2
+SCHEMA = 3
 INTERVENTIONS = ("off", "none", "grad", "loss", "hybrid")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+SELECTIONS = ("last", "best_val")
+SELECTION_INPUTS = ("full", "training_dropout")
 OPTIMIZER_FIELDS: dict[str, tuple[str, ...]] = {
     "sgd": ("momentum", "nesterov"),
     "adam": ("betas", "eps", "amsgrad"),
@@ -229,11 +231,22 @@ class OptimConfig:
 @dataclass(frozen=True)
 class ScheduleConfig:
     """The learning-rate schedule (``reproduce.runs.schedules``), stepped per ``epoch`` or per ``iteration``.
-    Defaults: the paper preset's CASIA-SURF schedule of this repository (5 warm-up epochs, /10 at 30, 60, 90)."""
+
+    preset: a named schedule of the run's data set (``DatasetSpec.schedules``, e.g. CASIA-SURF's ``paper`` and
+        ``released``), resolved for the run's host when the run configuration is built: the preset's fields,
+        then the fields given here on top. The MMANet teacher of a student with a preset gets the preset's
+        schedule for the teacher's host.
+    skip_epochs: the first epochs train no batch (the authors' CASIA-SURF loops: ``if epoch == 0: continue``);
+        their end of epoch (validation, the method's hook, the scheduler step) still runs.
+    Defaults: A.3's SF-MD schedule, "divided by 10 every 30 epochs" (milestones 30, 60, 90), no warm-up.
+    """
 
     name: str = "step"
     interval: str = "epoch"
-    warmup_epochs: int = 5
+    preset: str | None = None
+    skip_epochs: int = 0
+    warmup_start: int = 0
+    warmup_epochs: int = 0
     milestones: tuple[int, ...] = (30, 60, 90)
     gamma: float = 0.1
     power: float = 0.9
@@ -245,6 +258,10 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         _choice(self.name, tuple(SCHEDULE_FIELDS), "schedule.name")
         _choice(self.interval, INTERVALS, "schedule.interval")
+        if self.preset is not None and (not isinstance(self.preset, str) or not self.preset):
+            raise ConfigError(f"schedule.preset must name a schedule preset of the data set, got {self.preset!r}")
+        _integer(self.skip_epochs, "schedule.skip_epochs", 0)
+        _integer(self.warmup_start, "schedule.warmup_start", 0)
         _integer(self.warmup_epochs, "schedule.warmup_epochs", 0)
         milestones = tuple(_integer(m, "schedule.milestones[]", 0) for m in self.milestones)
         if list(milestones) != sorted(milestones):
@@ -257,18 +274,52 @@ class ScheduleConfig:
         _choice(self.anneal, ANNEALS, "schedule.anneal")
         _only_used(self, "schedule")
 
+    def used_fields(self) -> dict[str, Any]:
+        """The settings this kind of schedule reads (plus ``name``, ``interval``, ``preset``, ``skip_epochs``), as
+        plain data: the resolved schedule that ``--dry-run``, W&B and the run's record show."""
+        kinds, always = KINDED_SECTIONS["schedule"]
+        used = set(kinds[self.name]) | set(always)
+        return {k: v for k, v in plain(self).items() if k in used}
+
+    @property
+    def explicit(self) -> dict[str, Any]:
+        """The settings given on top of the preset (all non-default settings when there is no preset)."""
+        given = getattr(self, "_explicit", None)
+        if given is not None:
+            return dict(given)
+        return {k: v for k, v in without_defaults(self).items() if k != "preset"}
+
+    def resolved(self, dataset: Any, host: str) -> ScheduleConfig:
+        """This schedule with its ``preset`` resolved for ``host`` on ``dataset`` (a ``DatasetSpec``); itself when
+        it names no preset."""
+        if self.preset is None:
+            return self
+        explicit = self.explicit
+        try:
+            fields = dict(dataset.schedule_preset(self.preset, host))
+        except ValueError as error:
+            raise ConfigError(f"schedule.preset: {error}") from None
+        if "name" in explicit and explicit["name"] != fields.get("name", "step"):
+            return _section(ScheduleConfig, explicit, "schedule")  # another kind of schedule: the preset is dropped
+        resolved = _section(ScheduleConfig, {**fields, **explicit, "preset": self.preset}, "schedule")
+        object.__setattr__(resolved, "_explicit", explicit)
+        return resolved
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How long and how: ``batch_size`` is the global batch (split over the processes of a DDP run);
     ``iterations_per_epoch`` a fixed count (RFNet: 150, drawing from successive shuffles) or None for one pass
-    (incomplete last batch dropped, as the authors). ``amp``: ``auto`` = bf16 autocast on CUDA, off on CPU;
-    ``channels_last``: on CUDA when None (4-D inputs only); ``deterministic``: torch's deterministic algorithms."""
+    (incomplete last batch dropped, as the authors). ``amp``: ``off`` (default) = fp32, as the authors trained,
+    with PyTorch's default TF32 behaviour (TF32 convolutions on Ampere+ GPUs, fp32 matmuls); ``bf16`` / ``fp16``
+    autocast as a speed option; ``auto`` = bf16 on CUDA, off on CPU. The run's record says which it used
+    (``precision``, ``tf32``). ``channels_last``: on CUDA when None (4-D inputs only); ``deterministic``: torch's
+    deterministic algorithms."""
 
     epochs: int = 100
     batch_size: int = 64
     iterations_per_epoch: int | None = None
-    amp: str = "auto"
+    amp: str = "off"
     channels_last: bool | None = None
     deterministic: bool = False
 
@@ -288,15 +339,43 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """The final evaluation: every subset of the used modalities on ``split``, ``batch_size`` samples a batch."""
+    """The final evaluation: every subset of the used modalities on ``split``, ``batch_size`` samples a batch, of
+    the weights ``select`` chooses.
+
+    select: ``last`` -- the last epoch's weights; ``best_val`` -- the weights of the epoch after ``select_after``
+        with the best ``select_metric`` on ``select_split`` (``select_mode``: ``max`` or ``min``; ties keep the
+        earlier epoch), the authors' CASIA-SURF rule (``accuracy_test > accuracy_best and epoch > 30`` on
+        ``val_private_list.txt``).
+    select_inputs: what that validation feeds the host: ``full`` (every modality) or ``training_dropout`` (the
+        host's own training-time modality dropout, drawn from a generator of its own: the authors' ``modality_drop``
+        draws random subsets in eval mode too, so their SF-MD / MMANet validation ran under random dropout, their SF
+        on full inputs). The ``select_*`` settings mean nothing with ``select: last`` and are then dropped.
+    """
 
     split: str = "test"
     batch_size: int = 64
+    select: str = "last"
+    select_metric: str = "acc"
+    select_mode: str = "max"
+    select_after: int = 30
+    select_split: str = "val"
+    select_inputs: str = "full"
 
     def __post_init__(self) -> None:
         if not isinstance(self.split, str) or not self.split:
             raise ConfigError(f"eval.split must name a split, got {self.split!r}")
         _integer(self.batch_size, "eval.batch_size", 1)
+        _choice(self.select, SELECTIONS, "eval.select")
+        _choice(self.select_mode, ("max", "min"), "eval.select_mode")
+        _choice(self.select_inputs, SELECTION_INPUTS, "eval.select_inputs")
+        _integer(self.select_after, "eval.select_after", -1)
+        for name in ("select_metric", "select_split"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"eval.{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if self.select == "last":
+            for f in dataclasses.fields(self):
+                if f.name.startswith("select_"):
+                    object.__setattr__(self, f.name, f.default)
 
 
 @dataclass(frozen=True)
@@ -407,6 +486,15 @@ class RunConfig:
         _integer(self.seed, "seed", 0)
         if self.task is not None and not isinstance(self.task, str):
             raise ConfigError(f"task must name a task kind, got {self.task!r}")
+        object.__setattr__(self, "schedule", self.schedule.resolved(self.data.spec, self.host.name))
+        epochs = self.train.epochs
+        if self.schedule.skip_epochs >= epochs:
+            raise ConfigError(f"schedule.skip_epochs={self.schedule.skip_epochs} skips all {epochs} epochs")
+        if self.eval.select == "best_val" and not self.eval.select_after < epochs - 1:
+            raise ConfigError(
+                f"eval.select: best_val picks among the epochs after select_after={self.eval.select_after}; "
+                f"with train.epochs={epochs} (epochs 0 .. {epochs - 1}) none is left: lower eval.select_after"
+            )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -437,6 +525,10 @@ class RunConfig:
         values = plain(self)
         for section, (kinds, always) in KINDED_SECTIONS.items():
             values[section] = _used_fields(values[section], kinds[values[section]["name"]], always)
+        if self.schedule.preset is not None:  # the preset's name and what was given on top (resolved again on load)
+            values["schedule"] = {"preset": self.schedule.preset, **plain(self.schedule.explicit)}
+        if self.eval.select == "last":
+            values["eval"] = {k: v for k, v in values["eval"].items() if not k.startswith("select_")}
         return values
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "overrides") -> RunConfig:
@@ -454,6 +546,10 @@ class RunConfig:
         values: dict[str, Any] = {"schema": SCHEMA}
         for name, value in without_defaults(self).items():
             values[name] = self.data.identity() if name == "data" else value
+        if "schedule" in values:  # the resolved schedule, not the preset's name (the same schedule is the same run)
+            values["schedule"].pop("preset", None)
+            if not values["schedule"]:
+                del values["schedule"]
         return values
 
     @property
@@ -484,7 +580,7 @@ class RunConfig:
 #: Sections whose ``name`` selects a kind with its own fields: (fields per kind, fields every kind reads).
 KINDED_SECTIONS: dict[str, tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {
     "optim": (OPTIMIZER_FIELDS, ("name", "lr", "weight_decay")),
-    "schedule": (SCHEDULE_FIELDS, ("name", "interval")),
+    "schedule": (SCHEDULE_FIELDS, ("name", "interval", "preset", "skip_epochs")),
 }
 
 

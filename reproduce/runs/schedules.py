@@ -5,8 +5,12 @@ number of scheduler steps taken so far: epochs when the schedule's ``interval`` 
 epoch, as the CASIA-SURF and BraTS hosts do), iterations when it is ``iteration``. The trainer wraps the factor in
 ``torch.optim.lr_scheduler.LambdaLR``.
 
-- ``step``: linear warm-up ``(step + 1) / W`` over the first ``warmup_epochs`` W epochs, then
-  ``gamma ** (number of milestones <= epoch)`` (Sec. 5.2 / A.3: "divided by 10 every 30 epochs").
+- ``step``: learning rate 0 before epoch ``warmup_start`` S, a linear warm-up ``(epoch - S + 1) / W`` over the
+  ``warmup_epochs`` W epochs from S on, then ``gamma ** (number of milestones <= epoch)``. The paper (A.3):
+  "divided by 10 every 30 epochs" (SF-MD), "at epochs 16, 33 and 50" (MMANet), no warm-up (W = 0). The authors'
+  MMANet code (``GradualWarmupScheduler(multiplier=1, total_epoch=5)`` over ``MultiStepLR([16, 33, 50])``,
+  stepped with ``step(epoch=epoch)`` after each epoch) is S = 2, W = 5, milestones 22, 39, 56: epoch 1 at 0,
+  epochs 2-5 at 0.2 .. 0.8, drops at 22, 39, 56 (``datasets/casia_surf`` names both as schedule presets).
 - ``poly``: ``(1 - step / total) ** power`` (RFNet / mmFormer / GSS: ``lr * (1 - epoch / epochs) ** 0.9``).
 - ``onecycle``: torch's ``OneCycleLR`` learning rate (two phases, ``anneal`` cosine or linear, ``pct_start``,
   ``div_factor``, ``final_div_factor``; ``optim.lr`` is the peak) -- the learning rate only, momentum is not
@@ -23,7 +27,7 @@ from typing import Any
 
 #: Per schedule, the ScheduleConfig fields it reads (besides ``name`` and ``interval``).
 SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
-    "step": ("warmup_epochs", "milestones", "gamma"),
+    "step": ("warmup_start", "warmup_epochs", "milestones", "gamma"),
     "poly": ("power",),
     "onecycle": ("pct_start", "div_factor", "final_div_factor", "anneal"),
     "constant": (),
@@ -32,11 +36,22 @@ INTERVALS = ("epoch", "iteration")
 ANNEALS = ("cos", "linear")
 
 
-def step_factor(step: int, steps_per_epoch: int, warmup_epochs: int, milestones: Sequence[int], gamma: float) -> float:
-    """Warm-up, then ``gamma`` at each milestone epoch. With one step per epoch: ``(epoch + 1) / warmup_epochs``
-    during the warm-up, ``gamma ** bisect_right(milestones, epoch)`` afterwards."""
-    if step < warmup_epochs * steps_per_epoch:
-        return (step + 1) / (warmup_epochs * steps_per_epoch)
+def step_factor(
+    step: int,
+    steps_per_epoch: int,
+    warmup_epochs: int,
+    milestones: Sequence[int],
+    gamma: float,
+    warmup_start: int = 0,
+) -> float:
+    """0 before epoch ``warmup_start``, a linear warm-up over ``warmup_epochs`` epochs, then ``gamma`` at each
+    milestone epoch. With one step per epoch: ``(epoch - warmup_start + 1) / warmup_epochs`` during the warm-up,
+    ``gamma ** bisect_right(milestones, epoch)`` afterwards."""
+    start = warmup_start * steps_per_epoch
+    if step < start:
+        return 0.0
+    if step < start + warmup_epochs * steps_per_epoch:
+        return (step - start + 1) / (warmup_epochs * steps_per_epoch)
     return gamma ** bisect.bisect_right(list(milestones), step // steps_per_epoch)
 
 
@@ -69,7 +84,9 @@ def lr_factor(schedule: Any, step: int, steps_per_epoch: int, epochs: int) -> fl
     number of scheduler steps in an epoch (1 for ``interval: epoch``)."""
     total = epochs * steps_per_epoch
     if schedule.name == "step":
-        return step_factor(step, steps_per_epoch, schedule.warmup_epochs, schedule.milestones, schedule.gamma)
+        return step_factor(
+            step, steps_per_epoch, schedule.warmup_epochs, schedule.milestones, schedule.gamma, schedule.warmup_start
+        )
     if schedule.name == "poly":
         return poly_factor(step, total, schedule.power)
     if schedule.name == "onecycle":
@@ -97,7 +114,11 @@ def factor_function(schedule: Any, steps_per_epoch: int, epochs: int) -> Callabl
     return lambda step: lr_factor(schedule, step, steps_per_epoch, epochs)
 
 
-def lr_per_epoch(schedule: Any, base_lr: float, epochs: int, iterations_per_epoch: int) -> list[float]:
+def lr_per_epoch(schedule: Any, base_lr: float, epochs: int, iterations_per_epoch: int) -> list[float | None]:
     """The learning rate each epoch starts with (what ``--dry-run`` prints): epoch ``e`` trains from step ``e``
-    (``interval: epoch``) or ``e * iterations_per_epoch`` (``interval: iteration``)."""
-    return [epoch_start_lr(schedule, base_lr, epoch, epochs, iterations_per_epoch) for epoch in range(epochs)]
+    (``interval: epoch``) or ``e * iterations_per_epoch`` (``interval: iteration``); None for the epochs the
+    schedule skips (``skip_epochs``: the authors' ``if epoch == 0: continue``), which train no batch."""
+    return [
+        None if epoch < schedule.skip_epochs else epoch_start_lr(schedule, base_lr, epoch, epochs, iterations_per_epoch)
+        for epoch in range(epochs)
+    ]

@@ -28,12 +28,12 @@ class ColumnRun:
     """A column and the run settings that produce it.
 
     run: nested run settings of this column, merged over the preset's (the column's ablation: batch size, MWAM
-        options ...). paper_run: settings applied only under the ``paper`` preset (the host's own schedule from
-        the paper, e.g. MMANet's learning-rate steps at epochs 16, 33 and 50); synthetic presets keep their short
-        schedules. method / method_options: the training method; the preset's options for that method
+        options ...). The paper preset names its schedule (``schedule.preset: paper``), which resolves per host
+        (MMANet's learning-rate steps at epochs 16, 33 and 50, SF-MD's every 30 epochs); synthetic presets keep
+        their short schedules. method / method_options: the training method; the preset's options for that method
         (``DatasetPreset.methods``) come first.
-    extension: None for the paper's columns; a name (``"sde"``) for a column this repository adds to the table
-        (no paper numbers), trained only when that extension is asked for.
+    extension: None for the paper's columns; a name (``"sde"``, ``"released"``) for a column this repository adds
+        to the table (no paper numbers), trained only when that extension is asked for.
     """
 
     column: str
@@ -43,7 +43,6 @@ class ColumnRun:
     run: dict[str, Any] = field(default_factory=dict)
     method: str = "standard"
     method_options: dict[str, Any] = field(default_factory=dict)
-    paper_run: dict[str, Any] = field(default_factory=dict)
     extension: str | None = None
 
     def with_changes(self, column: str, mwam: str | None = None, **sections: Mapping[str, Any]) -> ColumnRun:
@@ -65,12 +64,16 @@ def _section_default(section: str, name: str) -> Any:
 
 def teacher_overrides(preset_run: Mapping[str, Any], column_run: Mapping[str, Any]) -> dict[str, Any]:
     """The teacher of an MMANet column is the table's common teacher: the column's own ablation settings (batch
-    size ...) are reverted to the preset's for it. MWAM, SDE, host and method settings never reach the teacher."""
+    size ...) are reverted to the preset's for it. MWAM, SDE, host and method settings never reach the teacher. A
+    schedule preset is the exception: the teacher follows the student's (resolved for the teacher's host), so that
+    a ``released`` column distils from the teacher the released code trains."""
     out: dict[str, dict[str, Any]] = {}
     for section, values in column_run.items():
         if section in _STUDENT_ONLY or not isinstance(values, Mapping):
             continue
         for name, value in values.items():
+            if (section, name) == ("schedule", "preset"):
+                continue
             preset_section = preset_run.get(section, {})
             base = preset_section[name] if name in preset_section else _section_default(section, name)
             if plain(base) != plain(value):
@@ -134,8 +137,6 @@ class TableRuns:
                 "seed": seed,
             }
             values = merge_settings(values, preset.run)
-            if preset.name == "paper":
-                values = merge_settings(values, c.paper_run)
             values = merge_settings(values, c.run)
             config = RunConfig.from_dict(values, source=f"Table {self.table}, column {c.column!r}")
             labels = {**preset.runtime, **_explicit(runtime), "table": self.table, "column": c.column}
@@ -153,15 +154,42 @@ def _explicit(runtime: Runtime) -> dict[str, Any]:
 # column (Sec. 5.2: "In SF-MD, we additionally introduce auxiliary heads").
 SF_MD = ColumnRun("SF-MD", "sf_md")
 SF_MD_MWAM = ColumnRun("SF-MD +MWAM", "sf_md", "hybrid", {"aux_heads": True})
-# MMANet: its own method and schedule (Sec. A.3: lr / 10 at epochs 16, 33, 50); +MWAM edits the branch gradients
-# without auxiliary heads (Sec. 5.2).
-MMANET = ColumnRun("MMANet", "mmanet", method="mmanet", paper_run={"schedule": {"milestones": (16, 33, 50)}})
+# MMANet: its own method (its schedule, lr / 10 at epochs 16, 33, 50 by Sec. A.3, comes with the paper preset's
+# schedule preset); +MWAM edits the branch gradients without auxiliary heads (Sec. 5.2).
+MMANET = ColumnRun("MMANet", "mmanet", method="mmanet")
 MMANET_MWAM = MMANET.with_changes("MMANet +MWAM", mwam="grad")
 # Extension of Tables 4 / 16 (no paper numbers): SDE on SF-MD's branch embeddings, alone and with MWAM.
 SF_MD_SDE = ColumnRun("SF-MD +SDE", "sf_md", run={"sde": {"enabled": True}}, extension="sde")
 SF_MD_MWAM_SDE = dataclasses.replace(
     SF_MD_MWAM, column="SF-MD +MWAM +SDE", run={"sde": {"enabled": True}}, extension="sde"
 )
+# Extension of Table 4 (no paper numbers): each column as the authors' released code trains it -- the ``released``
+# schedule preset (epoch 0 skipped; SF-MD drops at 17, 34, 51; MMANet: lr 0 in epoch 1, warm-up in epochs 2-5,
+# drops at 22, 39, 56; the teacher SF's), and MWAM with the released code's weighting (MWAMConfig.released_code()).
+# The MMANet auxiliary loss, the checkpoint selection and fp32 are the paper preset's already (docs/training.md).
+RELEASED_RUN = {"schedule": {"preset": "released"}}
+
+
+def _released_mwam_options() -> dict[str, Any]:
+    """What ``MWAMConfig.released_code()`` changes in the paper's MWAM defaults (soft start, T over the bank,
+    gamma 1, lambda 10)."""
+    from mwam.config import MWAMConfig
+
+    paper, released = MWAMConfig().to_dict(), MWAMConfig.released_code().to_dict()
+    return {k: v for k, v in released.items() if v != paper[k] and k != "intervention"}
+
+
+RELEASED_MWAM = _released_mwam_options()
+
+
+def released_column(column: ColumnRun) -> ColumnRun:
+    """``column`` as the authors' released code trains it (extension ``released``)."""
+    run = deep_merge(column.run, RELEASED_RUN)
+    if column.mwam not in ("none", "off"):
+        run = deep_merge(run, {"mwam": {"options": RELEASED_MWAM}})
+    return dataclasses.replace(column, column=f"{column.column} [released]", run=run, extension="released")
+
+
 # Table 10: for batch sizes 4 and 1 the paper sets alpha=1.5, beta=1, gamma=1, lambda=4 (Sec. A.10).
 SMALL_BATCH_WEIGHTS = {"alpha": 1.5, "beta": 1.0, "gamma": 1.0, "lam": 4.0}
 # Table 8's rows: the FRM rule of each column (Eq. 3, 4, 27, 28; Eq. 28 with omega = 0.9, MWAM's default).
@@ -173,6 +201,9 @@ FRM_RULE_COLUMNS = {
 }
 WINDOWS = (1, 2, 4, 6)
 BATCH_SIZES = (64, 16, 4, 1)
+
+
+TABLE4_PAPER_COLUMNS = (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM)
 
 
 def _weight_fn_columns() -> tuple[ColumnRun, ...]:
@@ -194,7 +225,16 @@ def _batch_size_columns() -> tuple[ColumnRun, ...]:
 def _build_table_runs() -> dict[int, TableRuns]:
     surf = "casia_surf"
     return {
-        4: TableRuns(4, surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM, SF_MD_SDE, SF_MD_MWAM_SDE)),
+        4: TableRuns(
+            4,
+            surf,
+            (
+                *TABLE4_PAPER_COLUMNS,
+                SF_MD_SDE,
+                SF_MD_MWAM_SDE,
+                *(released_column(c) for c in TABLE4_PAPER_COLUMNS),
+            ),
+        ),
         5: TableRuns(
             5,
             surf,
