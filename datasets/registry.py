@@ -77,6 +77,9 @@ class DatasetSpec:
     presets: ``paper`` / ``smoke`` / ``demo`` run settings (:class:`DatasetPreset`).
     schedules: named learning-rate schedules (``schedule.preset`` of a run): name -> host name (or ``"*"`` for every
         other host) -> ``ScheduleConfig`` fields.
+    preparer: ``"module:function"`` turning a downloaded layout into the one the loader reads,
+        ``function(source, out_dir, progress=..., workers=..., **options) -> Path`` (``python -m reproduce prepare``);
+        None when the data set is read as downloaded.
     """
 
     name: str
@@ -93,6 +96,7 @@ class DatasetSpec:
     checker: str
     presets: Mapping[str, DatasetPreset]
     schedules: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    preparer: str | None = None
 
     def split_files(self, root: str | Path) -> list[Path]:
         """The list files of every split under ``root`` (in ``splits`` order)."""
@@ -151,6 +155,12 @@ class DatasetSpec:
     def write_synthetic(self, out_dir: str | Path, **arguments: Any) -> Path:
         """Write (or reuse) the synthetic stand-in at ``out_dir`` (imports the generator module)."""
         return Path(load_object(self.generator)(out_dir, **arguments))
+
+    def prepare(self, source: str | Path, out_dir: str | Path, **options: Any) -> Path:
+        """Write the layout the loader reads from ``source`` (imports the preparer); ValueError without one."""
+        if self.preparer is None:
+            raise ValueError(f"{self.name} is read as downloaded: it has no prepare step")
+        return Path(load_object(self.preparer)(source, out_dir, **options))
 
     def check(self, root: str | Path, progress: bool = True, workers: int = 4) -> list[Problem]:
         """Every problem of the data at ``root``: each listed file read and decoded (imports the checker)."""

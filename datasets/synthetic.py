@@ -28,6 +28,14 @@ def _parameters(target: str) -> dict[str, object]:
     }
 
 
+def _integers(text: str) -> tuple[int, ...]:
+    """``48,48,40`` -> (48, 48, 40)."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     names = list_datasets()
     parser = argparse.ArgumentParser(
@@ -43,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--preset", choices=[p for p in spec.presets if spec.presets[p].synthetic], default=None)
         for parameter, default in _parameters(spec.generator).items():
             kind = type(default) if isinstance(default, int | float | str) else str
+            if isinstance(default, tuple):  # e.g. a volume shape: --shape 48,48,40
+                kind = _integers
             sub.add_argument(f"--{parameter.replace('_', '-')}", dest=parameter, type=kind, default=None,
                              help=f"default {default!r}")  # fmt: skip
     args = parser.parse_args(argv)

@@ -18,8 +18,20 @@ def test_casia_surf_is_registered_with_its_presets_and_without_loading_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "('rgb', 'depth', 'ir') ['demo', 'paper', 'smoke'] False"
     assert "casia_surf" in list_datasets()
-    with pytest.raises(ValueError, match="unknown data set 'surf'; registered: casia_surf"):
+    with pytest.raises(ValueError, match="unknown data set 'surf'; registered: brats2020, casia_surf"):
         dataset_spec("surf")
+
+
+def test_brats2020_is_registered_torch_free_with_its_prepare_step():
+    code = (
+        "import sys; from datasets import dataset_spec; s = dataset_spec('brats2020');"
+        "print(s.modalities, sorted(s.presets), s.preparer is not None,"
+        " any(m in sys.modules for m in ('torch', 'nibabel', 'monai')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "('flair', 't1ce', 't1', 't2') ['demo', 'paper', 'smoke'] True False"
+    with pytest.raises(ValueError, match="casia_surf is read as downloaded"):
+        dataset_spec("casia_surf").prepare("a", "b")
 
 
 def test_a_spec_needs_every_preset_and_a_name_registers_once():

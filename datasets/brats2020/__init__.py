@@ -1,0 +1,93 @@
+"""BraTS2020 (FLAIR / T1ce / T1 / T2 brain-tumour MRI): the registered data set and its presets.
+
+Two layouts (docs/datasets.md): the **raw** one from the challenge
+(``MICCAI_BraTS2020_TrainingData/BraTS20_Training_XXX/BraTS20_Training_XXX_{flair,t1ce,t1,t2,seg}.nii.gz``) and the
+**prepared** one the hosts read -- the authors' preprocessed layout (``vol/<case>_vol.npy`` (H, W, D, 4) float32 in
+the order flair, t1ce, t1, t2; ``seg/<case>_seg.npy`` (H, W, D) uint8 labels 0-3; split lists of case names), with a
+``val.txt`` beside their ``train.txt`` / ``test.txt``. ``python -m reproduce prepare brats2020 RAW OUT`` turns the
+first into the second (``prepare.py``, the authors' ``preprocess.py`` step by step); runs read the prepared root.
+``loader.py`` reads it (memory-mapped), ``transforms.py`` holds the training augmentation as MONAI dictionary
+transforms, ``synthetic.py`` writes a raw stand-in with real NIfTI files, ``check.py`` verifies either layout.
+This module imports neither torch nor nibabel: the run configuration and the planner read it.
+
+The BraTS hosts (RFNet, mmFormer, GSS) and their 3-D segmentation task arrive with the rest of issue #12; until
+then the data set is prepared, checked, synthesised and loaded, not yet trained on.
+"""
+
+from __future__ import annotations
+
+from datasets.registry import DatasetPreset, DatasetSpec, register_dataset
+
+MODALITIES: tuple[str, ...] = ("flair", "t1ce", "t1", "t2")
+SPLITS: dict[str, str] = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
+#: Sec. 5.1: 219 / 50 / 100 subjects for training / validation / test (369 in the BraTS2020 training set).
+SPLIT_SIZES: dict[str, int] = {"train": 219, "val": 50, "test": 100}
+
+# A.3 / the authors' RFNet job.sh: batch 2, 300 epochs of 150 iterations, random 80^3 crops, Adam (amsgrad, betas
+# 0.9 / 0.999), lr 2e-4, poly schedule (power 0.9, once per epoch). Weight decay: A.3 says 1e-5 for RFNet, the
+# authors' scripts use 1e-4 (host-facts.md section 1); the hosts' presets will name both.
+_PAPER_RUN = {
+    "data": {"options": {"crop": 80}},
+    "train": {"epochs": 300, "batch_size": 2, "iterations_per_epoch": 150},
+    "optim": {"name": "adam", "lr": 2e-4, "weight_decay": 1e-5, "amsgrad": True},
+    "schedule": {"name": "poly", "power": 0.9},
+    "eval": {"batch_size": 1},
+}
+
+PRESETS = {
+    "paper": DatasetPreset("paper", synthetic=False, run=_PAPER_RUN),
+    # Synthetic presets: small volumes (the prepare step keeps its 128-voxel minimum window, clamped to the
+    # volume), 32^3 crops, a few iterations: the pipeline on a 2-core CPU.
+    "smoke": DatasetPreset(
+        "smoke",
+        synthetic=True,
+        run={
+            "data": {"options": {"crop": 32}},
+            "train": {"epochs": 2, "batch_size": 2, "iterations_per_epoch": 2},
+            "optim": {"name": "adam", "lr": 2e-3, "weight_decay": 1e-5, "amsgrad": True},
+            "schedule": {"name": "poly", "power": 0.9},
+            "eval": {"batch_size": 1},
+        },
+        generator={"num_cases": 10, "shape": (48, 48, 40), "split": (6, 2, 2)},
+    ),
+    "demo": DatasetPreset(
+        "demo",
+        synthetic=True,
+        run={
+            "data": {"options": {"crop": 48}},
+            "train": {"epochs": 10, "batch_size": 2, "iterations_per_epoch": 8},
+            "optim": {"name": "adam", "lr": 2e-3, "weight_decay": 1e-5, "amsgrad": True},
+            "schedule": {"name": "poly", "power": 0.9},
+            "eval": {"batch_size": 1},
+        },
+        generator={"num_cases": 24, "shape": (64, 64, 48), "split": (16, 4, 4)},
+    ),
+}
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name="brats2020",
+        title="BraTS2020",
+        modalities=MODALITIES,
+        task="segmentation3d",
+        num_classes=4,
+        metric="brats_dice",
+        splits=SPLITS,
+        source=(
+            "BraTS2020 training data (369 subjects) from the challenge site, https://www.med.upenn.edu/cbica/brats2020/"
+            " (registration required), or the authors' preprocessed BRATS2020_Training_none_npy from RFNet's README; "
+            "see docs/datasets.md"
+        ),
+        layout=(
+            "prepared ROOT/vol/<case>_vol.npy, ROOT/seg/<case>_seg.npy, ROOT/train.txt, val.txt, test.txt "
+            "(case names); "
+            "`python -m reproduce prepare brats2020 RAW ROOT` writes it from the raw "
+            "BraTS20_Training_XXX/BraTS20_Training_XXX_{flair,t1ce,t1,t2,seg}.nii.gz folders"
+        ),
+        loader="datasets.brats2020.loader:Brats2020Dataset",
+        generator="datasets.brats2020.synthetic:write_brats2020",
+        checker="datasets.brats2020.check:check_data",
+        presets=PRESETS,
+        preparer="datasets.brats2020.prepare:prepare_brats2020",
+    )
+)
