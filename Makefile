@@ -4,8 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint bench bench-mwam paper-tables demo table4 table5 table7 table8 table9 table10 table16 \
-        table4-sde ablations-smoke clean-venv
+.PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table4 table5 table7 table8 table9 \
+        table10 table16 table4-sde ablations-smoke clean-venv
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 # make table4 VARIANT=released: also the columns as the authors' released code trains them (VARIANT=sde: + SDE)
@@ -20,6 +20,8 @@ help:
 	@echo "make test        create .venv if needed, run the test suite"
 	@echo "make table4      train what Table 4 needs and render it (PRESET=paper|smoke|demo, DATA_ROOT=...):"
 	@echo "                 SF-MD, MMANet (teacher trained first) and both + MWAM"
+	@echo "make table2      Table 2 (BraTS2020, Dice per subset): RFNet and RFNet + MWAM (mmFormer, GSS: not yet)"
+	@echo "make demo-brats  Table 2's RFNet columns on synthetic BraTS2020 NIfTI volumes (results/demo/table2.md)"
 	@echo "make table5      Table 5: MWAM's intervention levels on SF-MD (none / loss / gradient / hybrid)"
 	@echo "make table7      Table 7: frequency window q in {1, 2, 4, 6} (MMANet + MWAM)"
 	@echo "make table8      Table 8: FRM rule (Eq. 3 / 4 / 27 / 28) (MMANet + MWAM)"
@@ -65,6 +67,13 @@ demo: $(STAMP)
 
 table4: $(STAMP)
 	$(PY) -m reproduce table 4 $(TABLE_ARGS)
+
+table2: $(STAMP)
+	$(PY) -m reproduce table 2 $(TABLE_ARGS)
+
+demo-brats: $(STAMP)
+	$(PY) -m reproduce table 2 --preset demo --output-dir results/demo
+	@echo "--> results/demo/table2.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
 
 table5 table7 table8 table9 table10 table16: table%: $(STAMP)
 	$(PY) -m reproduce table $* $(TABLE_ARGS)

@@ -7,7 +7,9 @@ of ``reproduce``) and is used for data-set files, registry entries, tables and c
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,3 +35,32 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def replaceable_directory(directory: str | Path, is_ours: Callable[[Path], bool]) -> bool:
+    """Whether a generator may replace ``directory``: absent, empty, or one it wrote before (``is_ours``)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return True
+    if not directory.is_dir():
+        return False
+    return not any(directory.iterdir()) or is_ours(directory)
+
+
+def install_directory(built: str | Path, out: str | Path, already_complete: Callable[[Path], bool]) -> None:
+    """Move the finished directory ``built`` onto ``out``: a rename when ``out`` is absent or empty; otherwise the
+    old ``out`` is moved aside, ``built`` renamed onto it and the old one removed (if a concurrent writer already
+    finished the same set, ``already_complete(out)``, ``built`` is dropped instead)."""
+    built, out = Path(built), Path(out)
+    try:
+        os.rename(built, out)  # atomic; succeeds when out is absent or an empty directory
+        return
+    except OSError:
+        pass
+    if already_complete(out):
+        shutil.rmtree(built, ignore_errors=True)
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(out, old)
+    os.rename(built, out)
+    shutil.rmtree(old, ignore_errors=True)

@@ -47,6 +47,8 @@ class DatasetPreset:
     run: nested overrides of the run configuration (``{"train": {"epochs": 2}, "optim": {"lr": 0.01}}``).
     runtime: overrides of the runtime settings (``{"log_every": 2}``).
     methods: per training method, option overrides (``{"mmanet": {"begin_epoch": 0}}``).
+    hosts: per host, option overrides a table's columns of that host get under this preset (``{"rfnet":
+        {"fused_loss_start_epoch": 1}}``: a short synthetic schedule scales the host's own epochs).
     """
 
     name: str
@@ -55,6 +57,7 @@ class DatasetPreset:
     runtime: Mapping[str, Any] = field(default_factory=dict)
     generator: Mapping[str, Any] = field(default_factory=dict)
     methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    hosts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def load_object(target: str) -> Any:

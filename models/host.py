@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +19,8 @@ class HostOutput:
     features: optional per-modality embeddings ``{modality: (B, C)}`` the host chooses for SDE's dual-domain loss
         (hosts without them: SDE reads the pooled branch outputs through forward hooks).
     present: the (B, M) modality mask the host actually applied (after its own training-time dropout).
-    extras: optional named host-specific tensors that training methods read (e.g. ``layer4``, the fused trunk's
+    extras: optional named host-specific outputs (tensors or lists of them) that training methods and tasks read
+        (e.g. ``prm``, RFNet's region maps; ``layer4``, the fused trunk's
         last feature map, for MMANet's distillation; ``auxiliary``, MMANet's auxiliary-classifier logits).
     """
 
@@ -26,7 +28,7 @@ class HostOutput:
     aux: dict[str, torch.Tensor] | None = None
     features: dict[str, torch.Tensor] | None = None
     present: torch.Tensor | None = None
-    extras: dict[str, torch.Tensor] | None = None
+    extras: dict[str, Any] | None = None
 
 
 class Host(nn.Module):
@@ -49,11 +51,11 @@ class Host(nn.Module):
         """The modality-specific sub-modules MWAM rescales, keyed by modality (disjoint parameter sets)."""
         raise NotImplementedError
 
-    def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """The per-modality features of ``inputs`` (optional; see the class docstring)."""
         raise NotImplementedError(f"{type(self).__name__} has no encode / fuse split")
 
-    def fuse(self, features: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:
+    def fuse(self, features: Mapping[str, Any], present: torch.Tensor) -> HostOutput:
         """The prediction from ``encode``'s features with modality mask ``present`` (optional)."""
         raise NotImplementedError(f"{type(self).__name__} has no encode / fuse split")
 

@@ -313,3 +313,15 @@ def test_prepare_and_check_data_commands(synthetic, tmp_path, capsys):
     assert main(["prepare", "brats2020", str(raw), str(tmp_path / "out2"), "--no-progress"]) == 1
     assert "missing file(s)" in capsys.readouterr().err
     assert main(["check-data", "brats2020", str(raw), "--no-progress"]) == 1
+
+
+def test_a_synthetic_set_with_other_parameters_is_replaced_whole_and_other_folders_are_refused(tmp_path):
+    first = write_brats2020(tmp_path / "set", num_cases=5, shape=(24, 24, 16), split=(3, 1, 1))
+    write_brats2020(first, num_cases=4, shape=(24, 24, 16), split=(2, 1, 1), seed=1)
+    subjects = list((first / "raw" / "MICCAI_BraTS2020_TrainingData").iterdir())
+    assert len(subjects) == 4 and len(list((first / "vol").iterdir())) == 4, "no subject of the old set is left"
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a data set")
+    with pytest.raises(FileExistsError, match="not a synthetic data set"):
+        write_brats2020(other, num_cases=4, shape=(24, 24, 16), split=(2, 1, 1))

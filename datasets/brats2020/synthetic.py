@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +35,7 @@ import numpy as np
 
 from datasets.brats2020 import MODALITIES
 from datasets.brats2020.layout import RAW_FOLDER
-from datasets.files import atomic_write, write_text_atomic
+from datasets.files import atomic_write, install_directory, replaceable_directory, write_text_atomic
 from datasets.registry import SYNTHETIC_MARKER
 
 CONTRAST = {
@@ -93,35 +96,57 @@ def write_brats2020(
     seed: int = 0,
     progress: bool = False,
 ) -> Path:
-    """Write (or reuse) the synthetic raw set and its prepared form at ``out_dir``; returns the prepared root."""
-    import nibabel as nib
-
+    """Write (or reuse) the synthetic raw set and its prepared form at ``out_dir``; returns the prepared root. A set
+    with other parameters is replaced whole; a non-empty directory that is not a synthetic set is refused."""
     from datasets.brats2020.prepare import prepare_brats2020
 
     out_dir = Path(out_dir)
     shape = tuple(int(s) for s in shape)
     parameters = {"kind": "brats2020", "num_cases": int(num_cases), "shape": list(shape), "split": list(split),
                   "imbalance": float(imbalance), "seed": int(seed)}  # fmt: skip
-    marker = out_dir / SYNTHETIC_MARKER
-    if marker.is_file() and json.loads(marker.read_text()) == parameters:
+    if _marker(out_dir) == parameters:
         return out_dir
     if num_cases < 3 or sum(split) != num_cases:
         raise ValueError(f"split {tuple(split)} must sum to num_cases={num_cases} (>= 3)")
     if not imbalance > 0:
         raise ValueError(f"imbalance must be > 0, got {imbalance}")
-    raw = out_dir / "raw" / RAW_FOLDER
+    if not replaceable_directory(out_dir, lambda d: _marker(d) is not None):
+        raise FileExistsError(
+            f"{out_dir}: exists and is not a synthetic data set (no {SYNTHETIC_MARKER}); not replaced"
+        )
+    # Built beside, then moved onto out_dir: an older set (other parameters) is replaced whole, never mixed in.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    built = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        os.chmod(built, 0o755)
+        _write_raw(built / "raw" / RAW_FOLDER, num_cases, shape, float(imbalance), int(seed))
+        prepare_brats2020(built / "raw", built, split_sizes=tuple(split), seed=seed, progress=progress)
+        write_text_atomic(built / SYNTHETIC_MARKER, json.dumps(parameters))
+        install_directory(built, out_dir, lambda d: _marker(d) == parameters)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _marker(directory: Path) -> dict | None:
+    try:
+        return json.loads((directory / SYNTHETIC_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_raw(raw: Path, num_cases: int, shape: tuple[int, int, int], imbalance: float, seed: int) -> None:
+    """The subjects' NIfTI files (gzip-compressed, int16, 1 mm voxels) under ``raw``."""
+    import nibabel as nib
+
     numbers = np.unique(np.linspace(1, 369, num_cases).round().astype(int))
     affine = np.diag([-1.0, -1.0, 1.0, 1.0])
     for number in numbers:
         subject = f"BraTS20_Training_{number:03d}"
-        rng = np.random.default_rng([int(seed), int(number)])
-        volumes, labels = _subject(rng, shape, float(imbalance))
+        volumes, labels = _subject(np.random.default_rng([seed, int(number)]), shape, imbalance)
         for name, array in {**volumes, "seg": labels}.items():
-            path = raw / subject / f"{subject}_{name}.nii.gz"
             image = nib.Nifti1Image(array, affine)
             image.header.set_zooms((1.0, 1.0, 1.0))
             data = gzip.compress(image.to_bytes(), compresslevel=1)
-            atomic_write(path, lambda tmp, data=data: tmp.write_bytes(data))
-    prepare_brats2020(out_dir / "raw", out_dir, split_sizes=tuple(split), seed=seed, progress=progress)
-    write_text_atomic(marker, json.dumps(parameters))
-    return out_dir
+            atomic_write(raw / subject / f"{subject}_{name}.nii.gz", lambda tmp, data=data: tmp.write_bytes(data))

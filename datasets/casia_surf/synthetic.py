@@ -60,7 +60,6 @@ import math
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,7 +67,7 @@ import cv2
 import numpy as np
 
 from datasets.casia_surf import MODALITIES, SPLITS
-from datasets.files import write_text_atomic
+from datasets.files import install_directory, replaceable_directory, write_text_atomic
 from datasets.registry import SYNTHETIC_MARKER as MARKER
 
 SURF_FORMAT = 1
@@ -323,29 +322,6 @@ def _write_surf(directory: Path, config: SyntheticSurfConfig, progress: bool) ->
         bar.close()
 
 
-def _replaceable(directory: Path) -> bool:
-    if not directory.exists():
-        return True
-    if not directory.is_dir():
-        return False
-    return not any(directory.iterdir()) or _read_marker(directory) is not None
-
-
-def _install(built: Path, out: Path, config: SyntheticSurfConfig) -> None:
-    try:
-        os.rename(built, out)  # atomic; succeeds when out is absent or an empty directory
-        return
-    except OSError:
-        pass
-    if is_complete(out, config):  # a concurrent writer finished the same set first
-        shutil.rmtree(built, ignore_errors=True)
-        return
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(out, old)
-    os.rename(built, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_casia_surf(
     out_dir: str | Path,
     num_train: int = 384,
@@ -366,7 +342,7 @@ def write_casia_surf(
     out = Path(out_dir)
     if is_complete(out, config):
         return out
-    if not _replaceable(out):
+    if not replaceable_directory(out, lambda d: _read_marker(d) is not None):
         raise FileExistsError(f"{out}: exists and is not a synthetic data set (no {MARKER}); refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)
     built = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -374,7 +350,7 @@ def write_casia_surf(
         os.chmod(built, 0o755)  # mkdtemp makes it private; the data set is not
         _write_surf(built, config, progress)
         write_text_atomic(built / MARKER, json.dumps(_marker_payload(config), indent=2) + "\n")
-        _install(built, out, config)
+        install_directory(built, out, lambda d: is_complete(d, config))
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)
         raise

@@ -181,6 +181,7 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
         self.task = self.build_task()
         self.host = self.build_host()
+        self.task.attach(self.host)
         self.sync_batchnorm = self.dist.enabled and self.runtime.sync_batchnorm and self.device.type == "cuda"
         if self.sync_batchnorm:
             self.host = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.host)

@@ -131,7 +131,7 @@ class TableRuns:
                     options["teacher_run"] = teacher
             values: dict[str, Any] = {
                 "data": data,
-                "host": {"name": c.host, "options": dict(c.host_options)},
+                "host": {"name": c.host, "options": {**preset.hosts.get(c.host, {}), **c.host_options}},
                 "method": {"name": c.method, "options": options},
                 "mwam": {"intervention": c.mwam},
                 "seed": seed,
@@ -222,9 +222,16 @@ def _batch_size_columns() -> tuple[ColumnRun, ...]:
     return tuple(out)
 
 
+# Table 2 (BraTS2020, whole-tumour Dice): RFNet with and without MWAM (gradient editing of its four encoders,
+# Sec. 5.1's weight function 1.5, 1, 6, 0.7 = MWAM's defaults). mmFormer and GSS arrive with the rest of issue #12.
+RFNET = ColumnRun("RFNet", "rfnet")
+RFNET_MWAM = RFNET.with_changes("RFNet +MWAM", mwam="grad")
+
+
 def _build_table_runs() -> dict[int, TableRuns]:
     surf = "casia_surf"
     return {
+        2: TableRuns(2, "brats2020", (RFNET, RFNET_MWAM)),
         4: TableRuns(
             4,
             surf,

@@ -1,4 +1,5 @@
-"""Task kinds by name (``register_task``): classification today; 2-D / 3-D segmentation and detection later.
+"""Task kinds by name (``register_task``): classification and 3-D segmentation today; 2-D segmentation and detection
+later.
 
 ``build_task(name, spec, root, seed, options, modalities)`` builds the task of a run; the trainer knows no task
 by name. Each task kind is one module of this package.

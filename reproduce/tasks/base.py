@@ -67,6 +67,11 @@ class Task(ABC):
         self.modalities = tuple(modalities or spec.modalities)
         self.num_classes = spec.num_classes
 
+    def attach(self, host: Host) -> None:
+        """Called once the run's host is built (before training): a task may read what the host declares, e.g.
+        the epoch its fused loss term starts. Default: nothing to read."""
+        return None
+
     @property
     def subsets(self) -> list[tuple[str, ...]]:
         """The non-empty subsets of the used modalities in the paper's row order, the full set last."""
