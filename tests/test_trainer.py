@@ -83,10 +83,16 @@ def test_sigint_checkpoints_and_resume_finishes(tmp_path, root):
         if step == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(TrainingInterruptedError):
-        Trainer(cfg, reg, RUNTIME, callbacks=[interrupt]).run()
+    # A process started in the background inherits SIGINT ignored; the run must install its own handler anyway
+    # and put back whatever was there before.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(TrainingInterruptedError):
+            Trainer(cfg, reg, RUNTIME, callbacks=[interrupt]).run()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert (reg.run_dir(cfg) / "last.pt").exists() and not reg.has(cfg)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
     resumed = Trainer(cfg, reg, RUNTIME)
     result = resumed.run(resume=True)
     assert resumed.global_step == 8 and reg.has(cfg) and len(result["history"]) == 2
