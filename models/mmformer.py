@@ -139,7 +139,9 @@ class DecoderSep(nn.Module):
         de = levels[-1]
         for level in range(LEVELS - 1, 0, -1):
             de = getattr(self, f"d{level}_c1")(upsample(de, 2))
-            de = getattr(self, f"d{level}_out")(getattr(self, f"d{level}_c2")(torch.cat((de, levels[level - 1]), dim=1)))
+            de = getattr(self, f"d{level}_out")(
+                getattr(self, f"d{level}_c2")(torch.cat((de, levels[level - 1]), dim=1))
+            )
         return self.seg_layer(de)
 
 
@@ -191,21 +193,30 @@ class DecoderFuse(nn.Module):
         for level in range(LEVELS, 0, -1):
             setattr(self, f"RFM{level}", FusionPrenorm(d * 2 ** (level - 1)))
 
-    def forward(self, *levels: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    def forward(
+        self, *levels: torch.Tensor, deep_supervision: bool = True
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """``levels``: the masked, concatenated features of levels 1-4 (B, 4 C_l, ...) and the decoded inter-modal
-        feature (B, 4 * 16d, P, P, P)."""
+        feature (B, 4 * 16d, P, P, P). Without ``deep_supervision`` (evaluation) the heads are skipped and the
+        tuple is empty; the logits are the same."""
+        heads = []
+
+        def supervise(head: int, feature: torch.Tensor) -> None:
+            if deep_supervision:
+                heads.append(torch.softmax(getattr(self, f"seg_d{head}")(feature), dim=1))
+
         de = self.RFM5(levels[4])
-        deep = [torch.softmax(self.seg_d4(de), dim=1)]
+        supervise(4, de)
         de = self.d4_c1(upsample(de, 2))
         for level in range(LEVELS - 1, 0, -1):
             de = torch.cat((getattr(self, f"RFM{level}")(levels[level - 1]), de), dim=1)
             de = getattr(self, f"d{level}_out")(getattr(self, f"d{level}_c2")(de))
             if level > 1:
-                deep.append(torch.softmax(getattr(self, f"seg_d{level - 1}")(de), dim=1))
+                supervise(level - 1, de)
                 de = getattr(self, f"d{level - 1}_c1")(upsample(de, 2))
         logits = self.seg_layer(de)
-        # deep = [p4 (level 5), p3, p2, p1 (level 2)]; the authors return (up2(p1), up4(p2), up8(p3), up16(p4))
-        return logits, tuple(upsample(p, 2 ** (i + 1)) for i, p in enumerate(reversed(deep)))
+        # heads = [p4 (level 5), p3, p2, p1 (level 2)]; the authors return (up2(p1), up4(p2), up8(p3), up16(p4))
+        return logits, tuple(upsample(p, 2 ** (i + 1)) for i, p in enumerate(reversed(heads)))
 
 
 class SelfAttention(nn.Module):
@@ -273,9 +284,13 @@ class Transformer(nn.Module):
     """
 
     def __init__(
-        self, dim: int = TRANSFORMER_DIM, depth: int = DEPTH, heads: int = NUM_HEADS, mlp_dim: int = MLP_DIM,
+        self,
+        dim: int = TRANSFORMER_DIM,
+        depth: int = DEPTH,
+        heads: int = NUM_HEADS,
+        mlp_dim: int = MLP_DIM,
         dropout: float = 0.1,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.cross_attention_list = nn.ModuleList()
         self.cross_ffn_list = nn.ModuleList()
@@ -403,9 +418,7 @@ class MMFormerHost(Host):
         for m in self.modalities:
             setattr(self, f"{m}_transformer", Transformer(dropout=cfg.dropout))
         self.multimodal_transformer = Transformer(dropout=cfg.dropout)
-        self.multimodal_decode_conv = nn.Conv3d(
-            NUM_MODALITIES * TRANSFORMER_DIM, NUM_MODALITIES * width, kernel_size=1
-        )
+        self.multimodal_decode_conv = nn.Conv3d(NUM_MODALITIES * TRANSFORMER_DIM, NUM_MODALITIES * width, kernel_size=1)
         self.decoder_fuse = DecoderFuse(cfg.num_classes, d)
         self.decoder_sep = DecoderSep(cfg.num_classes, d)
         self.register_buffer("subsets", torch.tensor(SUBSETS, dtype=torch.bool), persistent=False)
@@ -454,17 +467,15 @@ class MMFormerHost(Host):
         return present & self.draw_subsets(present.shape[0], present.device, generator)
 
     @_ClassOrInstanceMethod
-    def example_inputs(
-        self_or_cls: Any, batch: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
+    def example_inputs(self: Any, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Four 1 x S^3 volumes per sample, S = 16 * patch_size. On an instance the size is its own; on the class
         it is the default configuration's (80^3). The registry's ``test_options`` (patch_size 2, basic_dims 4,
         for the CPU test suite only) make the contract test's host take 32^3, the smallest size."""
-        if isinstance(self_or_cls, MMFormerHost):
-            size = self_or_cls.volume_size
+        if isinstance(self, MMFormerHost):  # ``self`` is the instance, or the class (see _ClassOrInstanceMethod)
+            size = self.volume_size
         else:
             size = DOWNSAMPLING * MMFormerConfig().patch_size
-        return {m: torch.randn(batch, 1, size, size, size, generator=generator) for m in self_or_cls.modalities}
+        return {m: torch.randn(batch, 1, size, size, size, generator=generator) for m in self.modalities}
 
     def check_volumes(self, inputs: Mapping[str, torch.Tensor], batch: int) -> None:
         """Every input is (B, 1, S, S, S) with S = 16 * patch_size."""
@@ -504,6 +515,7 @@ class MMFormerHost(Host):
     def fuse(self, features: Mapping[str, Sequence[torch.Tensor]], present: torch.Tensor) -> HostOutput:
         """Masking (levels 1-4 and the intra-modal tokens), the inter-modal transformer, ``decoder_fuse``. In
         training also ``decoder_sep`` on each modality's unmasked CNN features, and the deep supervision."""
+
         def stacked(i: int) -> torch.Tensor:  # (B, 4, ...): entry i of every modality's features
             return torch.stack([features[m][i] for m in self.modalities], dim=1)
 
@@ -516,7 +528,7 @@ class MMFormerHost(Host):
         # the authors' .view(B, P, P, P, 4 * 512) of the token sequence: every 4 consecutive tokens become a voxel
         grid = tokens.reshape(tokens.shape[0], p, p, p, NUM_MODALITIES * TRANSFORMER_DIM).permute(0, 4, 1, 2, 3)
         inter = self.multimodal_decode_conv(grid.contiguous())
-        logits, deep = self.decoder_fuse(*skips, inter)
+        logits, deep = self.decoder_fuse(*skips, inter, deep_supervision=self.training)
         if not self.training:
             return HostOutput(logits=logits, present=mask)
         aux = {m: self.decoder_sep(*features[m][:LEVELS]) for m in self.modalities}
@@ -544,4 +556,3 @@ def mmformer(**cfg: Any) -> MMFormerHost:
     """mmFormer (BraTS, four modalities, 80^3 volumes by default), with modality dropout over the 15 subsets in
     training by default."""
     return MMFormerHost(MMFormerConfig(), **cfg)
-

@@ -154,3 +154,21 @@ def test_metric_is_brats_dice_on_the_argmax():
     probabilities = torch.nn.functional.one_hot(labels, 4).permute(0, 4, 1, 2, 3).float()
     seg.update_metric(metric, HostOutput(probabilities), {"label": labels})
     assert metric.compute()["wt"] == pytest.approx(100.0)
+
+
+def test_the_report_adds_the_post_processed_et_and_merges_like_its_parts():
+    from reproduce.metrics.base import merge_states
+    from reproduce.metrics.brats_dice import BratsDiceReport
+
+    target = torch.zeros(1, 12, 12, 12, dtype=torch.long)
+    target[0, 2:10, 2:10, 2:10] = 2
+    prediction = target.clone()
+    prediction[0, 5:7, 5:7, 5:7] = 3  # 8 false enhancing voxels: ET 0, emptied by the post-processing -> 1
+    report = BratsDiceReport(et_min_voxels=500)
+    report.update(prediction, target)
+    values = report.compute()
+    assert values["et"] == 0.0 and values["et_post"] == 100.0 and values["wt"] == 100.0
+    merged = merge_states(BratsDiceReport(et_min_voxels=500), [report.state(), report.state()])
+    assert merged.compute() == values
+    with pytest.raises(ValueError, match="no plain_"):
+        BratsDiceReport().merge({"per_case_dice": torch.zeros(0, 3, dtype=torch.float64)})

@@ -37,7 +37,7 @@ def test_table2_trains_rfnet_with_and_without_mwam_and_renders_15_rows_with_dice
     assert sorted(r["runtime"]["column"] for r in records) == ["RFNet", "RFNet +MWAM"]
     for record in records:
         assert len(record["subsets"]) == 15 and record["metric"] == "Dice" and record["primary"] == "wt"
-        assert all(set(v) == {"wt", "tc", "et"} for v in record["subsets"].values())
+        assert all(set(v) == {"wt", "tc", "et", "et_post"} for v in record["subsets"].values())
         assert list(record["subsets"])[-1] == "flair+t1ce+t1+t2" and record["synthetic"]
         assert record["config"]["host"]["options"] == {"fused_loss_start_epoch": 1}
     mwam = next(r for r in records if r["runtime"]["column"] == "RFNet +MWAM")
@@ -67,3 +67,18 @@ def test_an_interrupted_rfnet_run_resumes_exactly(tmp_path, tiny):
     assert result["subsets"] == whole["subsets"] and result["history"] == whole["history"]
     saved = [torch.load(Registry(tmp_path / d).weights_path(config), weights_only=False)["host"] for d in "ab"]
     assert all(torch.equal(saved[0][k], saved[1][k]) for k in saved[0])
+
+
+def test_sde_enhances_rfnets_deepest_encoder_level_and_the_sde_columns_are_an_extension(tmp_path, tiny):
+    spec = table_runs(2)
+    assert spec.extensions == ("sde",)
+    columns = {runtime.column: c for c, runtime in spec.configs(None, tiny, extensions=("sde",))}
+    assert set(columns) == {"RFNet", "RFNet +MWAM", "RFNet +SDE", "RFNet +MWAM +SDE"}
+    config = columns["RFNet +MWAM +SDE"]
+    assert config.sde.enabled and config.mwam.intervention == "grad"
+    from reproduce.paths import results_root_set_to
+
+    with results_root_set_to(tmp_path / "results"):
+        result = Trainer(config.with_overrides({"train": {"epochs": 1}}), Registry(tmp_path / "r"), RUNTIME).run()
+    sde = result["history"][0]["sde"]
+    assert {"sde/info_nce", "sde/total"} <= set(sde) and all(torch.isfinite(torch.tensor(v)) for v in sde.values())

@@ -2,7 +2,9 @@
 
 The host only has to name its per-modality branches (``Host.branches()``, the same contract MWAM uses). A forward
 hook on each branch reads the branch's output (B, C, *spatial) or (B, C) and its per-sample embedding, the
-spatial mean (B, C), and during training
+spatial mean (B, C), and during training (a branch returning a tuple or list of feature maps, as RFNet's multi-level
+encoders do, is enhanced at its last, deepest map -- the embedding of the modality; the other levels pass as they
+are)
 
 1. **enhances** it: ``SDE.enhance`` returns the change ``F' - F`` of the batch's embedding matrix (Sec. "Spectral
    Enhancement", F' = U(Sigma + Delta)V^T); the hook adds that change to every pixel of the branch output, so that
@@ -44,17 +46,22 @@ class BranchEnhancer:
         def hook(module: nn.Module, args: Any, output: Any) -> Any:
             if not module.training:
                 return None
-            if not isinstance(output, torch.Tensor) or output.dim() < 2:
+            levels = output if isinstance(output, tuple | list) and output else None
+            feature = levels[-1] if levels is not None else output
+            if not isinstance(feature, torch.Tensor) or feature.dim() < 2:
                 raise ValueError(
-                    f"SDE: branch {modality!r} must return a tensor (B, C, ...) to enhance, got "
-                    f"{type(output).__name__} {tuple(getattr(output, 'shape', ()))}"
+                    f"SDE: branch {modality!r} must return a tensor (B, C, ...), or a tuple of them, to enhance; got "
+                    f"{type(output).__name__} {tuple(getattr(feature, 'shape', ()))}"
                 )
-            spatial = tuple(range(2, output.dim()))
-            embedding = output.mean(dim=spatial) if spatial else output
+            spatial = tuple(range(2, feature.dim()))
+            embedding = feature.mean(dim=spatial) if spatial else feature
             delta = self.sde.enhance({modality: embedding.detach()}, self.progress)[modality]
-            delta = delta.to(output.dtype)
+            delta = delta.to(feature.dtype)
             self.embeddings[modality] = embedding + delta
-            return output + delta.reshape(*delta.shape, *([1] * len(spatial)))
+            enhanced = feature + delta.reshape(*delta.shape, *([1] * len(spatial)))
+            if levels is None:
+                return enhanced
+            return type(levels)([*levels[:-1], enhanced])
 
         return hook
 

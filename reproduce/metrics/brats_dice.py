@@ -141,3 +141,41 @@ class BratsDice(TaskMetric):
             return dict.fromkeys(REGIONS, math.nan)
         means = (scores.mean(dim=0) * 100.0).tolist()
         return dict(zip(REGIONS, means, strict=True))
+
+
+class BratsDiceReport(TaskMetric):
+    """What the BraTS hosts report per subset: WT, TC and ET Dice and the post-processed ET (``et_post``: ET emptied
+    when fewer than ``et_min_voxels`` voxels are predicted, RFNet's ``enhancing_postpro``), per case, averaged.
+
+    Two :class:`BratsDice` accumulators fed the same cases; ``state()`` holds both (``plain_*`` / ``post_*``)."""
+
+    primary: ClassVar[str] = "wt"
+    display_name: ClassVar[str] = "Dice"
+
+    def __init__(self, et_min_voxels: int = RFNET_ET_MIN_VOXELS) -> None:
+        self.plain = BratsDice()
+        self.post = BratsDice(et_postprocess=True, et_min_voxels=et_min_voxels)
+
+    def reset(self) -> None:
+        self.plain.reset()
+        self.post.reset()
+
+    def update(self, predictions: torch.Tensor, targets: torch.Tensor) -> None:
+        self.plain.update(predictions, targets)
+        self.post.update(predictions, targets)
+
+    def state(self) -> State:
+        return {
+            **{f"plain_{k}": v for k, v in self.plain.state().items()},
+            **{f"post_{k}": v for k, v in self.post.state().items()},
+        }
+
+    def merge(self, state: Mapping[str, torch.Tensor]) -> None:
+        for prefix, metric in (("plain_", self.plain), ("post_", self.post)):
+            part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            if not part:
+                raise ValueError(f"BratsDiceReport.merge: the state has no {prefix}* entries (another metric's?)")
+            metric.merge(part)
+
+    def compute(self) -> dict[str, float]:
+        return {**self.plain.compute(), "et_post": self.post.compute()["et"]}

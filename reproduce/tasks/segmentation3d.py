@@ -12,7 +12,7 @@ Prediction (RFNet / mmFormer ``predict.py``): the whole prepared volume, windows
 ``sliding_window_inference`` with ``mode="constant"`` places the windows exactly where the authors' loop does
 (starts 0, 40, 80, ... and the last at size - 80) and averages uniformly (tested against a transcription). For
 the 15 subsets each window runs the encoders once (``encode`` / ``fuse``). ``HostOutput.logits`` of a prediction
-holds the averaged probabilities.
+holds the averaged probabilities. Metric: WT, TC, ET Dice and the post-processed ET (``BratsDiceReport``).
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ class Segmentation3DTask(Task):
 
     # ------------------------------------------------------------------ metric
     def new_metric(self) -> TaskMetric:
-        from reproduce.metrics.brats_dice import BratsDice
+        from reproduce.metrics.brats_dice import BratsDiceReport
 
-        return BratsDice()
+        return BratsDiceReport()
 
     def update_metric(self, metric: TaskMetric, output: HostOutput, batch: Mapping[str, Any]) -> None:
         metric.update(output.logits.argmax(dim=1), batch["label"])
