@@ -229,3 +229,15 @@ def test_a_host_for_other_modalities_is_a_clear_error(tmp_path, root):
     cfg = toy_config(root, data={"modalities": ["rgb", "depth"]})
     with pytest.raises(ValueError, match=r"host toy has modalities \('rgb', 'depth', 'ir'\); the run uses"):
         Trainer(cfg, Registry(tmp_path / "runs"), RUNTIME).setup()
+
+
+def test_cheap_validation_takes_the_first_cases_and_the_full_set_and_leaves_training_alone(tmp_path, root):
+    cfg = toy_config(root, train={"epochs": 2})
+    full = Trainer(cfg, Registry(tmp_path / "a"), RUNTIME.replace(val_every=1)).run()
+    cheap_runtime = RUNTIME.replace(val_every=1, val_cases=5, val_subsets="full")
+    cheap_trainer = Trainer(cfg, Registry(tmp_path / "b"), cheap_runtime)
+    cheap = cheap_trainer.run()
+    assert all(list(h["val"]) == ["rgb+depth+ir"] for h in cheap["history"])
+    assert len(full["history"][0]["val"]) == 7
+    assert len(cheap_trainer.eval_loader("val", limit=5).dataset) == 5
+    assert cheap["subsets"] == full["subsets"], "validation never changes training"

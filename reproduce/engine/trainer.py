@@ -209,7 +209,7 @@ class Trainer:
         self.epoch_losses: list[torch.Tensor] = []  # this epoch's step losses, kept on the device (no sync)
         self.epoch_sde: list[dict[str, torch.Tensor]] = []  # this epoch's SDE loss terms (device) per step
         self.epoch_energy: list[dict[str, float]] = []  # SDE energy fractions at the logged steps
-        self._eval_loaders: dict[str, DataLoader] = {}
+        self._eval_loaders: dict[tuple[str, int | None], DataLoader] = {}
         self.selected: dict[str, Any] | None = None  # eval.select best_val: {"epoch", "value", "host"} so far
         self.wandb_id: str | None = None
         self.elapsed = 0.0
@@ -458,7 +458,19 @@ class Trainer:
         every = self.runtime.val_every
         if not every or (epoch + 1) % every:
             return
-        validation = self.evaluate(split="val")
+        subsets = [tuple(self.task.modalities)] if self.runtime.val_subsets == "full" else None
+        validation = evaluate_subsets(
+            self.host,
+            self.task,
+            self.eval_loader("val", limit=self.runtime.val_cases),
+            self.device,
+            self.autocast_dtype,
+            self.runtime.progress,
+            self.channels_last,
+            description=f"val {self.runtime.column or self.config.host.name}",
+            subsets=subsets,
+            distributed=self.dist,
+        )
         entry["val"] = validation
         self.tracker.log(
             {f"val/{subset}/{name}": value for subset, values in validation.items() for name, value in values.items()},
@@ -590,13 +602,17 @@ class Trainer:
             distributed=self.dist,
         )
 
-    def eval_loader(self, split: str) -> DataLoader:
-        """The (cached) evaluation loader of ``split``: in order, this process's contiguous shard, its own
-        generator (iterating a DataLoader otherwise draws from the global RNG and shifts training)."""
-        if split not in self._eval_loaders:
+    def eval_loader(self, split: str, limit: int | None = None) -> DataLoader:
+        """The (cached) evaluation loader of ``split`` (its first ``limit`` samples when given): in order, this
+        process's contiguous shard, its own generator (iterating a DataLoader otherwise draws from the global RNG
+        and shifts training)."""
+        key = (split, limit)
+        if key not in self._eval_loaders:
             dataset = self.task.build_dataset(split, train=False)
+            if limit is not None and limit < len(dataset):
+                dataset = torch.utils.data.Subset(dataset, range(limit))
             sampler = list(self.dist.shard(len(dataset))) if self.dist.enabled else None
-            self._eval_loaders[split] = DataLoader(
+            self._eval_loaders[key] = DataLoader(
                 dataset,
                 batch_size=self.config.eval.batch_size,
                 shuffle=False,
@@ -605,7 +621,7 @@ class Trainer:
                 collate_fn=self.task.collate,
                 generator=torch.Generator().manual_seed(self.config.seed),
             )
-        return self._eval_loaders[split]
+        return self._eval_loaders[key]
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:

@@ -23,7 +23,10 @@ class Runtime:
     """device: ``auto`` (``cuda:LOCAL_RANK`` when CUDA is present, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ...
     workers: DataLoader worker processes. log_every: steps between logged steps. progress: progress bars.
     wandb: ``offline`` / ``online`` / ``disabled`` (None: ``$WANDB_MODE``, else offline).
-    val_every: evaluate every subset on the validation split every this many epochs (0: never).
+    val_every: evaluate on the validation split every this many epochs (0: never). val_cases: only its first this
+    many samples (None: all). val_subsets: ``all`` subsets or only the ``full`` set -- a cheap per-epoch check for
+    hosts whose evaluation is expensive (BraTS: sliding windows over whole volumes). Validation draws no
+    randomness, so none of these changes training.
     table / column: where the run is shown (W&B group, records). sync_batchnorm: under DDP on CUDA, convert the
     host's BatchNorm layers to SyncBatchNorm, so that a multi-GPU run normalises over the global batch as a
     one-GPU run does (CPU process groups cannot: there each process normalises its shard)."""
@@ -34,6 +37,8 @@ class Runtime:
     progress: bool = True
     wandb: str | None = None
     val_every: int = 1
+    val_cases: int | None = None
+    val_subsets: str = "all"
     table: int | None = None
     column: str = ""
     sync_batchnorm: bool = True
@@ -43,6 +48,10 @@ class Runtime:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(f"runtime.{name} must be an integer >= {minimum}, got {value!r}")
+        if self.val_cases is not None and (not isinstance(self.val_cases, int) or self.val_cases < 1):
+            raise ConfigError(f"runtime.val_cases must be an integer >= 1 or null, got {self.val_cases!r}")
+        if self.val_subsets not in ("all", "full"):
+            raise ConfigError(f"runtime.val_subsets must be all or full, got {self.val_subsets!r}")
         if self.wandb is not None and self.wandb not in WANDB_MODES:
             raise ConfigError(f"runtime.wandb must be one of {', '.join(WANDB_MODES)} or null, got {self.wandb!r}")
         for name in ("progress", "sync_batchnorm"):
