@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table4 table5 table7 table8 table9 \
-        table10 table16 table4-sde ablations-smoke clean-venv
+        table10 table16 table4-sde ablations-smoke bench-brats clean-venv
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 # make table4 VARIANT=released: also the columns as the authors' released code trains them (VARIANT=sde: + SDE)
@@ -34,6 +34,8 @@ help:
 	@echo "make ablations-smoke  every ablation table above on synthetic data (minutes; results/smoke/)"
 	@echo "make bench       SF-MD training step with / without MWAM, loader throughput, and the evaluation of the"
 	@echo "                 7 subsets with the encoders run once vs one forward pass per subset (JSON lines)"
+	@echo "make bench-brats BraTS hosts: training step with / without MWAM, MWAM's share, FLOPs, memory and the"
+	@echo "                 15-subset sliding-window evaluation of a volume vs one subset (JSON line)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
 	@echo "make paper-tables render every paper table (md, csv, tex) and Fig. 9 into results/paper/"
 	@echo "make lint        ruff"
@@ -53,6 +55,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+bench-brats: $(STAMP)
+	$(PY) scripts/bench_brats.py --device all
 
 bench-mwam: $(STAMP)
 	$(PY) scripts/bench_mwam.py --device all
