@@ -383,10 +383,12 @@ class MMFormerHost(Host):
 
     The state-dict keys are the authors' ``mmformer.Model``'s (``flair_encoder.e1_c1.weight``, ``flair_pos``,
     ``flair_transformer.cross_attention_list.0.fn.fn.qkv.weight``, ``multimodal_decode_conv.weight``,
-    ``decoder_fuse.RFM5.fusion_layer.0.conv.weight``, ...). Their checkpoints load with ``strict=True`` once
-    DataParallel's ``module.`` prefix is stripped, and give the same outputs. The modules are also built in their
-    order, with their initialisation (Kaiming-normal Conv3d weights, PyTorch's defaults elsewhere, zero position
-    embeddings). Under the same seed the initial weights are therefore theirs.
+    ``decoder_fuse.RFM5.fusion_layer.0.conv.weight``, ...). Their state dicts load with ``strict=True`` (once
+    DataParallel's ``module.`` prefix is stripped, and for the same ``patch_size``) and give the same outputs: on
+    shared random weights, bit for bit on the CPU, for the fused prediction, the separate decoders and the deep
+    supervision, at P = 2, 5 and 8. The modules are also built in their order, with their initialisation
+    (Kaiming-normal Conv3d weights, PyTorch's defaults elsewhere, zero position embeddings). Under the same seed
+    the initial weights are therefore theirs.
 
     ``branches()`` (what MWAM rescales) gives, per modality, the encoder, ``encode_conv``, the position embedding
     and the intra-modal transformer. ``decode_conv`` is left out because it is unused and never gets a gradient.
@@ -508,7 +510,9 @@ class MMFormerHost(Host):
             levels = getattr(self, f"{m}_encoder")(inputs[m])
             embedded = getattr(self, f"{m}_encode_conv")(levels[-1])
             tokens = embedded.permute(0, 2, 3, 4, 1).reshape(embedded.shape[0], -1, TRANSFORMER_DIM)
-            tokens = getattr(self, f"{m}_transformer")(tokens, getattr(self, f"{m}_pos"))
+            # the position embedding goes in as a copy: PyTorch's module tracker (FlopCounterMode) fails on a leaf
+            # parameter passed to a module under inference_mode; the values and gradients are the same
+            tokens = getattr(self, f"{m}_transformer")(tokens, getattr(self, f"{m}_pos").clone())
             features[m] = (*levels, tokens)
         return features
 

@@ -89,6 +89,7 @@ def cmd_table(args: argparse.Namespace) -> int:
                 args.preset,
                 args.data_root,
                 tuple(args.seeds),
+                args.columns,
                 extensions=tuple(args.with_),
                 runtime=runtime_from(args),
                 require_data=False,
@@ -98,7 +99,9 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 0
     from reproduce.experiments import run_table
 
-    written = run_table(args.table, output_dir=output_dir(args), extensions=tuple(args.with_), **run_options(args))
+    written = run_table(
+        args.table, output_dir=output_dir(args), columns=args.columns, extensions=tuple(args.with_), **run_options(args)
+    )
     _report(written, args.preset)
     return 0
 
@@ -279,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration and its learning rate per epoch",
     )
     table.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    table.add_argument(
+        "--columns",
+        nargs="+",
+        default=None,
+        metavar="COLUMN",
+        help="train and render only these columns (e.g. --columns RFNet 'RFNet +MWAM'); default: all of them",
+    )
     add_run_arguments(table)
     table.set_defaults(run=cmd_table)
 

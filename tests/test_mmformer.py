@@ -8,6 +8,7 @@ import collections
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import models
 from models.mmformer import MMFormerConfig, MMFormerHost, PreNormConv3d
@@ -102,7 +103,7 @@ def test_layout_and_state_dict_keys_are_the_authors(host: MMFormerHost):
     assert "flair_transformer.cross_attention_list.0.fn.fn.qkv.bias" not in keys
     enc = host.t1ce_encoder
     assert type(enc.e1_c1) is torch.nn.Conv3d and enc.e1_c1.padding_mode == "reflect"  # plain conv, no norm
-    widths = [getattr(enc, f"e{level}_c1").conv.out_channels for level in range(1, 6) if level > 1]
+    widths = [getattr(enc, f"e{level}_c1").conv.out_channels for level in range(2, 6)]
     assert [enc.e1_c1.out_channels, *widths] == [8, 16, 32, 64, 128]
     assert [getattr(enc, f"e{level}_c1").conv.stride[0] for level in range(2, 6)] == [2, 2, 2, 2]
     assert enc.e3_c2.conv.padding_mode == "reflect" and enc.e3_c2.activation.negative_slope == 0.2
@@ -345,3 +346,11 @@ def test_example_inputs_follow_the_patch_size():
     assert tuple(inputs) == MODALITIES and all(x.shape == (2, 1, 48, 48, 48) for x in inputs.values())
     assert torch.equal(inputs["flair"], net.example_inputs(2, torch.Generator().manual_seed(0))["flair"])
     assert models.model_info("mmformer").test_options == {"patch_size": 2, "basic_dims": 4}
+
+
+def test_flop_counting_under_inference_mode():
+    """The benchmark counts FLOPs of an eval forward under inference_mode (reproduce/benchmarks/brats_step.py)."""
+    net = MMFormerHost(patch_size=2, basic_dims=1).eval()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        out = net(volumes(net, 1))
+    assert out.logits.shape == (1, 4, SIZE, SIZE, SIZE) and counter.get_total_flops() > 0

@@ -54,8 +54,9 @@ PRESETS = {
         },
         runtime={"val_every": 1, "val_cases": 1, "val_subsets": "full", "log_every": 1},
         generator={"num_cases": 10, "shape": (48, 48, 40), "split": (6, 2, 2)},
-        # RFNet's fused term starts at epoch 20 of 300; in two epochs it starts at the second.
-        hosts={"rfnet": {"fused_loss_start_epoch": 1}},
+        # RFNet's fused term starts at epoch 20 of 300; in two epochs it starts at the second. mmFormer's token grid
+        # is the crop / 16.
+        hosts={"rfnet": {"fused_loss_start_epoch": 1}, "mmformer": {"patch_size": 2}},
     ),
     "demo": DatasetPreset(
         "demo",
@@ -70,7 +71,7 @@ PRESETS = {
         runtime={"val_every": 4, "val_cases": 2, "val_subsets": "full", "log_every": 4},
         # 40 x 40 x 32 volumes, 32^3 windows: 4 windows a test volume (the 15 subsets' evaluation dominates on a CPU).
         generator={"num_cases": 20, "shape": (40, 40, 32), "split": (14, 3, 3)},
-        hosts={"rfnet": {"fused_loss_start_epoch": 1}},
+        hosts={"rfnet": {"fused_loss_start_epoch": 1}, "mmformer": {"patch_size": 2}},
     ),
 }
 
