@@ -43,6 +43,7 @@ from torch import nn
 from .host import Host, HostOutput
 from .registry import register_model
 from .rfnet import SUBSETS, mask_features, upsample
+from .subset_dropout import SubsetDropout
 
 __all__ = [
     "DecoderFuse",
@@ -362,7 +363,7 @@ class MMFormerConfig:
             )
 
 
-class MMFormerHost(Host):
+class MMFormerHost(SubsetDropout, Host):
     """The mmFormer host: the Host contract with an ``encode`` / ``fuse`` split. ``encode`` runs the four hybrid
     encoders (CNN and intra-modal transformer); ``fuse`` does the masking, the inter-modal transformer,
     ``decoder_fuse``, and ``decoder_sep`` in training.
@@ -423,7 +424,7 @@ class MMFormerHost(Host):
         self.multimodal_decode_conv = nn.Conv3d(NUM_MODALITIES * TRANSFORMER_DIM, NUM_MODALITIES * width, kernel_size=1)
         self.decoder_fuse = DecoderFuse(cfg.num_classes, d)
         self.decoder_sep = DecoderSep(cfg.num_classes, d)
-        self.register_buffer("subsets", torch.tensor(SUBSETS, dtype=torch.bool), persistent=False)
+        self.register_subsets(SUBSETS)
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight)
@@ -452,21 +453,6 @@ class MMFormerHost(Host):
             )
             for m in self.modalities
         }
-
-    def draw_subsets(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(batch, 4) bool: one of the 15 non-empty subsets per sample, uniform, drawn on ``device``. With a
-        ``generator`` the draw happens on the CPU from it and is then moved to ``device``."""
-        if generator is not None:
-            index = torch.randint(0, len(SUBSETS), (batch,), generator=generator).to(device)
-        else:
-            index = torch.randint(0, len(SUBSETS), (batch,), device=device)
-        return self.subsets.to(device)[index]
-
-    def training_dropout(self, present: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``present`` and one of the 15 subsets drawn per sample (without ``modality_dropout``: ``present``)."""
-        if not self.config.modality_dropout:
-            return present
-        return present & self.draw_subsets(present.shape[0], present.device, generator)
 
     @_ClassOrInstanceMethod
     def example_inputs(self: Any, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -30,6 +30,7 @@ from torch import nn
 
 from .host import Host, HostOutput
 from .registry import register_model
+from .subset_dropout import SubsetDropout
 
 __all__ = [
     "SUBSETS",
@@ -347,7 +348,7 @@ class RFNetConfig:
             )
 
 
-class RFNetHost(Host):
+class RFNetHost(SubsetDropout, Host):
     """The RFNet host (Host contract with the ``encode`` (the four encoders) / ``fuse`` (``decoder_fuse``, and
     ``decoder_sep`` in training) split).
 
@@ -387,7 +388,7 @@ class RFNetHost(Host):
         self.t2_encoder = Encoder(1, cfg.basic_dims)
         self.decoder_fuse = DecoderFuse(cfg.num_classes, cfg.basic_dims)
         self.decoder_sep = DecoderSep(cfg.num_classes, cfg.basic_dims)
-        self.register_buffer("subsets", torch.tensor(SUBSETS, dtype=torch.bool), persistent=False)
+        self.register_subsets(SUBSETS)
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight)
@@ -405,21 +406,6 @@ class RFNetHost(Host):
             "t1": self.t1_encoder,
             "t2": self.t2_encoder,
         }
-
-    def draw_subsets(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(batch, 4) bool: one of the 15 non-empty subsets per sample, uniform, drawn on ``device``. With a
-        ``generator`` the draw happens on the CPU from it and is then moved to ``device``."""
-        if generator is not None:
-            index = torch.randint(0, len(SUBSETS), (batch,), generator=generator).to(device)
-        else:
-            index = torch.randint(0, len(SUBSETS), (batch,), device=device)
-        return self.subsets.to(device)[index]
-
-    def training_dropout(self, present: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``present`` and one of the 15 subsets drawn per sample (without ``modality_dropout``: ``present``)."""
-        if not self.config.modality_dropout:
-            return present
-        return present & self.draw_subsets(present.shape[0], present.device, generator)
 
     @classmethod
     def example_inputs(cls, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from torch import nn
 from .host import Host, HostOutput
 from .registry import register_model
 from .resnet18_se import shared_bone, special_bone
+from .subset_dropout import SubsetDropout
 
 __all__ = ["SUBSETS", "SFConfig", "SFHost", "sf", "sf_md"]
 
@@ -60,7 +61,7 @@ class SFConfig:
             raise ValueError(f"SFConfig: num_classes and in_channels must be >= 1, got {self}")
 
 
-class SFHost(Host):
+class SFHost(SubsetDropout, Host):
     """The SF / SF-MD host (Host contract: ``modalities``, ``forward(inputs, present)``, ``branches()``, and the
     ``encode`` (the three special bones) / ``fuse`` (masking, concatenation, shared trunk) split).
 
@@ -103,26 +104,11 @@ class SFHost(Host):
             if cfg.aux_heads
             else None
         )
-        self.register_buffer("subsets", torch.tensor(SUBSETS, dtype=torch.bool), persistent=False)
+        self.register_subsets(SUBSETS)
 
     def branches(self) -> dict[str, nn.Module]:
         """The three special bones (the parameters the authors' MWAM code rescales)."""
         return {"rgb": self.special_bone_rgb, "depth": self.special_bone_depth, "ir": self.special_bone_ir}
-
-    def draw_subsets(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(batch, 3) bool: one of the 7 non-empty subsets per sample, uniform, drawn on ``device`` (on the CPU from
-        ``generator`` when one is given)."""
-        if generator is not None:
-            index = torch.randint(0, len(SUBSETS), (batch,), generator=generator).to(device)
-        else:
-            index = torch.randint(0, len(SUBSETS), (batch,), device=device)
-        return self.subsets.to(device)[index]
-
-    def training_dropout(self, present: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """SF-MD (and MMANet): ``present`` and one of the 7 subsets drawn per sample; SF: ``present``."""
-        if not self.config.modality_dropout:
-            return present
-        return present & self.draw_subsets(present.shape[0], present.device, generator)
 
     @classmethod
     def example_inputs(cls, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

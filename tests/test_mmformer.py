@@ -3,8 +3,6 @@ evaluation, the deep supervision's order and resolution, feature-level masking, 
 gradients, input checks. The tests run at patch_size 2 (32^3 volumes); only the parameter count builds the P = 5 and
 P = 8 models (without running them)."""
 
-import collections
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +10,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import models
 from models.mmformer import MMFormerConfig, MMFormerHost, PreNormConv3d
-from models.rfnet import SUBSETS
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 P = 2
@@ -252,44 +249,6 @@ def test_inter_modal_tokens_are_regrouped_as_the_authors_view(host: MMFormerHost
     for v, (i, j, k) in enumerate([(0, 0, 0), (0, 0, 1), (1, 1, 1)]):
         index = (i * P + j) * P + k
         assert torch.equal(grid[0, :, i, j, k], tokens[0, 4 * index : 4 * index + 4].reshape(-1)), v
-
-
-def test_training_dropout_draws_the_15_subsets_uniformly_and_only_removes():
-    net = MMFormerHost(patch_size=2, basic_dims=1)
-    draws = 15_000
-    full = torch.ones(draws, 4, dtype=torch.bool)
-    drawn = net.training_dropout(full, torch.Generator().manual_seed(0))
-    counts = collections.Counter(tuple(row) for row in drawn.tolist())
-    assert set(counts) == set(SUBSETS) and len(SUBSETS) == 15
-    assert all(abs(c - draws / 15) <= 0.1 * draws / 15 for c in counts.values()), counts
-    index = torch.randint(0, 15, (draws,), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(drawn, torch.tensor(SUBSETS)[index]), "index -> subset in the authors' mask_array order"
-
-    present = torch.rand(draws, 4, generator=torch.Generator().manual_seed(1)) < 0.6
-    torch.manual_seed(5)
-    expected = torch.rand(2)
-    torch.manual_seed(5)
-    kept = net.training_dropout(present, torch.Generator().manual_seed(2))
-    assert torch.equal(torch.rand(2), expected), "a generator leaves the global stream alone"
-    assert torch.equal(kept, net.training_dropout(present, torch.Generator().manual_seed(2)))
-    assert not (kept & ~present).any()
-    assert torch.equal(
-        MMFormerHost(patch_size=2, basic_dims=1, modality_dropout=False).training_dropout(present), present
-    )
-
-
-def test_training_forward_applies_dropout_and_evaluation_does_not():
-    torch.manual_seed(0)
-    net = MMFormerHost(patch_size=2, basic_dims=2)
-    inputs = volumes(net, 3, seed=6)
-    present = mask([[1, 1, 1, 1], [1, 0, 1, 1], [0, 0, 1, 1]])
-    net.train()
-    with torch.no_grad():
-        applied = net(inputs, present).present
-    assert not (applied & ~present).any()
-    net.eval()
-    with torch.no_grad():
-        assert torch.equal(net(inputs, present).present, present)
 
 
 def test_backward_reaches_every_branch_and_the_sep_decoder(host: MMFormerHost, trained_output):

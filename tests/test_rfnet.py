@@ -1,8 +1,6 @@
 """RFNet host (Ding et al., ICCV 2021): the authors' parameter counts and layout, outputs in training and evaluation,
 feature-level masking, the 15-subset modality dropout, gradients."""
 
-import collections
-
 import pytest
 import torch
 
@@ -155,43 +153,6 @@ def test_encode_fuse_equals_forward_and_masks_features(host: RFNetHost):
         assert torch.equal(host.fuse(features, present).logits, whole)
         garbage = dict(features, flair=tuple(torch.randn_like(f) for f in features["flair"]))
         assert torch.equal(host.fuse(garbage, present).logits, whole)
-
-
-def test_training_dropout_draws_the_15_subsets_uniformly_and_only_removes():
-    net = RFNetHost(RFNetConfig(basic_dims=4))
-    draws = 15_000
-    full = torch.ones(draws, 4, dtype=torch.bool)
-    drawn = net.training_dropout(full, torch.Generator().manual_seed(0))
-    counts = collections.Counter(tuple(row) for row in drawn.tolist())
-    assert set(counts) == set(SUBSETS)
-    assert all(abs(c - draws / 15) <= 0.1 * draws / 15 for c in counts.values()), counts
-    # index -> subset in the authors' order
-    index = torch.randint(0, 15, (draws,), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(drawn, torch.tensor(SUBSETS)[index])
-
-    present = torch.rand(draws, 4, generator=torch.Generator().manual_seed(1)) < 0.6
-    torch.manual_seed(5)
-    expected = torch.rand(2)
-    torch.manual_seed(5)
-    kept = net.training_dropout(present, torch.Generator().manual_seed(2))
-    assert torch.equal(torch.rand(2), expected), "a generator leaves the global stream alone"
-    assert torch.equal(kept, net.training_dropout(present, torch.Generator().manual_seed(2)))
-    assert not (kept & ~present).any()
-    assert torch.equal(RFNetHost(basic_dims=4, modality_dropout=False).training_dropout(present), present)
-
-
-def test_training_forward_applies_dropout_and_evaluation_does_not():
-    torch.manual_seed(0)
-    net = RFNetHost(basic_dims=4)
-    inputs = {m: torch.randn(4, 1, 16, 16, 16) for m in MODALITIES}
-    present = mask([[1, 1, 1, 1], [1, 0, 1, 1], [0, 0, 1, 1], [1, 1, 1, 1]])
-    net.train()
-    with torch.no_grad():
-        applied = net(inputs, present).present
-    assert not (applied & ~present).any()
-    net.eval()
-    with torch.no_grad():
-        assert torch.equal(net(inputs, present).present, present)
 
 
 def test_backward_reaches_every_encoder_and_prms_are_detached_in_the_fusion(host: RFNetHost, trained_output):
