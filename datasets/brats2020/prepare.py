@@ -18,6 +18,7 @@ counts. Bad input raises :class:`PrepareError` listing every subject and file at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zlib
 from collections.abc import Sequence
@@ -258,23 +259,14 @@ def prepare_brats2020(
                 todo.append(subject)
         errors = []
         jobs = [(source, out_dir, subject, minimum_window) for subject in todo]
-        bar = tqdm(total=len(jobs), desc="prepare BraTS2020", disable=not progress or not jobs)
-        if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = pool.map(_prepare_one, jobs)
-                for subject, entry, error in results:
-                    bar.update()
-                    entries[subject] = entry or {}
-                    if error:
-                        errors.append(error)
-        else:
-            for job in jobs:
-                subject, entry, error = _prepare_one(job)
-                bar.update()
+        parallel = workers > 1 and len(jobs) > 1
+        with ProcessPoolExecutor(max_workers=workers) if parallel else contextlib.nullcontext() as pool:
+            results = pool.map(_prepare_one, jobs) if parallel else map(_prepare_one, jobs)
+            for subject, entry, error in tqdm(results, total=len(jobs), desc="prepare BraTS2020",
+                                              disable=not progress or not jobs):  # fmt: skip
                 entries[subject] = entry or {}
                 if error:
                     errors.append(error)
-        bar.close()
         for subject in todo:
             if entries[subject]:
                 entries[subject]["minimum_window"] = minimum_window
