@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table4 table5 table7 table8 table9 \
+.PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
         table10 table16 table4-sde ablations-smoke bench-brats clean-venv
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
@@ -20,7 +20,9 @@ help:
 	@echo "make test        create .venv if needed, run the test suite"
 	@echo "make table4      train what Table 4 needs and render it (PRESET=paper|smoke|demo, DATA_ROOT=...):"
 	@echo "                 SF-MD, MMANet (teacher trained first) and both + MWAM"
-	@echo "make table2      Table 2 (BraTS2020, Dice per subset): RFNet, mmFormer and both + MWAM (GSS: not yet)"
+	@echo "make table2      Table 2 (BraTS2020, Dice per subset): RFNet, mmFormer and GSS, each with and without MWAM"
+	@echo "make table6      Table 6 computed: parameters, FLOPs, MWAM's time per step (MMANet, RFNet) vs the paper"
+	@echo "make table15     Table 15 (its continuation: HeMIS, Robust Seg, M3AE, LS3M, A2FSeg): paper-only numbers"
 	@echo "make demo-brats  Table 2's RFNet columns on synthetic BraTS2020 NIfTI volumes (results/demo/table2.md)"
 	@echo "make table5      Table 5: MWAM's intervention levels on SF-MD (none / loss / gradient / hybrid)"
 	@echo "make table7      Table 7: frequency window q in {1, 2, 4, 6} (MMANet + MWAM)"
@@ -78,6 +80,15 @@ table4: $(STAMP)
 
 table2: $(STAMP)
 	$(PY) -m reproduce table 2 $(TABLE_ARGS)
+
+# Table 6 computed from the models (MWAM times on this machine's GPU when present, else its CPU).
+table6: $(STAMP)
+	$(PY) -m reproduce cost --output-dir results/table6
+
+# Table 15 continues Table 2 with five methods this repository does not train: the paper's numbers only.
+table15: $(STAMP)
+	$(PY) -m reproduce paper 15 --output-dir results/paper
+	@echo "--> results/paper/table15.md (paper-only: the paper's reported numbers; Table 2 has the trainable columns)"
 
 demo-brats: $(STAMP)
 	$(PY) -m reproduce table 2 --preset demo --output-dir results/demo --columns RFNet "RFNet +MWAM"

@@ -49,6 +49,8 @@ class DatasetPreset:
     methods: per training method, option overrides (``{"mmanet": {"begin_epoch": 0}}``).
     hosts: per host, option overrides a table's columns of that host get under this preset (``{"rfnet":
         {"fused_loss_start_epoch": 1}}``: a short synthetic schedule scales the host's own epochs).
+    host_runs: per host, nested run overrides a table's columns of that host get under this preset, over ``run``
+        (``{"mmformer": {"train": {"epochs": 1000}}}``: Sec. A.3 trains mmFormer longer than RFNet).
     """
 
     name: str
@@ -58,6 +60,7 @@ class DatasetPreset:
     generator: Mapping[str, Any] = field(default_factory=dict)
     methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     hosts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    host_runs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def load_object(target: str) -> Any:

@@ -51,6 +51,13 @@ class Host(nn.Module):
         """The modality-specific sub-modules MWAM rescales, keyed by modality (disjoint parameter sets)."""
         raise NotImplementedError
 
+    def feature_branches(self) -> dict[str, nn.Module]:
+        """The modules whose outputs are the per-modality features SDE enhances, keyed by modality; each is called
+        once per forward pass and returns (B, C, ...) or a tuple of levels (the last enhanced). Default:
+        ``branches()``; a host whose MWAM branches are groups of modules never called as a whole (mmFormer) names
+        the called feature modules here."""
+        return self.branches()
+
     def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """The per-modality features of ``inputs`` (optional; see the class docstring)."""
         raise NotImplementedError(f"{type(self).__name__} has no encode / fuse split")

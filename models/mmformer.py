@@ -454,6 +454,11 @@ class MMFormerHost(SubsetDropout, Host):
             for m in self.modalities
         }
 
+    def feature_branches(self) -> dict[str, nn.Module]:
+        """Each modality's CNN encoder (SDE enhances its deepest level, the 128-channel map the encode conv and the
+        intra-modal transformer read, and the separate decoder too): the ``branches()`` groups are never called."""
+        return {m: getattr(self, f"{m}_encoder") for m in self.modalities}
+
     @_ClassOrInstanceMethod
     def example_inputs(self: Any, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Four 1 x S^3 volumes per sample, S = 16 * patch_size. On an instance the size is its own; on the class

@@ -49,6 +49,26 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    """Table 6 computed from the models (parameters, FLOPs, MWAM's time per step) beside the paper's."""
+    import json
+
+    import torch
+
+    from reproduce.benchmarks.model_cost import run_cost
+    from reproduce.tables.cost_table import render_cost_csv, render_cost_markdown
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch.cuda.is_available() is False")
+    report = run_cost(device, tuple(args.models) if args.models else None, args.iters, args.warmup)
+    out = Path(args.output_dir)
+    _emit(render_cost_markdown(report), out / "table6.md")
+    _emit(render_cost_csv(report), out / "table6.csv")
+    _emit(json.dumps(report, indent=1) + "\n", out / "table6.json")
+    return 0
+
+
 def cmd_subsets(args: argparse.Namespace) -> int:
     info = dataset(args.dataset)
     print(f"{info.name}: modalities {', '.join(info.modalities)} (paper row order below)")
@@ -252,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--side-by-side", action="store_true", help="ours | paper | Δ per column")
     results.add_argument("--output", type=Path, default=None)
     results.set_defaults(run=cmd_render)
+
+    cost = commands.add_parser(
+        "cost", help="Table 6 computed from the models: parameters, FLOPs and MWAM's time per step, beside the paper"
+    )
+    cost.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when present, else cpu")
+    cost.add_argument("--models", nargs="+", default=None, metavar="MODEL", help="e.g. RFNet (default: every one)")
+    cost.add_argument("--iters", type=int, default=20, help="timed MWAM steps (default 20)")
+    cost.add_argument("--warmup", type=int, default=3, help="untimed MWAM steps first (default 3)")
+    cost.add_argument("--output-dir", type=Path, default=Path("results/table6"), help="default results/table6")
+    cost.set_defaults(run=cmd_cost)
 
     sub = commands.add_parser("subsets", help="list a data set's missing-modality subsets in paper order")
     sub.add_argument("dataset", choices=sorted(DATASETS))

@@ -1,10 +1,10 @@
 """The Host contract, checked on every registered host (as timm tests every registered model).
 
-Forward with every presence mask (uniform and mixed per sample), backward, disjoint branches, the authors'
-parameter count (within 2 %), and -- where a host splits ``encode`` / ``fuse`` -- that evaluating a subset through
-the split gives exactly what one forward pass gives. Each host is built with its registration's ``test_options``
-(a smaller configuration for hosts too large for the CPU suite, e.g. mmFormer's patch_size); the parameter count
-is checked on the default build.
+Forward with every presence mask (uniform and mixed per sample), backward, disjoint branches, feature branches
+(SDE's) that each run once per forward pass, the authors' parameter count (within 2 %), and -- where a host splits
+``encode`` / ``fuse`` -- that evaluating a subset through the split gives exactly what one forward pass gives. Each
+host is built with its registration's ``test_options`` (a smaller configuration for hosts too large for the CPU
+suite, e.g. mmFormer's patch_size); the parameter count is checked on the default build.
 """
 
 import itertools
@@ -63,7 +63,19 @@ def test_forward_with_every_mask_and_backward(host):
         shapes.add(tuple(out.logits.shape))
     assert len(shapes) == 1
     host.train()
+    calls = {m: 0 for m in host.modalities}  # SDE's hooks sit on the feature branches: each must run once
+    feature_branches = host.feature_branches()
+    assert tuple(feature_branches) == tuple(host.modalities)
+    owned = {id(module) for module in host.modules()}
+    assert all(id(module) in owned for module in feature_branches.values())
+    handles = [
+        module.register_forward_hook(lambda *_, m=m: calls.__setitem__(m, calls[m] + 1))
+        for m, module in feature_branches.items()
+    ]
     out = host(inputs, None)
+    for handle in handles:
+        handle.remove()
+    assert calls == {m: 1 for m in host.modalities}, calls
     loss = out.logits.float().square().mean() + sum(a.float().square().mean() for a in (out.aux or {}).values())
     loss.backward()
     for modality, branch in host.branches().items():

@@ -313,3 +313,27 @@ def test_flop_counting_under_inference_mode():
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         out = net(volumes(net, 1))
     assert out.logits.shape == (1, 4, SIZE, SIZE, SIZE) and counter.get_total_flops() > 0
+
+
+def test_sde_enhances_each_encoders_deepest_level_which_the_transformer_and_sep_decoder_read(host: MMFormerHost):
+    from models import HostOutput
+    from reproduce.engine.sde_variant import BranchEnhancer
+
+    inputs = volumes(host, 2)
+    torch.manual_seed(0)
+    host.train()
+    plain = host(inputs, None)
+    enhancer = BranchEnhancer(host.feature_branches(), {})
+    enhancer.begin_step(0.5)
+    torch.manual_seed(0)  # the same dropout draws: only SDE's change differs
+    enhanced = host(inputs, None)
+    assert set(enhancer.embeddings) == set(host.modalities)
+    deepest = host.flair_encoder(inputs["flair"])[-1]
+    assert enhancer.embeddings["flair"].shape == deepest.shape[:2]  # (B, 8 * basic_dims)
+    assert not torch.allclose(enhanced.logits, plain.logits) and not torch.allclose(enhanced.aux["t2"], plain.aux["t2"])
+    loss, _ = enhancer.loss(HostOutput(enhanced.logits, present=torch.ones(2, 4, dtype=torch.bool)))
+    loss.backward()
+    assert host.t1_encoder.e1_c1.weight.grad is not None
+    enhancer.remove()
+    host.zero_grad(set_to_none=True)
+    host.eval()

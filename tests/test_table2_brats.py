@@ -79,7 +79,11 @@ def test_sde_enhances_rfnets_deepest_encoder_level_and_the_sde_columns_are_an_ex
     spec = table_runs(2)
     assert spec.extensions == ("sde",)
     columns = {runtime.column: c for c, runtime in spec.configs(None, tiny, extensions=("sde",))}
-    assert set(columns) == {"RFNet", "RFNet +MWAM", "mmFormer", "mmFormer +MWAM", "RFNet +SDE", "RFNet +MWAM +SDE"}
+    assert set(columns) == {
+        *("RFNet", "RFNet +MWAM", "mmFormer", "mmFormer +MWAM", "GSS", "GSS +MWAM"),
+        *("RFNet +SDE", "RFNet +MWAM +SDE", "mmFormer +SDE", "mmFormer +MWAM +SDE"),
+    }
+    assert columns["mmFormer +MWAM +SDE"].sde.enabled and columns["mmFormer +SDE"].mwam.intervention == "none"
     assert columns["mmFormer"].host.options == {"patch_size": 2}, "the token grid of the preset's 32^3 crops"
     assert columns["mmFormer +MWAM"].mwam.intervention == "grad"
     config = columns["RFNet +MWAM +SDE"]
@@ -91,3 +95,99 @@ def test_sde_enhances_rfnets_deepest_encoder_level_and_the_sde_columns_are_an_ex
         result = Trainer(one_step, Registry(tmp_path / "r"), RUNTIME).run()
     sde = result["history"][0]["sde"]
     assert {"sde/info_nce", "sde/total"} <= set(sde) and all(torch.isfinite(torch.tensor(v)) for v in sde.values())
+
+
+def test_gss_trains_its_stages_from_the_rfnet_column_and_an_interrupted_stage_resumes_exactly(tmp_path, tiny):
+    from reproduce.paths import results_root_set_to
+    from reproduce.runs.plan import plan_runs
+
+    spec = table_runs(2)
+    configs = {
+        runtime.column: (c, runtime) for c, runtime in spec.configs(None, tiny, columns=["RFNet", "GSS", "GSS +MWAM"])
+    }
+    rfnet, gss, gss_mwam = (configs[k][0] for k in ("RFNet", "GSS", "GSS +MWAM"))
+    assert gss.method.options == {"stage": 2} and gss.host.options == rfnet.host.options
+    plan = plan_runs(list(configs.values()))
+    by_key = {p.key: p for p in plan}
+    assert len(plan) == 5, "RFNet once, two GSS stages, two GSS +MWAM stages"
+    stage1 = by_key[by_key[gss.key].dependencies["previous"]]
+    assert stage1.config.method.options == {"stage": 1} and stage1.dependencies == {"init": rfnet.key}
+    mwam1 = by_key[by_key[gss_mwam.key].dependencies["previous"]]
+    assert mwam1.config.mwam.intervention == "grad" and mwam1.dependencies == {"init": rfnet.key}
+    assert [p.key for p in plan].index(rfnet.key) < [p.key for p in plan].index(stage1.key)
+
+    run_table(
+        2, "smoke", runtime=RUNTIME, output_dir=tmp_path / "out", results_dir=tmp_path / "results", columns=["GSS"]
+    )
+    registry = Registry(tmp_path / "results" / "runs")
+    records = {
+        r["config"]["method"]["options"].get("stage", 0): r for r in map(registry.load, (rfnet, stage1.config, gss))
+    }
+    assert records[2]["method"]["previous"] == stage1.key and records[1]["method"]["init"] == rfnet.key
+    assert records[2]["runtime"]["column"] == "GSS" and len(records[2]["subsets"]) == 15
+    curves = (registry.root / gss.key / "curves.csv").read_text()
+    assert ",loss/soft_sep," in curves
+    assert "GSS Dice ours" in (tmp_path / "out" / "table2_vs_paper.md").read_text()
+
+    with results_root_set_to(tmp_path / "results"):
+        # stage 1 starts from the RFNet column's final weights
+        trainer = Trainer(stage1.config, registry, RUNTIME)
+        trainer.setup()
+        start = torch.load(registry.weights_path(rfnet), weights_only=False)["host"]
+        assert all(torch.equal(v, start[k]) for k, v in trainer.host.state_dict().items())
+        # ... or from a checkpoint file in the authors' format (DataParallel keys under state_dict)
+        authors = tmp_path / "model_last_brast2020.pth"
+        torch.save({"epoch": 299, "state_dict": {f"module.{k}": v for k, v in start.items()}}, authors)
+        from_file = gss.with_overrides({"method": {"options": {"stage": 1, "init_weights": str(authors)}}})
+        trainer = Trainer(from_file, registry, RUNTIME)
+        trainer.setup()
+        assert all(torch.equal(v, start[k]) for k, v in trainer.host.state_dict().items())
+        import hashlib
+
+        assert trainer.method.describe()["init_weights_sha256"] == hashlib.sha256(authors.read_bytes()).hexdigest()
+        torch.save({"state_dict": {"encoder.weight": torch.zeros(1)}}, authors)
+        with pytest.raises(ValueError, match="not a rfnet checkpoint"):
+            Trainer(from_file, registry, RUNTIME).setup()
+
+        # an interrupted stage resumes to exactly the uninterrupted one (the voxel masks' draws included)
+        def stop(trainer, step):
+            if step == 3:
+                trainer.request_stop()
+
+        with pytest.raises(TrainingInterruptedError):
+            Trainer(stage1.config, registry, RUNTIME, callbacks=[stop]).run(force=True)
+        resumed = Trainer(stage1.config, registry, RUNTIME).run(resume=True, force=True)
+    assert resumed["subsets"] == records[1]["subsets"] and resumed["history"] == records[1]["history"]
+
+
+def test_table15_is_paper_only_and_says_so(tmp_path):
+    from reproduce.cli import main
+
+    with pytest.raises(ValueError, match="Table 15 is paper-only"):
+        table_runs(15)
+    assert main(["paper", "15", "--output-dir", str(tmp_path)]) in (0, None)
+    text = (tmp_path / "table15.md").read_text()
+    assert "paper's reported numbers" in text.splitlines()[0] and "Paper-only" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| ○", "| ●"))]
+    assert len(rows) == 15 and "| Average |" in text and "75.10 | 12.68" in text  # HeMIS: Average Dice, PCR
+
+
+def test_paper_preset_trains_mmformer_as_a3_and_gss_as_five_stages_from_the_rfnet_column():
+    from reproduce.runs.plan import plan_key, plan_runs
+
+    paper = brats.PRESETS["paper"]
+    configs = {runtime.column: (c, runtime) for c, runtime in table_runs(2).configs(None, paper)}
+    rfnet, mmformer, gss = (configs[k][0] for k in ("RFNet", "mmFormer", "GSS"))
+    assert (rfnet.train.epochs, rfnet.train.iterations_per_epoch, rfnet.optim.weight_decay) == (300, 150, 1e-5)
+    assert (mmformer.train.epochs, mmformer.train.iterations_per_epoch, mmformer.optim.weight_decay) == (
+        1000,
+        219,
+        1e-4,
+    )
+    assert configs["mmFormer +MWAM"][0].train.epochs == 1000 and mmformer.host.options == {}
+    assert gss.method.resolved_options().stage == 5
+    assert (gss.train.epochs, gss.optim.weight_decay) == (300, 1e-5)
+    plan = plan_runs([configs[k] for k in ("RFNet", "GSS", "GSS +MWAM")])
+    assert len(plan) == 11, "RFNet once, five stages each"
+    first = [p for p in plan if p.config.method.name == "gss" and p.config.method.options == {"stage": 1}]
+    assert len(first) == 2 and all(p.dependencies == {"init": plan_key(rfnet)} for p in first)

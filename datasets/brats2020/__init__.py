@@ -10,8 +10,8 @@ first into the second (``prepare.py``, the authors' ``preprocess.py`` step by st
 transforms, ``synthetic.py`` writes a raw stand-in with real NIfTI files, ``check.py`` verifies either layout.
 This module imports neither torch nor nibabel: the run configuration and the planner read it.
 
-The BraTS hosts (RFNet, mmFormer, GSS) and their 3-D segmentation task arrive with the rest of issue #12; until
-then the data set is prepared, checked, synthesised and loaded, not yet trained on.
+Its runs train the 3-D segmentation task (``reproduce/tasks/segmentation3d.py``) with the hosts RFNet and mmFormer
+and the GSS method (RFNet trained further, ``reproduce/methods/gss.py``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ SPLITS: dict[str, str] = {"train": "train.txt", "val": "val.txt", "test": "test.
 SPLIT_SIZES: dict[str, int] = {"train": 219, "val": 50, "test": 100}
 
 # A.3 / the authors' RFNet job.sh: batch 2, 300 epochs of 150 iterations, random 80^3 crops, Adam (amsgrad, betas
-# 0.9 / 0.999), lr 2e-4, poly schedule (power 0.9, once per epoch). Weight decay: A.3 says 1e-5 for RFNet, the
-# authors' scripts use 1e-4 (host-facts.md section 1); the hosts' presets will name both.
+# 0.9 / 0.999), lr 2e-4, poly schedule (power 0.9, once per epoch). Weight decay: A.3 says 1e-5 for RFNet (the
+# authors' job.sh: 1e-4) and 1e-4 for mmFormer, which A.3 trains 1000 epochs (``host_runs``). GSS's stages train
+# with RFNet's settings (Sec. 5.1: "the experimental configuration of the respective underlying model"; the GSS
+# script's default weight decay is 1e-4); docs/training.md lists the differences.
 _PAPER_RUN = {
     "data": {"options": {"crop": 80}},
     "train": {"epochs": 300, "batch_size": 2, "iterations_per_epoch": 150},
@@ -34,11 +36,24 @@ _PAPER_RUN = {
     "eval": {"batch_size": 1},
 }
 
+# mmFormer's train.py sets iter_per_epoch = len(train_loader), and its MultiEpochsDataLoader's __len__ is the
+# sampler's length -- the number of training cases, not of batches: an "epoch" is 219 iterations on the paper split.
+_PAPER_HOST_RUNS = {
+    "mmformer": {
+        "train": {"epochs": 1000, "iterations_per_epoch": SPLIT_SIZES["train"]},
+        "optim": {"weight_decay": 1e-4},
+    }
+}
+
 PRESETS = {
     # Per-epoch validation is cheap: the full set of the first 5 validation cases (a 15-subset sliding-window pass
     # over all 50 would cost more than the epoch); the final evaluation is the full protocol.
     "paper": DatasetPreset(
-        "paper", synthetic=False, run=_PAPER_RUN, runtime={"val_every": 1, "val_cases": 5, "val_subsets": "full"}
+        "paper",
+        synthetic=False,
+        run=_PAPER_RUN,
+        runtime={"val_every": 1, "val_cases": 5, "val_subsets": "full"},
+        host_runs=_PAPER_HOST_RUNS,
     ),
     # Synthetic presets: small volumes (the prepare step keeps its 128-voxel minimum window, clamped to the
     # volume), 32^3 crops, a few iterations: the pipeline on a 2-core CPU.
@@ -55,8 +70,9 @@ PRESETS = {
         runtime={"val_every": 1, "val_cases": 1, "val_subsets": "full", "log_every": 1},
         generator={"num_cases": 10, "shape": (48, 48, 40), "split": (6, 2, 2)},
         # RFNet's fused term starts at epoch 20 of 300; in two epochs it starts at the second. mmFormer's token grid
-        # is the crop / 16.
+        # is the crop / 16. GSS: two stages (RFNet -> stage 1 -> stage 2) instead of five.
         hosts={"rfnet": {"fused_loss_start_epoch": 1}, "mmformer": {"patch_size": 2}},
+        methods={"gss": {"stage": 2}},
     ),
     "demo": DatasetPreset(
         "demo",
@@ -72,6 +88,7 @@ PRESETS = {
         # 40 x 40 x 32 volumes, 32^3 windows: 4 windows a test volume (the 15 subsets' evaluation dominates on a CPU).
         generator={"num_cases": 20, "shape": (40, 40, 32), "split": (14, 3, 3)},
         hosts={"rfnet": {"fused_loss_start_epoch": 1}, "mmformer": {"patch_size": 2}},
+        methods={"gss": {"stage": 2}},
     ),
 }
 

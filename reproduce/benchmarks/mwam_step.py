@@ -122,7 +122,8 @@ def time_step(
     warmup: int,
     iters: int,
 ) -> dict[str, float | int]:
-    """Milliseconds per call of ``fn(inputs)``: median, mean and min over ``iters`` calls after ``warmup``.
+    """Milliseconds per call of ``fn(inputs)``: median, mean, min and (population) std over ``iters`` calls after
+    ``warmup``.
 
     On CUDA each call is bracketed by CUDA events after a ``torch.cuda.synchronize()`` (so it is the device
     time from the first launch to the last kernel, launch gaps included) and ``pipelined_ms`` adds the mean of
@@ -162,6 +163,7 @@ def time_step(
         "median_ms": statistics.median(times),
         "mean_ms": statistics.fmean(times),
         "min_ms": min(times),
+        "std_ms": statistics.pstdev(times),
         "iters": iters,
         "warmup": warmup,
     }

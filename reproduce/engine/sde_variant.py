@@ -1,6 +1,7 @@
 """SDE as a variant of any host (``sde: true``): what the trainer does with ``sde.SDE``.
 
-The host only has to name its per-modality branches (``Host.branches()``, the same contract MWAM uses). A forward
+The host only has to name its per-modality branches (``Host.feature_branches()``: by default ``branches()``, the
+same contract MWAM uses; mmFormer names its CNN encoders, since its MWAM branches are never called whole). A forward
 hook on each branch reads the branch's output (B, C, *spatial) or (B, C) and its per-sample embedding, the
 spatial mean (B, C), and during training (a branch returning a tuple or list of feature maps, as RFNet's multi-level
 encoders do, is enhanced at its last, deepest map -- the embedding of the modality; the other levels pass as they

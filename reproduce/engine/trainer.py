@@ -129,10 +129,10 @@ class Trainer:
         return MWAM(modalities=host.modalities, intervention=settings.intervention, **options)
 
     def build_sde(self, host: Host) -> BranchEnhancer | None:
-        """SDE on the host's branches (``sde.enabled``): enhancement hooks and the dual-domain loss."""
+        """SDE on the host's feature branches (``sde.enabled``): enhancement hooks and the dual-domain loss."""
         if not self.config.sde.enabled:
             return None
-        return BranchEnhancer(host.branches(), dict(self.config.sde.options), seed=self.config.seed)
+        return BranchEnhancer(host.feature_branches(), dict(self.config.sde.options), seed=self.config.seed)
 
     def build_method(self) -> Method:
         return method_class(self.config.method.name)(self.config.method.resolved_options())
@@ -350,9 +350,9 @@ class Trainer:
     def compute_loss(
         self, inputs: dict[str, torch.Tensor], output: HostOutput, batch: Mapping[str, Any], ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The step's loss and its named, detached parts: the task's terms combined by MWAM's Eq. 7 (once, for
-        every task), then the method's terms, then SDE's dual-domain loss."""
-        terms = self.task.loss(output, batch, ctx)
+        """The step's loss and its named, detached parts: the task's terms (as the method reweights them)
+        combined by MWAM's Eq. 7 (once, for every task), then the method's terms, then SDE's dual-domain loss."""
+        terms = self.method.loss_terms(self, self.task.loss(output, batch, ctx), ctx)
         loss, parts = terms.fused, {"loss/fused": terms.fused.detach()}
         if terms.per_modality:
             parts.update({f"loss/{m}": value.detach() for m, value in terms.per_modality.items()})

@@ -9,6 +9,7 @@ hook                       when
 ``dependencies(config)``   planning (class method, torch-free): the runs this run needs, trained first
 ``setup(trainer, deps)``   after the trainer's own set-up; ``deps`` are the finished dependency runs
 ``on_train_start(trainer)`` once the tracker exists, before the first (or resumed) epoch
+``loss_terms(...)``        every step, before the task's terms are combined: reweight them (GSS's 0.7 on sep)
 ``loss(...)``              every step, after the task's loss and MWAM's Eq. 7: add terms, return the total
 ``before_optimizer_step``  every step, after backward (and unscaling under fp16): edit gradients here
 ``on_epoch_end(...)``      after each epoch's training and validation: add to the epoch's history entry
@@ -69,6 +70,11 @@ class Method:
     def on_train_start(self, trainer: Any) -> None:
         """Called once the tracker exists, before the first (or resumed) epoch."""
 
+    def loss_terms(self, trainer: Any, terms: Any, ctx: Any) -> Any:
+        """The task's :class:`reproduce.tasks.base.LossTerms` of the step before they are combined (by MWAM's Eq. 7
+        or summed); default: unchanged."""
+        return terms
+
     def loss(self, trainer: Any, inputs: Any, output: Any, batch: Any, ctx: Any, loss: Any, parts: dict) -> tuple:
         """The step's training loss given the task's (``loss``, named parts ``parts``); default: unchanged."""
         return loss, parts
@@ -88,6 +94,22 @@ class Method:
     def describe(self) -> dict[str, Any]:
         """What the method adds to the run's registry entry (under ``method``)."""
         return {"method": self.name}
+
+
+def check_run_overrides(overrides: Mapping[str, Any], label: str, reserved: tuple[str, ...], instead: str) -> None:
+    """Validate nested overrides of a dependency's run (``teacher_run``, ``init_run``): known sections, each a
+    mapping, none of ``reserved`` (which the method sets itself; ``instead`` says how)."""
+    from reproduce.runs.config import SECTIONS
+
+    forbidden = sorted(set(overrides) & set(reserved))
+    if forbidden:
+        raise ValueError(f"{label} may not set {forbidden}; use {instead}")
+    unknown = sorted(set(overrides) - set(SECTIONS) - {"task"})
+    if unknown:
+        raise ValueError(f"{label}: unknown run settings {unknown}; it takes sections {sorted(SECTIONS)}")
+    bad = sorted(k for k, v in overrides.items() if k != "task" and not isinstance(v, Mapping))
+    if bad:
+        raise ValueError(f"{label}: sections {bad} must be mappings (e.g. {{'train': {{'batch_size': 64}}}})")
 
 
 #: The registered methods (every module of ``reproduce.methods`` is imported on the first look-up).

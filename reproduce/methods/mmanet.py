@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reproduce.methods.base import Dependency, FinishedRun, Method, register_method
+from reproduce.methods.base import Dependency, FinishedRun, Method, check_run_overrides, register_method
 from reproduce.subsets import subset_key
 
 log = logging.getLogger(__name__)
@@ -96,19 +96,8 @@ class MMANetOptions:
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        from reproduce.runs.config import SECTIONS
-
-        forbidden = sorted(set(self.teacher_run) & set(RESERVED_TEACHER_SECTIONS))
-        if forbidden:
-            raise ValueError(
-                f"teacher_run may not set {forbidden}; use teacher_host / teacher_host_options / teacher_seed"
-            )
-        unknown = sorted(set(self.teacher_run) - set(SECTIONS) - {"task"})
-        if unknown:
-            raise ValueError(f"teacher_run: unknown run settings {unknown}; it takes sections {sorted(SECTIONS)}")
-        bad = sorted(k for k, v in self.teacher_run.items() if k != "task" and not isinstance(v, Mapping))
-        if bad:
-            raise ValueError(f"teacher_run: sections {bad} must be mappings (e.g. {{'train': {{'batch_size': 64}}}})")
+        instead = "teacher_host / teacher_host_options / teacher_seed"
+        check_run_overrides(self.teacher_run, "teacher_run", RESERVED_TEACHER_SECTIONS, instead)
 
 
 def auxiliary_loss(per_sample: Any, in_weak_set: Any, mode: str) -> Any:
