@@ -96,3 +96,39 @@ def test_metric_upsamples_logits_to_the_label_size():
     labels[0, 0, 0] = 0  # void
     task.update_metric(metric, HostOutput(logits), {"label": labels})
     assert metric.confusion_matrix[4, 4] == 63 and metric.confusion_matrix.sum() == 63
+
+
+def authors_pixel_mad(fm_s, fm_t, fm_t_scores):
+    """``train_missing_mmanet.py``'s pooling and pixel rows, then ``loss/kd/mad.py`` ``MAD.forward`` (CPU)."""
+    import torch.nn.functional as F
+
+    if fm_s.shape[2] > 30:
+        fm_s, fm_t = F.adaptive_avg_pool2d(fm_s, (30, 40)), F.adaptive_avg_pool2d(fm_t, (30, 40))
+    rows_s = fm_s.permute(0, 2, 3, 1).contiguous().view(-1, fm_s.shape[1])
+    rows_t = fm_t.permute(0, 2, 3, 1).contiguous().view(-1, fm_t.shape[1])
+    scores = F.adaptive_avg_pool2d(fm_t_scores, (fm_s.shape[2], fm_s.shape[3]))
+    scores = scores.permute(0, 2, 3, 1).contiguous().view(-1, scores.shape[1])
+    s_t, t_t = rows_s.t(), rows_t.t()
+    halves_s = [s_t[:, : s_t.shape[1] // 2], s_t[:, s_t.shape[1] // 2 :]]
+    halves_t = [t_t[:, : t_t.shape[1] // 2], t_t[:, t_t.shape[1] // 2 :]]
+    loss_sum = torch.zeros(t_t.shape[1])
+    for hs, ht in zip(halves_s, halves_t, strict=True):
+        gs = F.normalize(torch.mm(rows_s, hs), p=2, dim=1)
+        gt = F.normalize(torch.mm(rows_t, ht), p=2, dim=1)
+        loss_sum += torch.sum(F.mse_loss(gs, gt, reduction="none"), dim=1)
+    p = F.softmax(scores, dim=1)
+    entropy = torch.sum(-p * torch.log(p), dim=1)
+    return torch.sum(loss_sum * entropy / torch.sum(entropy))
+
+
+@pytest.mark.parametrize("height, width", [(6, 8), (60, 80)])  # below the 30-row threshold and pooled to 30 x 40
+def test_pixel_mad_is_the_authors(height, width):
+    from reproduce.engine.distillation import pixel_margin_aware_distillation
+
+    g = torch.Generator().manual_seed(height)
+    s = torch.randn(2, 5, height, width, generator=g)
+    t = torch.randn(2, 5, height, width, generator=g)
+    scores = torch.randn(2, 7, height, width, generator=g)
+    ours = pixel_margin_aware_distillation(s, t, scores)
+    assert torch.allclose(ours, authors_pixel_mad(s, t, scores), rtol=1e-4, atol=1e-6)
+    assert pixel_margin_aware_distillation(t, t, scores) == 0
