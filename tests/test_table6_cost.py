@@ -47,8 +47,9 @@ def test_cost_table_and_markdown_beside_the_paper(monkeypatch, tmp_path):
     assert report["device"] in text.splitlines()[0]
     row = next(line for line in text.splitlines() if line.startswith("| RFNet +MWAM |"))
     assert "204.5604" in row and "8.40" in row  # ours and the paper's, side by side
-    esanet = next(line for line in text.splitlines() if line.startswith("| ESANet-MD |"))
-    assert "71.6900" in esanet and "|  |" in esanet  # not built yet: the paper's numbers only
+    mmanet = next(line for line in text.splitlines() if line.startswith("| MMANet |"))
+    assert "13.1800" in mmanet and "|  |" in mmanet  # not measured in this run: the paper's numbers only
     assert "RFNet,params_m,8.39857" in (tmp_path / "table6.csv").read_text()
-    with pytest.raises(ValueError, match="not \\['ESANet-MD'\\]"):
-        cost.run_cost("cpu", ("ESANet-MD",))
+    with pytest.raises(ValueError, match="not \\['VGG'\\]"):
+        cost.run_cost("cpu", ("VGG",))
+    assert table["RFNet"]["macs_batch_g"] == pytest.approx(table["RFNet"]["flops_g"] / 2 * 2)

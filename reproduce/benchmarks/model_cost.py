@@ -12,6 +12,9 @@ with NYUv2):
   multiply-accumulate of convolutions and matrix products (a 3-D convolution: 2 x output voxels x C_out x C_in x
   k^3) and nothing for normalisation, activations or pooling. With MWAM: plus the FLOPs of one MWAM step (its block
   DCTs are matrix products) per sample.
+* **MACs x batch (G)**: the same count as multiply-accumulates (FLOPs / 2) of a whole training batch -- what the
+  paper's Flops column appears to be: RFNet 101.8 G x 2 = 203.6 G (paper 204.56), MMANet 0.94 G x 64 = 60.2 G
+  (60.63), ESANet-MD 65.2 G x 8 = 521.9 G (526.60), each within 1 % (the rest: operations PyTorch's counter skips).
 * **MWAM time**: ``MWAM.step`` alone (FRM of every modality, the bank, T and K, Alg. 1 lines 3-5) at the paper's
   training batch and input size, mean and std over repetitions, in milliseconds (the paper does not state its
   unit), on the device named in the table.
@@ -19,7 +22,7 @@ with NYUv2):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,27 +36,39 @@ from reproduce.devices import device_name
 
 @dataclass(frozen=True)
 class CostModel:
-    """A model of Table 6: the host, one sample's input shape per modality, and the paper's training batch."""
+    """A model of Table 6: the host, one sample's input shape (per modality when they differ: a mapping), and the
+    paper's training batch."""
 
     column: str
     host: str
-    sample_shape: tuple[int, ...]
+    sample_shape: tuple[int, ...] | Mapping[str, tuple[int, ...]]
     batch: int
     note: str
     host_options: dict[str, Any] = field(default_factory=dict)
 
+    def shape(self, modality: str) -> tuple[int, ...]:
+        return tuple(self.sample_shape[modality] if isinstance(self.sample_shape, Mapping) else self.sample_shape)
 
-#: The models of Table 6 this repository builds. MMANet: CASIA-SURF's 112 x 112 crops, batch 64 (Sec. A.3);
-#: RFNet: BraTS2020's 80^3 crops, batch 2 (Sec. A.3).
+
+#: The models of Table 6 this repository builds, at the paper's input sizes and training batches (Sec. A.3):
+#: MMANet on CASIA-SURF's 112 x 112 crops, batch 64; ESANet-MD on NYUv2's 480 x 640 images, batch 8; RFNet on
+#: BraTS2020's 80^3 crops, batch 2.
 COST_MODELS: tuple[CostModel, ...] = (
     CostModel("MMANet", "mmanet", (3, 112, 112), 64, "CASIA-SURF, 3 x 112 x 112 per modality"),
+    CostModel(
+        "ESANet-MD",
+        "esanet_md",
+        {"rgb": (3, 480, 640), "depth": (1, 480, 640)},
+        8,
+        "NYU-Depth V2, RGB 3 x 480 x 640 and depth 1 x 480 x 640",
+    ),
     CostModel("RFNet", "rfnet", (1, 80, 80, 80), 2, "BraTS2020, 1 x 80^3 per modality"),
 )
 
 
-def _inputs(host: models.Host, batch: int, shape: tuple[int, ...], device: torch.device) -> dict[str, torch.Tensor]:
+def _inputs(host: models.Host, batch: int, model: CostModel, device: torch.device) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
-    return {m: torch.randn(batch, *shape, generator=generator).to(device) for m in host.modalities}
+    return {m: torch.randn(batch, *model.shape(m), generator=generator).to(device) for m in host.modalities}
 
 
 def inference_parameters(host: models.Host, inputs: dict[str, torch.Tensor]) -> int:
@@ -92,14 +107,14 @@ def measure_model(model: CostModel, device: torch.device, iters: int = 20, warmu
     """Parameters, FLOPs (without and with MWAM) and MWAM's time per step for ``model`` on ``device``."""
     torch.manual_seed(0)
     host = models.build(model.host, **model.host_options).to(device)
-    one = _inputs(host, 1, model.sample_shape, device)
+    one = _inputs(host, 1, model, device)
     used = inference_parameters(host, one)
     with torch.inference_mode():
         forward = counted_flops(lambda: host(one, None))
     mwam = MWAM.for_host(host, intervention="grad").to(device)
     with torch.no_grad():
         mwam_flops = counted_flops(lambda: mwam.step(one))
-    batch = _inputs(host, model.batch, model.sample_shape, device)
+    batch = _inputs(host, model.batch, model, device)
     with torch.no_grad():
         timing = time_step(mwam.step, batch, device, warmup, iters)
     return {
@@ -121,10 +136,11 @@ def cost_table(measured: dict[str, dict[str, Any]]) -> dict[str, dict[str, float
     for column, m in measured.items():
         params = m["parameters_inference"] / 1e6
         flops = m["forward_flops_per_sample"] / 1e9
-        out[column] = {"params_m": params, "flops_g": flops}
+        out[column] = {"params_m": params, "flops_g": flops, "macs_batch_g": flops / 2 * m["mwam_batch"]}
         out[f"{column} +MWAM"] = {
             "params_m": params,
             "flops_g": flops + m["mwam_flops_per_sample"] / 1e9,
+            "macs_batch_g": (flops + m["mwam_flops_per_sample"] / 1e9) / 2 * m["mwam_batch"],
             "mwam_time_mean": m["mwam_step_ms"]["mean_ms"],
             "mwam_time_std": m["mwam_step_ms"]["std_ms"],
         }
