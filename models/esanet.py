@@ -609,7 +609,7 @@ class MMANetSegStudent(ESANetHost):
 #: The authors' ``ESANet`` (MMANet's copy, ``num_classes=40``, ResNet-50 encoders, the scripts' options), counted by
 #: building it: 71,733,544 -- encoder_rgb 23,508,032, encoder_depth 23,501,760 (conv1 has 1 input channel), the five
 #: SE fusions 1,401,960, the skip layers 689,920, the PPM 6,296,576, the decoder 16,335,296. The paper's Table 6 gives
-#: 71.69 M: see docs/esanet-host.md.
+#: 71.69 M: see docs/nyuv2-hosts.md.
 ESANET_PARAMETERS = 71_733_544
 #: ``ESANet_KD_Auxi`` with ``auxi``: 88,068,840 (a second decoder of 16,335,296).
 MMANET_SEG_PARAMETERS = 88_068_840

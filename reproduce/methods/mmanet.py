@@ -100,6 +100,46 @@ class MMANetOptions:
         check_run_overrides(self.teacher_run, "teacher_run", RESERVED_TEACHER_SECTIONS, instead)
 
 
+def teacher_dependency(config: Any, options: Any, label: str = "MMANet teacher") -> Dependency:
+    """The frozen teacher's run: the student's configuration with ``options.teacher_host`` (its options) and
+    ``teacher_seed``, the standard method, no MWAM or SDE, and ``teacher_run`` on top (MMANet and MMANet-seg)."""
+    from reproduce.runs.config import RunConfig
+    from reproduce.runs.overrides import deep_merge
+
+    values = config.to_dict()
+    values["host"] = {"name": options.teacher_host, "options": dict(options.teacher_host_options)}
+    values["method"] = {"name": "standard", "options": {}}
+    values["mwam"] = {"intervention": "none", "options": {}}
+    values["sde"] = {"enabled": False, "options": {}}
+    values["seed"] = options.teacher_seed
+    teacher = RunConfig.from_dict(deep_merge(values, options.teacher_run), source=f"{label} run")
+    return Dependency(teacher, column=f"{options.teacher_host} ({label})")
+
+
+def load_teacher(trainer: Any, teacher: FinishedRun, train_mode: bool = False) -> Any:
+    """The teacher host from its run's final weights, frozen (no gradients), in eval mode unless ``train_mode``
+    (batch-statistics BatchNorm, as MMANet-seg's code leaves it); building it does not shift the student's random
+    stream (the student trains the same whatever was built beside it)."""
+    import torch
+
+    import models
+    from reproduce.engine.checkpoint import load_checkpoint, rng_state, set_rng_state
+
+    state = load_checkpoint(teacher.weights, trainer.device)
+    if state.get("config_key") != teacher.config.key:
+        raise ValueError(f"{teacher.weights} holds run {state.get('config_key')}, not the teacher {teacher.config.key}")
+    saved = rng_state()
+    host = models.build(teacher.config.host.name, **teacher.config.host.options)
+    set_rng_state(saved)
+    host.load_state_dict(state["host"])
+    host.to(trainer.device).train(train_mode)
+    if trainer.channels_last:
+        host = host.to(memory_format=torch.channels_last)
+    for p in host.parameters():
+        p.requires_grad_(False)
+    return host
+
+
 def auxiliary_loss(per_sample: Any, in_weak_set: Any, mode: str) -> Any:
     """MMANet's auxiliary (weak-combination) term from the (B,) auxiliary cross-entropies and the (B,) bool "sample's
     subset is in the weak set".
@@ -149,18 +189,7 @@ class MMANet(Method):
     def dependencies(cls, config: Any) -> dict[str, Dependency]:
         """The teacher: the student's run with the teacher host and seed, the standard method, no MWAM or SDE, and
         ``teacher_run`` on top."""
-        from reproduce.runs.config import RunConfig
-        from reproduce.runs.overrides import deep_merge
-
-        o = config.method.resolved_options()
-        values = config.to_dict()
-        values["host"] = {"name": o.teacher_host, "options": dict(o.teacher_host_options)}
-        values["method"] = {"name": "standard", "options": {}}
-        values["mwam"] = {"intervention": "none", "options": {}}
-        values["sde"] = {"enabled": False, "options": {}}
-        values["seed"] = o.teacher_seed
-        teacher = RunConfig.from_dict(deep_merge(values, o.teacher_run), source="MMANet teacher run")
-        return {"teacher": Dependency(teacher, column=f"{o.teacher_host} (MMANet teacher)")}
+        return {"teacher": teacher_dependency(config, config.method.resolved_options())}
 
     # ------------------------------------------------------------------ set-up and state
     def setup(self, trainer: Any, dependencies: Mapping[str, FinishedRun]) -> None:
@@ -180,28 +209,7 @@ class MMANet(Method):
         self.teacher = self._load_teacher(trainer, self.teacher_run)
 
     def _load_teacher(self, trainer: Any, teacher: FinishedRun) -> Any:
-        """The teacher host, frozen, in eval mode; building it does not shift the student's random stream (the
-        student trains the same whatever was built beside it)."""
-        import torch
-
-        import models
-        from reproduce.engine.checkpoint import load_checkpoint, rng_state, set_rng_state
-
-        state = load_checkpoint(teacher.weights, trainer.device)
-        if state.get("config_key") != teacher.config.key:
-            raise ValueError(
-                f"{teacher.weights} holds run {state.get('config_key')}, not the teacher {teacher.config.key}"
-            )
-        saved = rng_state()
-        host = models.build(teacher.config.host.name, **teacher.config.host.options)
-        set_rng_state(saved)
-        host.load_state_dict(state["host"])
-        host.to(trainer.device).eval()
-        if trainer.channels_last:
-            host = host.to(memory_format=torch.channels_last)
-        for p in host.parameters():
-            p.requires_grad_(False)
-        return host
+        return load_teacher(trainer, teacher)
 
     def state_dict(self) -> dict[str, Any]:
         return {"divergence": list(self.divergence), "weak_set": self.weak_set}
