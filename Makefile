@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
-        table10 table16 table4-sde ablations-smoke bench-brats clean-venv
+        table10 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 table3 clean-venv
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 # make table4 VARIANT=released: also the columns as the authors' released code trains them (VARIANT=sde: + SDE)
@@ -21,6 +21,7 @@ help:
 	@echo "make table4      train what Table 4 needs and render it (PRESET=paper|smoke|demo, DATA_ROOT=...):"
 	@echo "                 SF-MD, MMANet (teacher trained first) and both + MWAM"
 	@echo "make table2      Table 2 (BraTS2020, Dice per subset): RFNet, mmFormer and GSS, each with and without MWAM"
+	@echo "make table3      Table 3 (NYU-Depth V2, MIoU): ESANet-MD and MMANet (from its ESANet teacher), each +/- MWAM"
 	@echo "make table6      Table 6 computed: parameters, FLOPs, MWAM's time per step (MMANet, RFNet) vs the paper"
 	@echo "make table15     Table 15 (its continuation: HeMIS, Robust Seg, M3AE, LS3M, A2FSeg): paper-only numbers"
 	@echo "make demo-brats  Table 2's RFNet columns on synthetic BraTS2020 NIfTI volumes (results/demo/table2.md)"
@@ -36,6 +37,7 @@ help:
 	@echo "make ablations-smoke  every ablation table above on synthetic data (minutes; results/smoke/)"
 	@echo "make bench       SF-MD training step with / without MWAM, loader throughput, and the evaluation of the"
 	@echo "                 7 subsets with the encoders run once vs one forward pass per subset (JSON lines)"
+	@echo "make bench-nyuv2 ESANet-MD: training step with / without MWAM, MWAM's share, memory, the loader's images/s"
 	@echo "make bench-brats BraTS hosts: training step with / without MWAM, MWAM's share, FLOPs, memory and the"
 	@echo "                 15-subset sliding-window evaluation of a volume vs one subset (JSON line)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
@@ -56,13 +58,19 @@ TEST_WORKERS ?= 2
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench-brats: $(STAMP)
 	$(PY) scripts/bench_brats.py --device all
+
+bench-nyuv2: $(STAMP)
+	$(PY) scripts/bench_nyuv2.py --device all
+
+table3: $(STAMP)
+	$(PY) -m reproduce table 3 $(TABLE_ARGS)
 
 bench-mwam: $(STAMP)
 	$(PY) scripts/bench_mwam.py --device all

@@ -105,3 +105,33 @@ def test_sampler_iterations_beyond_one_pass_and_shards_of_the_global_batch():
     with pytest.raises(ValueError, match="larger than the data set"):
         EpochBatchSampler(3, 4, seed=0)
     assert EpochBatchSampler(3, 4, seed=0, iterations=2).batches_per_epoch == 2
+
+
+def test_onecycle_cycles_momentum_as_torch_and_a_reloaded_scheduler_sets_it():
+    schedule = ScheduleConfig(name="onecycle", pct_start=0.1, div_factor=25, final_div_factor=1e4, cycle_momentum=True)
+    epochs = 30
+    optim = OptimConfig(name="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, nesterov=True)
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    optimizer, scheduler = build_optimization(params, optim, schedule, 1, epochs)
+    ref_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01, momentum=0.9, nesterov=True)
+    reference = torch.optim.lr_scheduler.OneCycleLR(
+        ref_optimizer, max_lr=0.01, total_steps=epochs, pct_start=0.1, div_factor=25, final_div_factor=1e4
+    )  # torch's default cycle_momentum=True, base 0.85, max 0.95: what ESANet's and MMANet's scripts run
+    states = []
+    for _ in range(epochs):
+        assert optimizer.param_groups[0]["momentum"] == pytest.approx(ref_optimizer.param_groups[0]["momentum"])
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(ref_optimizer.param_groups[0]["lr"], abs=1e-15)
+        states.append((scheduler.state_dict(), optimizer.param_groups[0]["momentum"]))
+        optimizer.step(), ref_optimizer.step()
+        scheduler.step(), reference.step()
+    fresh_optimizer, fresh = build_optimization([torch.nn.Parameter(torch.zeros(1))], optim, schedule, 1, epochs)
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(states[12][0], buffer)  # a checkpoint holds it: picklable
+    buffer.seek(0)
+    fresh.load_state_dict(torch.load(buffer, weights_only=False))
+    assert fresh_optimizer.param_groups[0]["momentum"] == pytest.approx(states[12][1])
+    assert min(m for _, m in states) == pytest.approx(0.85, abs=1e-3) and states[0][1] == pytest.approx(0.95)
+    _, plain = build_optimization(params, optim, ScheduleConfig(name="onecycle"), 1, epochs)
+    assert plain.optimizer.param_groups[0]["momentum"] == 0.9, "without cycle_momentum the momentum stays"

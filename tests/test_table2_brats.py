@@ -97,7 +97,7 @@ def test_sde_enhances_rfnets_deepest_encoder_level_and_the_sde_columns_are_an_ex
     assert {"sde/info_nce", "sde/total"} <= set(sde) and all(torch.isfinite(torch.tensor(v)) for v in sde.values())
 
 
-def test_gss_trains_its_stages_from_the_rfnet_column_and_an_interrupted_stage_resumes_exactly(tmp_path, tiny):
+def test_gss_trains_its_stages_from_the_rfnet_column_or_an_authors_checkpoint(tmp_path, tiny):
     from reproduce.paths import results_root_set_to
     from reproduce.runs.plan import plan_runs
 
@@ -148,16 +148,6 @@ def test_gss_trains_its_stages_from_the_rfnet_column_and_an_interrupted_stage_re
         torch.save({"state_dict": {"encoder.weight": torch.zeros(1)}}, authors)
         with pytest.raises(ValueError, match="not a rfnet checkpoint"):
             Trainer(from_file, registry, RUNTIME).setup()
-
-        # an interrupted stage resumes to exactly the uninterrupted one (the voxel masks' draws included)
-        def stop(trainer, step):
-            if step == 3:
-                trainer.request_stop()
-
-        with pytest.raises(TrainingInterruptedError):
-            Trainer(stage1.config, registry, RUNTIME, callbacks=[stop]).run(force=True)
-        resumed = Trainer(stage1.config, registry, RUNTIME).run(resume=True, force=True)
-    assert resumed["subsets"] == records[1]["subsets"] and resumed["history"] == records[1]["history"]
 
 
 def test_table15_is_paper_only_and_says_so(tmp_path):

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 
 from reproduce.runs.config import OptimConfig, ScheduleConfig
-from reproduce.runs.schedules import factor_function, scheduler_steps_per_epoch
+from reproduce.runs.schedules import factor_function, momentum_at, scheduler_steps_per_epoch
 
 
 def build_optimizer(parameters: Iterable[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
@@ -31,12 +31,44 @@ def build_optimizer(parameters: Iterable[torch.nn.Parameter], optim: OptimConfig
     )
 
 
+class ScheduledLR(torch.optim.lr_scheduler.LambdaLR):
+    """``LambdaLR`` over the schedule's factor that also sets the optimiser's momentum when the schedule cycles it
+    (one-cycle with ``cycle_momentum``), after every step and after loading a state (so a resumed run has it)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, schedule: ScheduleConfig, steps: int, epochs: int) -> None:
+        self.momentum = lambda step: momentum_at(schedule, step, steps, epochs)
+        super().__init__(optimizer, factor_function(schedule, steps, epochs))
+
+    def _set_momentum(self) -> None:
+        value = self.momentum(self.last_epoch)
+        if value is None:
+            return
+        for group in self.optimizer.param_groups:
+            if "momentum" not in group:
+                raise ValueError("schedule.cycle_momentum needs an optimiser with momentum (sgd)")
+            group["momentum"] = value
+
+    def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
+        super().step() if epoch is None else super().step(epoch)
+        self._set_momentum()
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.pop("momentum", None)  # a function of the schedule, rebuilt with the scheduler (not picklable)
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._set_momentum()
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, schedule: ScheduleConfig, iterations_per_epoch: int, epochs: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """``LambdaLR`` over the schedule's factor, stepped once per epoch or once per iteration (``interval``)."""
+    """The schedule's factor (``LambdaLR``), stepped once per epoch or once per iteration (``interval``), and its
+    momentum when it cycles it."""
     steps = scheduler_steps_per_epoch(schedule, iterations_per_epoch)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor_function(schedule, steps, epochs))
+    return ScheduledLR(optimizer, schedule, steps, epochs)
 
 
 def build_optimization(

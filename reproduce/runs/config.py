@@ -254,6 +254,9 @@ class ScheduleConfig:
     div_factor: float = 25.0
     final_div_factor: float = 1e4
     anneal: str = "cos"
+    cycle_momentum: bool = False
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
 
     def __post_init__(self) -> None:
         _choice(self.name, tuple(SCHEDULE_FIELDS), "schedule.name")
@@ -272,6 +275,10 @@ class ScheduleConfig:
         if not 0 < _number(self.pct_start, "schedule.pct_start") < 1:
             raise ConfigError(f"schedule.pct_start must lie in (0, 1), got {self.pct_start}")
         _choice(self.anneal, ANNEALS, "schedule.anneal")
+        if not isinstance(self.cycle_momentum, bool):
+            raise ConfigError(f"schedule.cycle_momentum must be true or false, got {self.cycle_momentum!r}")
+        if not 0 <= _number(self.base_momentum, "schedule.base_momentum") <= self.max_momentum < 1:
+            raise ConfigError("schedule: need 0 <= base_momentum <= max_momentum < 1")
         _only_used(self, "schedule")
 
     def used_fields(self) -> dict[str, Any]:

@@ -13,8 +13,10 @@ epoch, as the CASIA-SURF and BraTS hosts do), iterations when it is ``iteration`
   epochs 2-5 at 0.2 .. 0.8, drops at 22, 39, 56 (``datasets/casia_surf`` names both as schedule presets).
 - ``poly``: ``(1 - step / total) ** power`` (RFNet / mmFormer / GSS: ``lr * (1 - epoch / epochs) ** 0.9``).
 - ``onecycle``: torch's ``OneCycleLR`` learning rate (two phases, ``anneal`` cosine or linear, ``pct_start``,
-  ``div_factor``, ``final_div_factor``; ``optim.lr`` is the peak) -- the learning rate only, momentum is not
-  cycled (ESANet's settings arrive with the NYUv2 hosts).
+  ``div_factor``, ``final_div_factor``; ``optim.lr`` is the peak) and, with ``cycle_momentum`` (torch's default,
+  which ESANet's and MMANet's NYUv2 scripts keep), its momentum: ``max_momentum`` down to ``base_momentum`` while
+  the learning rate rises, back up while it falls (:func:`onecycle_momentum`; SGD's ``momentum`` is then
+  overwritten at every scheduler step).
 - ``constant``: 1.
 """
 
@@ -29,7 +31,15 @@ from typing import Any
 SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
     "step": ("warmup_start", "warmup_epochs", "milestones", "gamma"),
     "poly": ("power",),
-    "onecycle": ("pct_start", "div_factor", "final_div_factor", "anneal"),
+    "onecycle": (
+        "pct_start",
+        "div_factor",
+        "final_div_factor",
+        "anneal",
+        "cycle_momentum",
+        "base_momentum",
+        "max_momentum",
+    ),
     "constant": (),
 }
 INTERVALS = ("epoch", "iteration")
@@ -77,6 +87,26 @@ def onecycle_factor(
     if step <= phase_end:
         return _anneal(initial, 1.0, step / phase_end if phase_end > 0 else 1.0, anneal)
     return _anneal(1.0, minimum, (step - phase_end) / (last - phase_end), anneal)
+
+
+def onecycle_momentum(step: int, total_steps: int, pct_start: float, base: float, maximum: float, anneal: str) -> float:
+    """torch's ``OneCycleLR(cycle_momentum=True)`` momentum at ``step``: ``maximum`` -> ``base`` over the first
+    phase, ``base`` -> ``maximum`` over the second."""
+    phase_end = float(pct_start * total_steps) - 1
+    last = float(total_steps - 1)
+    if step <= phase_end:
+        return _anneal(maximum, base, step / phase_end if phase_end > 0 else 1.0, anneal)
+    return _anneal(base, maximum, (step - phase_end) / (last - phase_end), anneal)
+
+
+def momentum_at(schedule: Any, step: int, steps_per_epoch: int, epochs: int) -> float | None:
+    """The momentum ``schedule`` sets after ``step`` scheduler steps; None when it leaves momentum alone."""
+    if schedule.name != "onecycle" or not schedule.cycle_momentum:
+        return None
+    total = epochs * steps_per_epoch
+    return onecycle_momentum(
+        step, total, schedule.pct_start, schedule.base_momentum, schedule.max_momentum, schedule.anneal
+    )
 
 
 def lr_factor(schedule: Any, step: int, steps_per_epoch: int, epochs: int) -> float:

@@ -125,7 +125,7 @@ class TableRuns:
         out = []
         for c in self.chosen(columns, extensions):
             options = {**preset.methods.get(c.method, {}), **c.method_options}
-            if c.method == "mmanet":
+            if _has_teacher(c.method):
                 teacher = teacher_overrides(preset.run, c.run)
                 if teacher:
                     options["teacher_run"] = teacher
@@ -143,6 +143,14 @@ class TableRuns:
             labels = {**preset.runtime, **_explicit(runtime), "table": self.table, "column": c.column}
             out.append((config, Runtime.from_dict({**runtime.to_dict(), **labels})))
         return out
+
+
+def _has_teacher(method: str) -> bool:
+    """Whether ``method`` trains from a teacher run it configures with ``teacher_run`` (MMANet, MMANet-seg)."""
+    from reproduce.methods import method_class
+
+    options = method_class(method).options_class
+    return options is not None and "teacher_run" in {f.name for f in dataclasses.fields(options)}
 
 
 def _explicit(runtime: Runtime) -> dict[str, Any]:
@@ -255,10 +263,23 @@ TABLE2_COLUMNS = (
 )
 
 
+# Table 3 (NYU-Depth V2, MIoU): ESANet-MD (ESANet-R50 with MMANet's modality-access factors) and MMANet-seg (its
+# method, from the full-modality ESANet teacher), each with and without MWAM's gradient editing of the two encoders.
+ESANET_MD = ColumnRun("ESANet-MD", "esanet_md")
+ESANET_MD_MWAM = ESANET_MD.with_changes("ESANet-MD +MWAM", mwam="grad")
+MMANET_SEG = ColumnRun("MMANet", "mmanet_seg", method="mmanet_seg")
+MMANET_SEG_MWAM = MMANET_SEG.with_changes("MMANet +MWAM", mwam="grad")
+# Extension of Table 3 (no paper numbers): SDE on each encoder's layer4, alone and with MWAM.
+ESANET_MD_SDE = dataclasses.replace(ESANET_MD.with_changes("ESANet-MD +SDE", **_SDE), extension="sde")
+ESANET_MD_MWAM_SDE = dataclasses.replace(ESANET_MD_MWAM.with_changes("ESANet-MD +MWAM +SDE", **_SDE), extension="sde")
+TABLE3_COLUMNS = (ESANET_MD, MMANET_SEG, ESANET_MD_MWAM, MMANET_SEG_MWAM, ESANET_MD_SDE, ESANET_MD_MWAM_SDE)
+
+
 def _build_table_runs() -> dict[int, TableRuns]:
     surf = "casia_surf"
     return {
         2: TableRuns(2, "brats2020", TABLE2_COLUMNS),
+        3: TableRuns(3, "nyuv2", TABLE3_COLUMNS),
         4: TableRuns(
             4,
             surf,

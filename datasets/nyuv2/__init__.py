@@ -1,0 +1,130 @@
+"""NYU-Depth V2 (RGB + depth indoor semantic segmentation, 40 classes): the registered data set and its presets.
+
+The layout runs read is ESANet's prepared one (``layout.py``): ``ROOT/{train,test}/{rgb,depth,labels_40}/NNNN.png``
+(8-bit colour RGB, uint16 depth in millimetres, uint8 labels 0 = void and 1-40) with ``ROOT/train.txt`` /
+``test.txt`` (795 / 654 four-digit indices into the 1,449 labelled images). ``python -m reproduce prepare nyuv2
+SOURCE OUT`` writes it from the download (``nyu_depth_v2_labeled.mat``, ``splits.mat`` and NYU's
+``classMapping40.mat``: ``prepare.py``, the steps of ESANet's ``prepare_dataset.py``) or links an ESANet-prepared
+folder, and caches the median-frequency class weights of the training split (``class_weights.py``).
+``loader.py`` reads the prepared root with the authors' augmentation (``transforms.py``), ``synthetic.py`` writes
+an indoor-scene stand-in in the same layout, ``check.py`` verifies a root. This module imports neither torch nor
+OpenCV nor numpy: the run configuration and the planner read it.
+
+Its runs train the 2-D segmentation task (``reproduce/tasks/segmentation2d.py``) with the hosts ESANet-MD
+(``esanet_md``) and MMANet-seg (``mmanet_seg``, from the full-modality ``esanet`` teacher).
+"""
+
+from __future__ import annotations
+
+from datasets.registry import DatasetPreset, DatasetSpec, register_dataset
+
+MODALITIES: tuple[str, ...] = ("rgb", "depth")
+SPLITS: dict[str, str] = {"train": "train.txt", "test": "test.txt"}
+#: Sec. 5.1: 795 training and 654 test images (NYU's official split, ``splits.mat``) of the 1,449 labelled ones.
+SPLIT_SIZES: dict[str, int] = {"train": 795, "test": 654}
+NUM_CLASSES = 40
+#: The 40-class labelling (Gupta et al.) with 0 = void, in label order.
+CLASS_NAMES: tuple[str, ...] = (
+    "void", "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
+    "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat", "clothes",
+    "ceiling", "books", "refrigerator", "television", "paper", "towel", "shower curtain", "box", "whiteboard",
+    "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure", "otherfurniture",
+    "otherprop",
+)  # fmt: skip
+#: ESANet's depth statistics of the refined training depth in millimetres (``src/datasets/nyuv2/pytorch_dataset.py``).
+DEPTH_MEAN = 2841.94941272766
+DEPTH_STD = 1417.2594281672277
+#: The size of every NYU-Depth V2 image, (height, width).
+IMAGE_SIZE: tuple[int, int] = (480, 640)
+
+# The runs of ESANet-MD / MMANet-seg have no validation split (the authors validate on the test split); the
+# per-epoch validation of the trainer reads ``val`` and is off.
+_NO_VALIDATION = {"val_every": 0}
+
+# A.3 ("the experimental settings recommended for MMANet") / MMANet's train_missing_amp.py and src/args.py: batch
+# 8, 300 epochs, SGD lr 0.01, momentum 0.9, weight decay 1e-4, Nesterov (their get_optimizer: nesterov=True),
+# OneCycleLR(div_factor=25, pct_start=0.1, anneal_strategy='cos', final_div_factor=1e4, total_steps=epochs) stepped
+# once per epoch (at the start of each epoch, ``step(epoch)``), mixed precision (torch.cuda.amp autocast + GradScaler:
+# fp16), images 480 x 640 (random rescale x U(1.0, 1.4) then a 480 x 640 crop in training). Their OneCycleLR also
+# cycles SGD's momentum (PyTorch's default cycle_momentum=True: 0.95 -> 0.85 -> 0.95, overriding the 0.9 they set):
+# ``cycle_momentum: true`` here (schedule.cycle_momentum: false keeps 0.9, A.3's number).
+_PAPER_RUN = {
+    "data": {"options": {"height": 480, "width": 640}},
+    "train": {"epochs": 300, "batch_size": 8, "amp": "fp16"},
+    "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": True},
+    "schedule": {
+        "name": "onecycle",
+        "interval": "epoch",
+        "div_factor": 25.0,
+        "pct_start": 0.1,
+        "anneal": "cos",
+        "final_div_factor": 1e4,
+        "cycle_momentum": True,
+    },
+    "eval": {"batch_size": 8},
+}
+
+
+def _synthetic_run(epochs: int, height: int, width: int, batch_size: int) -> dict:
+    """The paper's run on a synthetic set of ``height`` x ``width`` images (crop = image size, as 480 x 640 is),
+    fp32 (CPU), the learning rate scaled as the authors' scripts scale it for another batch size (``lr * batch /
+    8``: at 0.01, a short run from scratch on batch 4 diverges)."""
+    return {
+        "data": {"options": {"height": height, "width": width}},
+        "train": {"epochs": epochs, "batch_size": batch_size},
+        "optim": {**_PAPER_RUN["optim"], "lr": _PAPER_RUN["optim"]["lr"] * batch_size / 8},
+        "schedule": dict(_PAPER_RUN["schedule"]),
+        "eval": {"batch_size": batch_size},
+    }
+
+
+PRESETS = {
+    "paper": DatasetPreset("paper", synthetic=False, run=_PAPER_RUN, runtime=_NO_VALIDATION),
+    # Synthetic presets: small images whose sides are multiples of 32 (ESANet's encoders downsample 32-fold),
+    # cropped at the image size as the paper's 480 x 640 is; a few epochs on a 2-core CPU. MMANet-seg's search
+    # after epochs 6-9 and its terms from epoch 11 shrink with the schedule (as CASIA-SURF's MMANet).
+    "smoke": DatasetPreset(
+        "smoke",
+        synthetic=True,
+        run=_synthetic_run(epochs=2, height=64, width=96, batch_size=4),
+        runtime={**_NO_VALIDATION, "log_every": 1},
+        generator={"num_train": 24, "num_test": 8, "height": 64, "width": 96},
+        methods={"mmanet_seg": {"search_epochs": (0,), "begin_epoch": 0}},
+    ),
+    "demo": DatasetPreset(
+        "demo",
+        synthetic=True,
+        run=_synthetic_run(epochs=6, height=96, width=128, batch_size=4),
+        runtime={**_NO_VALIDATION, "log_every": 4},
+        generator={"num_train": 48, "num_test": 16, "height": 96, "width": 128},
+        methods={"mmanet_seg": {"search_epochs": (1, 2), "begin_epoch": 2}},
+    ),
+}
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name="nyuv2",
+        title="NYU-Depth V2",
+        modalities=MODALITIES,
+        task="segmentation2d",
+        num_classes=NUM_CLASSES,
+        metric="miou",
+        splits=SPLITS,
+        source=(
+            "the labelled NYU-Depth V2 set, http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat"
+            " (2.8 GB), with NYU's official split splits.mat and the 894 -> 40 class map classMapping40.mat (both in "
+            "ESANet's src/datasets/nyuv2/, github.com/TUI-NICR/ESANet, or VainF/nyuv2-python-toolkit), or a folder "
+            "prepared by ESANet's prepare_dataset.py; see docs/datasets.md"
+        ),
+        layout=(
+            "prepared ROOT/{train,test}/{rgb,depth,labels_40}/NNNN.png (8-bit RGB, uint16 depth in mm, uint8 labels "
+            "0 = void, 1-40), ROOT/train.txt, test.txt (4-digit indices); `python -m reproduce prepare nyuv2 SOURCE "
+            "ROOT` writes it from a folder holding nyu_depth_v2_labeled.mat, splits.mat and classMapping40.mat"
+        ),
+        loader="datasets.nyuv2.loader:Nyuv2Dataset",
+        generator="datasets.nyuv2.synthetic:write_nyuv2",
+        checker="datasets.nyuv2.check:check_data",
+        presets=PRESETS,
+        preparer="datasets.nyuv2.prepare:prepare_nyuv2",
+    )
+)
