@@ -355,9 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn a data set's download (e.g. raw BraTS2020 NIfTI) into the layout its runs read",
         description="Write the layout a data set's loader reads from its download, as its hosts' authors "
         "preprocess it (BraTS2020: modality order, brain crop, z-score, labels 4 -> 3, a seeded 219 / 50 / 100 "
-        "split). Idempotent (prepared subjects are skipped), atomic, reports every bad input file.",
+        "split; NYU-Depth V2: PNGs from the .mat files, NYU's 795 / 654 split, median-frequency class weights). "
+        "Idempotent (prepared subjects are skipped), atomic, reports every bad input file.",
     )
-    prepare.add_argument("dataset", help="registered data set with a prepare step (brats2020)")
+    prepare.add_argument("dataset", help="registered data set with a prepare step (brats2020, nyuv2)")
     prepare.add_argument("source", type=Path, help="the download (raw folder or the authors' preprocessed one)")
     prepare.add_argument("out", type=Path, help="where to write the prepared root")
     prepare.add_argument("--split-files", nargs="+", type=Path, metavar="LIST",
