@@ -12,7 +12,8 @@ STAMP  := $(VENV)/.installed
 PRESET    ?= paper
 DATA_ROOT ?=
 VARIANT   ?=
-TABLE_ARGS = --preset $(PRESET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(VARIANT),--with $(VARIANT))
+TABLE_ARGS = --preset $(PRESET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(VARIANT),--with $(VARIANT)) \
+             $(if $(PRETRAINED),--pretrained $(PRETRAINED))
 
 help:
 	@echo "make demo        create .venv if needed, train Table 4 (SF-MD, MMANet, both + MWAM) on synthetic CASIA-SURF,"

@@ -113,6 +113,7 @@ def cmd_table(args: argparse.Namespace) -> int:
                 extensions=tuple(args.with_),
                 runtime=runtime_from(args),
                 require_data=False,
+                pretrained=args.pretrained,
             )
             descriptions = describe_plan(table, Registry())
         sys.stdout.write(json.dumps(descriptions, indent=2) + "\n" if args.json else format_plan(table, descriptions))
@@ -120,7 +121,12 @@ def cmd_table(args: argparse.Namespace) -> int:
     from reproduce.experiments import run_table
 
     written = run_table(
-        args.table, output_dir=output_dir(args), columns=args.columns, extensions=tuple(args.with_), **run_options(args)
+        args.table,
+        output_dir=output_dir(args),
+        columns=args.columns,
+        extensions=tuple(args.with_),
+        pretrained=args.pretrained,
+        **run_options(args),
     )
     _report(written, args.preset)
     return 0
@@ -312,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration and its learning rate per epoch",
     )
     table.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    table.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="PATH",
+        help="an ImageNet ResNet-50 state dict (torchvision's resnet50 file) for the hosts that start from one "
+        "(ESANet-MD, MMANet-seg and its ESANet teacher, Table 3); recorded in each run's configuration",
+    )
     table.add_argument(
         "--columns",
         nargs="+",

@@ -63,8 +63,10 @@ def plan_table(
     extensions: Sequence[str] = (),
     runtime: Runtime | None = None,
     require_data: bool = True,
+    pretrained: str | None = None,
 ) -> TablePlan:
-    """The plan of Table ``number`` (or of its ``columns``) for every seed."""
+    """The plan of Table ``number`` (or of its ``columns``) for every seed; ``pretrained``: an ImageNet checkpoint
+    for the hosts that take one (``TableRuns.configs``)."""
     from datasets import dataset_spec
 
     spec = table_runs(number)
@@ -72,7 +74,11 @@ def plan_table(
     preset = dataset.preset(preset_name)
     root = resolve_data_root(dataset, preset, data_root, required=require_data)
     names = list(columns) if columns is not None else None
-    requested = [pair for seed in seeds for pair in spec.configs(root, preset, seed, names, tuple(extensions), runtime)]
+    requested = [
+        pair
+        for seed in seeds
+        for pair in spec.configs(root, preset, seed, names, tuple(extensions), runtime, pretrained=pretrained)
+    ]
     return TablePlan(number, preset, plan_runs(requested), requested, root)
 
 
@@ -90,6 +96,7 @@ def run_table(
     stem: str | None = None,
     extensions: Sequence[str] = (),
     nproc: int = 1,
+    pretrained: str | None = None,
 ) -> list[Path]:
     """Train the runs of Table ``number`` (or only its ``columns``) that the registry lacks -- dependencies first,
     in ``nproc`` processes each when > 1 -- then write ``<stem>.{md,csv,tex}`` (this repository's results in the
@@ -99,7 +106,7 @@ def run_table(
     from reproduce.engine.runner import execute
 
     with results_root_set_to(results_dir):
-        table = plan_table(number, preset_name, data_root, seeds, columns, extensions, runtime)
+        table = plan_table(number, preset_name, data_root, seeds, columns, extensions, runtime, pretrained=pretrained)
         registry = Registry()
         execute(table.plan, registry, resume=resume, force=force, nproc=nproc)
         output = Path(output_dir) if output_dir is not None else default_output_dir(table.preset)

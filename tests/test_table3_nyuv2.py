@@ -106,3 +106,22 @@ def test_sde_columns_enhance_each_encoders_layer4(tiny):
     loss, _ = enhancer.loss(HostOutput(out.logits, present=torch.ones(2, 2, dtype=torch.bool)))
     loss.backward()
     assert torch.isfinite(loss) and host.encoder_depth.layer4[0].conv1.weight.grad is not None
+
+
+def test_pretrained_reaches_every_esanet_host_and_the_mmanet_seg_teacher(tiny, tmp_path):
+    from reproduce.runs.plan import plan_runs
+
+    weights = tmp_path / "resnet50-0676ba61.pth"
+    pairs = table_runs(3).configs(None, tiny, pretrained=str(weights))
+    columns = {runtime.column: c for c, runtime in pairs}
+    assert columns["ESANet-MD"].host.options["pretrained"] == str(weights.resolve())
+    student = columns["MMANet"]
+    assert student.host.options["pretrained"] == str(weights.resolve())
+    teacher = next(p for p in plan_runs(pairs) if p.config.host.name == "esanet")
+    assert teacher.config.host.options == {"pretrained": str(weights.resolve())}
+    plain = {runtime.column: c for c, runtime in table_runs(3).configs(None, tiny)}
+    assert "pretrained" not in plain["ESANet-MD"].host.options and plain["ESANet-MD"].key != columns["ESANet-MD"].key
+    with pytest.raises(ValueError, match="no chosen column"):
+        import datasets.brats2020 as brats
+
+        table_runs(2).configs(None, brats.PRESETS["smoke"], pretrained=str(weights))

@@ -18,6 +18,8 @@ from reproduce.runs.options import plain
 from reproduce.runs.overrides import deep_merge
 from reproduce.runs.runtime import Runtime
 
+#: Hosts with a ``pretrained`` option (an ImageNet ResNet-50 checkpoint file): ``table --pretrained PATH``.
+PRETRAINED_HOSTS = ("esanet_md", "esanet", "mmanet_seg")
 #: Sections a column's ablation may change without changing the MMANet teacher (the teacher never has MWAM, SDE
 #: or the student's host and method).
 _STUDENT_ONLY = ("host", "method", "mwam", "sde")
@@ -116,22 +118,40 @@ class TableRuns:
         columns: list[str] | None = None,
         extensions: tuple[str, ...] = (),
         runtime: Runtime | None = None,
+        pretrained: str | None = None,
     ) -> list[tuple[RunConfig, Runtime]]:
         """One (RunConfig, Runtime) per paper column and per column of the named ``extensions`` (or per named
         column), under ``preset`` (a ``DatasetPreset``). ``data_root``: the real data (None: the preset's synthetic
-        set, or no data yet for a dry run of the paper preset)."""
+        set, or no data yet for a dry run of the paper preset). ``pretrained``: a local ImageNet checkpoint given to
+        every column host (and teacher host) that takes one (``PRETRAINED_HOSTS``: the ESANet family, whose authors
+        start from ImageNet ResNet-50 weights); an error when no column's host takes it."""
         runtime = runtime or Runtime()
         data = {"dataset": self.dataset, "root": data_root, "synthetic": preset.name if preset.synthetic else None}
         out = []
+        if pretrained is not None:
+            import os
+
+            pretrained = os.path.abspath(pretrained)
+            if not any(c.host in PRETRAINED_HOSTS for c in self.chosen(columns, extensions)):
+                raise ValueError(f"--pretrained: no chosen column of Table {self.table} has a host that takes it")
         for c in self.chosen(columns, extensions):
             options = {**preset.methods.get(c.method, {}), **c.method_options}
+            host_options = {**preset.hosts.get(c.host, {}), **c.host_options}
             if _has_teacher(c.method):
                 teacher = teacher_overrides(preset.run, c.run)
                 if teacher:
                     options["teacher_run"] = teacher
+                if pretrained is not None:
+                    from reproduce.methods import method_class
+
+                    resolved = method_class(c.method).options_class(**options)
+                    if resolved.teacher_host in PRETRAINED_HOSTS:
+                        options["teacher_host_options"] = {**resolved.teacher_host_options, "pretrained": pretrained}
+            if pretrained is not None and c.host in PRETRAINED_HOSTS:
+                host_options["pretrained"] = pretrained
             values: dict[str, Any] = {
                 "data": data,
-                "host": {"name": c.host, "options": {**preset.hosts.get(c.host, {}), **c.host_options}},
+                "host": {"name": c.host, "options": host_options},
                 "method": {"name": c.method, "options": options},
                 "mwam": {"intervention": c.mwam},
                 "seed": seed,
