@@ -14,7 +14,8 @@ from reproduce.runs.runtime import WANDB_MODES, Runtime
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """--results-dir, --wandb, --device, --workers, --no-progress: how runs are executed (never their identity)."""
+    """--results-dir, --wandb, --device, --workers, --no-progress, --checkpoint-every: how runs are executed (never
+    their identity)."""
     parser.add_argument(
         "--results-dir",
         type=Path,
@@ -28,6 +29,13 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="auto (default: cuda:LOCAL_RANK when available), cpu, cuda:N")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="EPOCHS",
+        help="write the resume checkpoint every EPOCHS epochs (default 1; 0: only when interrupted)",
+    )
 
 
 def runtime_from(args: argparse.Namespace, base: Runtime | None = None) -> Runtime:
@@ -42,6 +50,8 @@ def runtime_from(args: argparse.Namespace, base: Runtime | None = None) -> Runti
         changes["workers"] = args.workers
     if args.no_progress:
         changes["progress"] = False
+    if getattr(args, "checkpoint_every", None) is not None:
+        changes["checkpoint_every"] = args.checkpoint_every
     return base.replace(**changes)
 
 

@@ -15,7 +15,8 @@ from reproduce.runs.registry import Registry
 from reproduce.runs.runtime import Runtime
 from reproduce.tables.specs import table_runs
 
-RUNTIME = Runtime(device="cpu", progress=False, wandb="disabled", val_every=0, log_every=1)
+# No epoch checkpoints (a 72 M-parameter host's is ~0.6 GB; an interrupted run still writes one).
+RUNTIME = Runtime(device="cpu", progress=False, wandb="disabled", val_every=0, log_every=1, checkpoint_every=0)
 
 
 @pytest.fixture
@@ -125,3 +126,17 @@ def test_pretrained_reaches_every_esanet_host_and_the_mmanet_seg_teacher(tiny, t
         import datasets.brats2020 as brats
 
         table_runs(2).configs(None, brats.PRESETS["smoke"], pretrained=str(weights))
+
+
+def test_checkpoint_every_is_a_runtime_setting_with_a_flag():
+    import argparse
+
+    from reproduce.runargs import add_runtime_arguments, runtime_from
+    from reproduce.runs.config import ConfigError
+
+    parser = argparse.ArgumentParser()
+    add_runtime_arguments(parser)
+    assert runtime_from(parser.parse_args(["--checkpoint-every", "0"])).checkpoint_every == 0
+    assert runtime_from(parser.parse_args([])).checkpoint_every == 1
+    with pytest.raises(ConfigError, match="checkpoint_every"):
+        Runtime(checkpoint_every=-1)

@@ -549,7 +549,9 @@ class Trainer:
                 self.scheduler.step()
         self.epoch, self.step_in_epoch = epoch + 1, 0
         self.elapsed = time.perf_counter() - self._start
-        self.save_checkpoint()
+        every = self.runtime.checkpoint_every
+        if every and (epoch + 1) % every == 0:
+            self.save_checkpoint()
 
     def fit(self) -> None:
         from tqdm.auto import trange
