@@ -19,7 +19,7 @@ import torch
 import models
 from datasets import dataset_spec
 from mwam import MWAM
-from reproduce.benchmarks.mwam_step import time_step
+from reproduce.benchmarks.mwam_step import time_step, time_step_with_mwam
 from reproduce.devices import device_name
 from reproduce.tasks.base import StepContext
 from reproduce.tasks.segmentation3d import Segmentation3DTask
@@ -61,13 +61,7 @@ def bench_host(name: str, device: torch.device, size: int, batch: int, iters: in
         loss.backward()
         optimizer.step()
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    plain = time_step(step, inputs, device, warmup, iters)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    mwam = MWAM.for_host(host, intervention="grad").to(device)
-    with_mwam = time_step(lambda x: step(x, mwam), inputs, device, warmup, iters)
-    mwam_only = time_step(mwam.step, inputs, device, warmup, iters)
+    timed = time_step_with_mwam(step, host, inputs, device, warmup, iters)
 
     host.eval()
     one = {m: x[:1] for m, x in inputs.items()}
@@ -93,12 +87,8 @@ def bench_host(name: str, device: torch.device, size: int, batch: int, iters: in
         "window": size,
         "batch": batch,
         "forward_gflops_per_sample": counter.get_total_flops() / 1e9,
-        "train_step_ms": plain,
-        "train_step_mwam_ms": with_mwam,
-        "mwam_step_ms": mwam_only,
-        "mwam_share_of_step": mwam_only["median_ms"] / with_mwam["median_ms"],
-        "samples_per_s": batch / (plain["median_ms"] / 1e3),
-        "peak_memory_mb": peak,
+        **timed,
+        "samples_per_s": batch / (timed["train_step_ms"]["median_ms"] / 1e3),
         "eval_volume": list(volume_shape),
         "eval_15_subsets_ms": all_subsets,
         "eval_full_set_only_ms": single,

@@ -172,6 +172,37 @@ def time_step(
     return result
 
 
+def time_step_with_mwam(
+    step: Callable[..., Any],
+    host: torch.nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    device: torch.device | str,
+    warmup: int,
+    iters: int,
+) -> dict[str, Any]:
+    """A host's training ``step(inputs, mwam=None)`` timed without MWAM, with MWAM's gradient editing
+    (``step(inputs, mwam)``: the caller runs ``mwam.step`` and backward) and MWAM's own step alone; MWAM's share of
+    the step with it, and the peak CUDA memory of the plain step (None on the CPU). The host benchmarks' common core
+    (``brats_step``, ``nyuv2_step``)."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    plain = time_step(step, inputs, device, warmup, iters)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+    module = mwam.MWAM.for_host(host, intervention="grad").to(device)
+    with_mwam = time_step(lambda x: step(x, module), inputs, device, warmup, iters)
+    with torch.no_grad():
+        alone = time_step(module.step, inputs, device, warmup, iters)
+    return {
+        "train_step_ms": plain,
+        "train_step_mwam_ms": with_mwam,
+        "mwam_step_ms": alone,
+        "mwam_share_of_step": alone["median_ms"] / with_mwam["median_ms"],
+        "peak_memory_mb": peak,
+    }
+
+
 def check_no_sync(module: mwam.MWAM, inputs: Mapping[str, torch.Tensor]) -> bool | None:
     """On CUDA: True when ``module.step(inputs)`` runs under sync debug mode "error" without raising.
 

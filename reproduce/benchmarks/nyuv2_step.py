@@ -22,7 +22,7 @@ import torch
 
 import models
 from mwam import MWAM
-from reproduce.benchmarks.mwam_step import time_step
+from reproduce.benchmarks.mwam_step import time_step_with_mwam
 from reproduce.devices import device_name
 from reproduce.tasks.segmentation2d import downsampled_labels, weighted_cross_entropy
 
@@ -61,24 +61,13 @@ def bench_step(device: torch.device, height: int, width: int, batch: int, iters:
         scaler.step(optimizer)
         scaler.update()
 
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    plain = time_step(step, inputs, device, warmup, iters)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
-    mwam = MWAM.for_host(host, intervention="grad").to(device)
-    with_mwam = time_step(lambda x: step(x, mwam), inputs, device, warmup, iters)
-    with torch.no_grad():
-        mwam_only = time_step(mwam.step, inputs, device, warmup, iters)
+    timed = time_step_with_mwam(step, host, inputs, device, warmup, iters)
     return {
         "image": [height, width],
         "batch": batch,
         "precision": "fp16 autocast" if cuda else "fp32",
-        "train_step_ms": plain,
-        "train_step_mwam_ms": with_mwam,
-        "mwam_step_ms": mwam_only,
-        "mwam_share_of_step": mwam_only["median_ms"] / with_mwam["median_ms"],
-        "images_per_s": batch / (plain["median_ms"] / 1e3),
-        "peak_memory_mb": peak,
+        **timed,
+        "images_per_s": batch / (timed["train_step_ms"]["median_ms"] / 1e3),
     }
 
 
