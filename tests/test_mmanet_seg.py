@@ -46,7 +46,8 @@ def method_with(teacher, **options):
     method = MMANetSeg(MMANetSegOptions(**options))
     method.modalities = ("rgb", "depth")
     method.candidates = [("rgb",), ("depth",), ("rgb", "depth")]
-    method.distance, method.weak, method.device = [0.0, 0.0], None, torch.device("cpu")
+    method.distance, method.device = [0.0, 0.0], torch.device("cpu")
+    method.weak = None
     method.teacher = teacher
     method.teacher_run = SimpleNamespace(config=SimpleNamespace(key="t"))
     return method

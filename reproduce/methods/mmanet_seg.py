@@ -105,10 +105,25 @@ class MMANetSeg(Method):
         self.modalities = tuple(trainer.host.modalities)
         self.candidates = [*((m,) for m in self.modalities), self.modalities]
         self.distance = [0.0] * len(self.modalities)
-        self.weak = None
         self.device = trainer.device
+        self.weak = None
         self.teacher_run = dependencies["teacher"]
         self.teacher = load_teacher(trainer, self.teacher_run, train_mode=o.teacher_batchnorm == "batch")
+
+    @property
+    def weak(self) -> tuple[str, ...] | None:
+        """The weak combination (None until chosen after ``begin_epoch``)."""
+        return self._weak
+
+    @weak.setter
+    def weak(self, value: tuple[str, ...] | None) -> None:
+        """Also builds ``weak_row`` (M,) on the device once, not at every step."""
+        import torch
+
+        self._weak = None if value is None else tuple(value)
+        self.weak_row = None
+        if self._weak is not None:
+            self.weak_row = torch.tensor([m in self._weak for m in self.modalities], device=self.device)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -119,7 +134,7 @@ class MMANetSeg(Method):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.distance = list(state["distance"])
-        self.weak = None if state["weak"] is None else tuple(state["weak"])
+        self.weak = state["weak"]
         buffers = dict(self.teacher.named_buffers())
         for name, value in state.get("teacher_buffers", {}).items():
             buffers[name].copy_(value)
@@ -152,8 +167,7 @@ class MMANetSeg(Method):
             for s, t in zip(extras["encoder"], teacher.extras["encoder"], strict=True)
         )
         distill = torch.where(torch.isfinite(distill), distill, torch.zeros_like(distill))
-        weak_row = torch.tensor([m in self.weak for m in self.modalities], device=output.present.device)
-        in_weak = (output.present == weak_row).all(dim=1)
+        in_weak = (output.present == self.weak_row.to(output.present.device)).all(dim=1)
         auxiliary = HostOutput(
             extras["auxiliary"][in_weak], extras={"side": [s[in_weak] for s in extras.get("auxiliary_side") or []]}
         )
