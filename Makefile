@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
-        table10 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 table3 clean-venv
+        table10 table12 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 bench-yolo table3 clean-venv
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 # make table4 VARIANT=released: also the columns as the authors' released code trains them (VARIANT=sde: + SDE)
@@ -23,6 +23,8 @@ help:
 	@echo "                 SF-MD, MMANet (teacher trained first) and both + MWAM"
 	@echo "make table2      Table 2 (BraTS2020, Dice per subset): RFNet, mmFormer and GSS, each with and without MWAM"
 	@echo "make table3      Table 3 (NYU-Depth V2, MIoU): ESANet-MD and MMANet (from its ESANet teacher), each +/- MWAM"
+	@echo "make table12     Table 12 (DroneVehicle, mAP50): two-stream YOLOv8n +/- MWAM on pip ultralytics, with the PR"
+	@echo "                 curves (Fig. 7) and detections (Fig. 6) per subset"
 	@echo "make table6      Table 6 computed: parameters, FLOPs, MWAM's time per step (MMANet, RFNet) vs the paper"
 	@echo "make table15     Table 15 (its continuation: HeMIS, Robust Seg, M3AE, LS3M, A2FSeg): paper-only numbers"
 	@echo "make demo-brats  Table 2's RFNet columns on synthetic BraTS2020 NIfTI volumes (results/demo/table2.md)"
@@ -41,6 +43,8 @@ help:
 	@echo "make bench-nyuv2 ESANet-MD: training step with / without MWAM, MWAM's share, memory, the loader's images/s"
 	@echo "make bench-brats BraTS hosts: training step with / without MWAM, MWAM's share, FLOPs, memory and the"
 	@echo "                 15-subset sliding-window evaluation of a volume vs one subset (JSON line)"
+	@echo "make bench-yolo  two-stream YOLOv8n: ultralytics training step (batch 16, 640) with / without MWAM, images/s,"
+	@echo "                 MWAM's share (CPU, and CUDA when present; JSON lines)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
 	@echo "make paper-tables render every paper table (md, csv, tex) and Fig. 9 into results/paper/"
 	@echo "make lint        ruff"
@@ -72,6 +76,12 @@ bench-nyuv2: $(STAMP)
 
 table3: $(STAMP)
 	$(PY) -m reproduce table 3 $(TABLE_ARGS)
+
+table12: $(STAMP)
+	$(PY) -m reproduce table 12 $(TABLE_ARGS)
+
+bench-yolo: $(STAMP)
+	$(PY) scripts/bench_yolo.py --device all
 
 bench-mwam: $(STAMP)
 	$(PY) scripts/bench_mwam.py --device all

@@ -57,8 +57,9 @@ class MWAM(nn.Module):
             loss.backward()            # each branch's gradients arrive multiplied by its K (line 8)
             optimizer.step(); optimizer.zero_grad()
 
-    Gradient editing is applied by tensor hooks on the branch parameters, so each backward pass is scaled
-    by the K of the step it belongs to: the result equals multiplying the gradients after ``backward()``
+    Gradient editing is applied by tensor hooks on the branch parameters (``gradient_hooks=False``: by calling
+    ``scale_gradients()`` before the optimiser step instead, for trainers that own that step), so each backward
+    pass is scaled by the K of the step it belongs to: the result equals multiplying the gradients after ``backward()``
     (Alg. 1), stays exact under gradient accumulation, is linear so AMP's grad scaling is unaffected, and
     happens before DistributedDataParallel's all-reduce. Only the named branches are touched.
     ``weighted_loss`` implements Eq. 7 for hosts with auxiliary heads. ``step`` never synchronises the
@@ -79,6 +80,7 @@ class MWAM(nn.Module):
         *,
         config: MWAMConfig | None = None,
         process_group: Any = None,
+        gradient_hooks: bool = True,
         **options: Any,
     ) -> None:
         super().__init__()
@@ -117,13 +119,14 @@ class MWAM(nn.Module):
                         )
                     owner[id(p)] = m
                 self._branch_params[m] = params
+        self.gradient_hooks = gradient_hooks
         if config.intervention in ("grad", "hybrid"):
             if branches is None:
                 raise ValueError(
                     f"intervention={config.intervention!r} rescales branch gradients: "
                     "pass branches={modality: module}"
                 )
-            for index, m in enumerate(modalities):
+            for index, m in enumerate(modalities if gradient_hooks else ()):
                 for p in self._branch_params[m]:
                     self._hooks.append(p.register_hook(functools.partial(self._scale_gradient, index)))
 
@@ -142,6 +145,24 @@ class MWAM(nn.Module):
 
     def _scale_gradient(self, index: int, grad: torch.Tensor) -> torch.Tensor:
         return grad * self.grad_scale[index].to(device=grad.device, dtype=grad.dtype)
+
+    @torch.no_grad()
+    def scale_gradients(self, scale: torch.Tensor | None = None) -> None:
+        """Multiply each branch's accumulated ``.grad`` by its K (Alg. 1 line 8), for a trainer that owns its
+        optimiser step (ultralytics): build with ``gradient_hooks=False`` and call this after the backward passes
+        (after ``GradScaler.unscale_``). ``scale`` (M,) overrides the K of the last ``step`` (e.g. the mean K of the
+        mini-batches accumulated into these gradients)."""
+        if self.gradient_hooks and self._hooks:
+            raise ValueError("this MWAM already scales gradients through its hooks; build it with gradient_hooks=False")
+        if not self._branch_params:
+            raise ValueError("scale_gradients needs branches={modality: module}")
+        factors = self.grad_scale if scale is None else scale
+        if tuple(factors.shape) != (len(self.modalities),):
+            raise ValueError(f"scale must have shape ({len(self.modalities)},), got {tuple(factors.shape)}")
+        for index, m in enumerate(self.modalities):
+            for p in self._branch_params[m]:
+                if p.grad is not None:
+                    p.grad.mul_(factors[index].to(device=p.grad.device, dtype=p.grad.dtype))
 
     def remove_hooks(self) -> None:
         """Stop editing gradients (the hooks are removed from the branch parameters)."""

@@ -208,6 +208,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     options = {"progress": not args.no_progress, "workers": args.workers, "seed": args.seed}
     if args.split_files:
         options["split_files"] = args.split_files
+    if args.annotations:
+        options["annotations"] = args.annotations
     try:
         out = spec.prepare(args.source, args.out, **options)
     except (ValueError, FileNotFoundError) as error:
@@ -371,13 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
         "split; NYU-Depth V2: PNGs from the .mat files, NYU's 795 / 654 split, median-frequency class weights). "
         "Idempotent (prepared subjects are skipped), atomic, reports every bad input file.",
     )
-    prepare.add_argument("dataset", help="registered data set with a prepare step (brats2020, nyuv2)")
+    prepare.add_argument("dataset", help="registered data set with a prepare step (brats2020, nyuv2, dronevehicle)")
     prepare.add_argument("source", type=Path, help="the download (raw folder or the authors' preprocessed one)")
     prepare.add_argument("out", type=Path, help="where to write the prepared root")
     prepare.add_argument("--split-files", nargs="+", type=Path, metavar="LIST",
                          help="the authors' split lists instead of a seeded split: TRAIN TEST [VAL]")  # fmt: skip
     prepare.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     prepare.add_argument("--workers", type=int, default=2, help="processes reading and writing subjects")
+    prepare.add_argument("--annotations", choices=("ir", "rgb"), default=None,
+                         help="DroneVehicle: the labels from the IR (default) or the RGB annotations")  # fmt: skip
     prepare.add_argument("--no-progress", action="store_true")
     prepare.set_defaults(run=cmd_prepare)
 

@@ -140,6 +140,10 @@ def render_table(
     for fmt in FORMATS:
         written.append(write_text_atomic(output_dir / f"{stem}.{fmt}", render(ours, fmt)))
         written.append(write_text_atomic(output_dir / f"{stem}_vs_paper.{fmt}", render_side_by_side(ours, theirs, fmt)))
+    if spec.figures is not None:
+        from datasets.registry import load_object
+
+        written.extend(load_object(spec.figures)(requested, registry, output_dir, stem))
     return written
 
 
@@ -182,6 +186,9 @@ def describe_run(planned: PlannedRun, registry: Registry) -> dict[str, Any]:
     key = None if planned.key.startswith("?") else planned.key
     iterations = _iterations(config) if config.schedule.interval == "iteration" else 1
     lrs = lr_per_epoch(config.schedule, config.optim.lr, config.train.epochs, iterations) if iterations else None
+    method_options = config.method.resolved_options()
+    if hasattr(method_options, "lr_per_epoch"):  # a method with its own schedule (ultralytics')
+        lrs = method_options.lr_per_epoch(config.optim.lr, config.train.epochs)
     return {
         "table": planned.runtime.table,
         "column": planned.runtime.column,

@@ -16,6 +16,10 @@ import models
 from models import Host, forward_subsets
 
 HOSTS = models.list_models()
+#: The Host contract is what the engine's trainer calls; a host trained by another library's runner (the two-stream
+#: YOLOv8n, ultralytics) has that library's contract instead (tests/test_two_stream_yolo.py). The parameter count
+#: is checked for every registered host.
+TRAINER_HOSTS = [name for name in HOSTS if models.model_info(name).runner == "trainer"]
 
 
 def masks(modalities, batch):
@@ -30,7 +34,7 @@ def masks(modalities, batch):
     return [*uniform, mixed]
 
 
-@pytest.fixture(params=HOSTS)
+@pytest.fixture(params=TRAINER_HOSTS)
 def name(request):
     return request.param
 
@@ -41,10 +45,12 @@ def host(name):
     return models.build(name, **models.model_info(name).test_options)
 
 
-def test_every_host_registers_the_authors_parameter_count_and_matches_it(name, host):
+@pytest.mark.parametrize("name", HOSTS)
+def test_every_host_registers_the_authors_parameter_count_and_matches_it(name):
     info = models.model_info(name)
     assert info.parameters is not None and info.reference, f"{name}: register the authors' parameter count"
-    default = models.build(name) if info.test_options else host
+    torch.manual_seed(0)
+    default = models.build(name)
     count = sum(p.numel() for p in default.parameters())
     assert abs(count - info.parameters) <= 0.02 * info.parameters, (name, count, info.parameters)
 

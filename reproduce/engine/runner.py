@@ -75,8 +75,15 @@ class TorchrunRunner:
         return registry.load(config)
 
 
+def ultralytics_runner(callbacks: list | None = None) -> Runner:
+    """The ultralytics runner (``reproduce/yolo/runner.py``; ultralytics is imported only when it trains)."""
+    from reproduce.yolo.runner import UltralyticsRunner
+
+    return UltralyticsRunner(callbacks)
+
+
 #: Runner factories by name, each called with the step callbacks of the run (None for a dependency).
-RUNNERS: dict[str, Callable[[list | None], Runner]] = {"trainer": TrainerRunner}
+RUNNERS: dict[str, Callable[[list | None], Runner]] = {"trainer": TrainerRunner, "ultralytics": ultralytics_runner}
 
 
 def register_runner(name: str, factory: Callable[[list | None], Runner]) -> None:

@@ -85,9 +85,14 @@ def teacher_overrides(preset_run: Mapping[str, Any], column_run: Mapping[str, An
 
 @dataclass(frozen=True)
 class TableRuns:
+    """A table's trainable columns on ``dataset``; ``figures``: ``"module:function"`` drawing the table's figures
+    from its finished runs, called as ``function(requested, registry, output_dir, stem) -> [paths]`` when the table
+    is rendered (Table 12: Fig. 6 and Fig. 7)."""
+
     table: int
     dataset: str
     columns: tuple[ColumnRun, ...]
+    figures: str | None = None
 
     def column(self, name: str) -> ColumnRun:
         for c in self.columns:
@@ -294,6 +299,13 @@ ESANET_MD_SDE = dataclasses.replace(ESANET_MD.with_changes("ESANet-MD +SDE", **_
 ESANET_MD_MWAM_SDE = dataclasses.replace(ESANET_MD_MWAM.with_changes("ESANet-MD +MWAM +SDE", **_SDE), extension="sde")
 TABLE3_COLUMNS = (ESANET_MD, MMANET_SEG, ESANET_MD_MWAM, MMANET_SEG_MWAM, ESANET_MD_SDE, ESANET_MD_MWAM_SDE)
 
+# Table 12 (A.12): the two-stream YOLOv8n on DroneVehicle, trained by ultralytics (method "ultralytics", whose
+# options the data set's presets set: the fork's close_mosaic 0 ...). The baseline measures MWAM's FRM / T / K
+# without intervening, as every baseline column of this repository.
+T_YOLO = ColumnRun("T-yolov8n", "two_stream_yolov8n", method="ultralytics")
+T_YOLO_MWAM = ColumnRun("T-yolov8n +MWAM", "two_stream_yolov8n", "grad", method="ultralytics")
+TABLE12_FIGURES = "reproduce.yolo.figures:table12_figures"
+
 
 def _build_table_runs() -> dict[int, TableRuns]:
     surf = "casia_surf"
@@ -341,6 +353,7 @@ def _build_table_runs() -> dict[int, TableRuns]:
         ),
         9: TableRuns(9, surf, _weight_fn_columns()),
         10: TableRuns(10, surf, _batch_size_columns()),
+        12: TableRuns(12, "dronevehicle", (T_YOLO, T_YOLO_MWAM), figures=TABLE12_FIGURES),
         16: TableRuns(16, surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM)),
     }
 

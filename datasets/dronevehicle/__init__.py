@@ -1,0 +1,116 @@
+"""DroneVehicle (RGB + infrared aerial images, 5 vehicle classes, detection): the registered data set and its presets.
+
+The layout runs read is the converted one of the two-stream fork mujianyu/TwoStream_Yolov8 (``layout.py``):
+``ROOT/images/<split>/NAME.jpg`` (RGB), ``ROOT/image/<split>/NAME.jpg`` (IR, same names), ``ROOT/labels/<split>/
+NAME.txt`` (YOLO ``cls xc yc w h``, normalised), all 640 x 512 (the release's 840 x 712 images with their 100-px
+white border cropped), plus ``ROOT/{train,val,test}.txt`` list files and the ultralytics data yaml
+``ROOT/dronevehicle.yaml``. ``python -m reproduce prepare dronevehicle SOURCE OUT`` writes it from the release
+(``prepare.py``) or links a folder the fork's scripts converted. ``loader.py`` reads it as one 6-channel image per
+pair for ultralytics, ``synthetic.py`` writes an aerial stand-in in the release's layout and prepares it,
+``check.py`` verifies a root (or a release). This module imports neither torch nor OpenCV nor numpy.
+
+Its runs train the ``detection`` task with the two-stream YOLOv8n host, through ultralytics' own trainer.
+"""
+
+from __future__ import annotations
+
+from datasets.registry import DatasetPreset, DatasetSpec, register_dataset
+
+MODALITIES: tuple[str, ...] = ("rgb", "ir")
+#: Class ids 0-4, the fork's ``dataProcess/xmlToTxt.py`` order.
+CLASS_NAMES: tuple[str, ...] = ("car", "truck", "bus", "van", "freight_car")
+#: Every class spelling of the release's XML -> class id (the misspellings are mapped to freight car by the
+#: community converters; the lookup is exact after stripping surrounding white space).
+CLASS_ALIASES: dict[str, int] = {
+    "car": 0,
+    "truck": 1,
+    "bus": 2,
+    "van": 3,
+    "freight_car": 4,
+    "freight car": 4,
+    "feright_car": 4,
+    "feright car": 4,
+    "feright": 4,
+    "*": 4,
+}
+SPLITS: dict[str, str] = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
+#: The official release's split sizes (image pairs).
+SPLIT_SIZES: dict[str, int] = {"train": 17990, "val": 1469, "test": 8980}
+#: Size of a prepared image, (height, width): the release's 712 x 840 minus a 100-px border on every side.
+IMAGE_SIZE: tuple[int, int] = (512, 640)
+#: Size of a released image, (height, width).
+RAW_SIZE: tuple[int, int] = (712, 840)
+BORDER = 100
+
+# The fork's training: ``YOLO(yaml).train(data=..., batch=16, epochs=200)`` with its modified default.yaml
+# (optimizer SGD, lr0 0.01, close_mosaic 0); ultralytics' defaults momentum 0.937, weight_decay 5e-4, AMP on (fp16
+# on a GPU; ultralytics turns it off on the CPU), deterministic, image size 640, and its SGD is always Nesterov
+# (``BaseTrainer.build_optimizer``). Test: ``val(split='test', imgsz=640)``, batch 16 (ultralytics' default), mAP50.
+# The image size is the data set's ``imgsz`` option; the rest of ultralytics' recipe is the options of the
+# ``ultralytics`` method (reproduce/methods/ultralytics_recipe.py).
+_OPTIM = {"name": "sgd", "lr": 0.01, "momentum": 0.937, "weight_decay": 5e-4, "nesterov": True}
+
+
+def _run(epochs: int, batch_size: int, imgsz: int, amp: str = "off") -> dict:
+    return {
+        "data": {"options": {"imgsz": imgsz}},
+        "train": {"epochs": epochs, "batch_size": batch_size, "amp": amp, "deterministic": True},
+        "optim": dict(_OPTIM),
+        "eval": {"batch_size": batch_size},
+    }
+
+
+PRESETS = {
+    "paper": DatasetPreset(
+        "paper",
+        synthetic=False,
+        run=_run(epochs=200, batch_size=16, imgsz=640, amp="fp16"),  # the fork's train(batch=16, epochs=200)
+        methods={"ultralytics": {"close_mosaic": 0}},  # the fork's default.yaml
+    ),
+    # Synthetic presets: small images (the vehicles are 60-160 px long at 640, 9-24 px at 96), the nominal batch
+    # equal to the batch (no accumulation: a 64-image epoch at batch 8 would otherwise be one optimiser step), no
+    # warm-up and no ultralytics plots on the two-epoch smoke run (the table's figures are drawn either way).
+    "smoke": DatasetPreset(
+        "smoke",
+        synthetic=True,
+        run=_run(epochs=2, batch_size=4, imgsz=96),
+        runtime={"log_every": 1},
+        methods={"ultralytics": {"close_mosaic": 0, "warmup_epochs": 0, "nbs": 4, "plots": False}},
+        generator={"num_train": 8, "num_val": 4, "num_test": 6},
+    ),
+    "demo": DatasetPreset(
+        "demo",
+        synthetic=True,
+        run=_run(epochs=30, batch_size=8, imgsz=160),
+        runtime={"log_every": 2},
+        methods={"ultralytics": {"close_mosaic": 0, "warmup_epochs": 1, "nbs": 8}},
+        generator={"num_train": 64, "num_val": 16, "num_test": 32},
+    ),
+}
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name="dronevehicle",
+        title="DroneVehicle",
+        modalities=MODALITIES,
+        task="detection",
+        num_classes=len(CLASS_NAMES),
+        metric="map50",
+        splits=SPLITS,
+        source=(
+            "the official DroneVehicle release, https://github.com/VisDrone/DroneVehicle (train, val and test "
+            "archives: {train,val,test}/{split}img, {split}imgr, {split}label, {split}labelr), or a folder converted "
+            "by mujianyu/TwoStream_Yolov8's dataProcess scripts (images/, image/, labels/); see docs/datasets.md"
+        ),
+        layout=(
+            "prepared ROOT/images/{train,val,test}/NAME.jpg (RGB 640 x 512), ROOT/image/... (IR, same names), "
+            "ROOT/labels/.../NAME.txt (YOLO cls xc yc w h), ROOT/{train,val,test}.txt, ROOT/dronevehicle.yaml; "
+            "`python -m reproduce prepare dronevehicle SOURCE ROOT` writes it from the release"
+        ),
+        loader="datasets.dronevehicle.loader:DroneVehicleDataset",
+        generator="datasets.dronevehicle.synthetic:write_dronevehicle",
+        checker="datasets.dronevehicle.check:check_data",
+        presets=PRESETS,
+        preparer="datasets.dronevehicle.prepare:prepare_dronevehicle",
+    )
+)

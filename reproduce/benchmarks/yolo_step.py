@@ -1,0 +1,122 @@
+"""Speed of the two-stream YOLOv8n's ultralytics training step (``make bench-yolo``), with and without MWAM.
+
+One step is what ``TwoStreamDetectionTrainer`` does per optimiser step at accumulate = 1: ultralytics' batch
+preprocessing (/255) and MWAM's measurement of the RGB / IR halves (with MWAM), the forward pass and ultralytics'
+``v8DetectionLoss`` (under fp16 autocast with a grad scaler on CUDA, as ultralytics' AMP; fp32 on the CPU),
+backward, then the trainer's own ``optimizer_step`` -- unscale, MWAM's scaling of the backbone gradients, the
+global clip to norm 10, ultralytics' SGD (lr 0.01, momentum 0.937, Nesterov) -- and no EMA (a constant cost
+of both variants). Inputs: uint8 6-channel images and 4-12 random boxes per image, already on the device. The
+default size is the paper's: batch 16 at 640 x 640 on both devices (a CPU step takes seconds).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from reproduce.benchmarks.mwam_step import time_step
+from reproduce.devices import device_name
+
+#: (image size, batch, iters, warmup) per device type.
+DEFAULTS = {"cpu": (640, 16, 2, 1), "cuda": (640, 16, 20, 5)}
+
+
+def random_batch(batch: int, size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """An ultralytics detection batch: ``img`` (B, 6, size, size) uint8, ``batch_idx``, ``cls`` (N, 1) and
+    normalised xywh ``bboxes`` (N, 4)."""
+    generator = torch.Generator().manual_seed(seed)
+    counts = torch.randint(4, 13, (batch,), generator=generator)
+    total = int(counts.sum())
+    centre = torch.rand(total, 2, generator=generator) * 0.8 + 0.1
+    extent = torch.rand(total, 2, generator=generator) * 0.15 + 0.03
+    return {
+        "img": torch.randint(0, 256, (batch, 6, size, size), generator=generator, dtype=torch.uint8).to(device),
+        "batch_idx": torch.repeat_interleave(torch.arange(batch), counts).float().to(device),
+        "cls": torch.randint(0, 5, (total, 1), generator=generator).float().to(device),
+        "bboxes": torch.cat([centre, extent], 1).to(device),
+    }
+
+
+def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: int) -> dict[str, Any]:
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils import DEFAULT_CFG
+
+    import models
+    from mwam import MWAM
+    from reproduce.yolo.trainer import TwoStreamDetectionTrainer, TwoStreamSettings
+
+    torch.manual_seed(0)
+    model = models.build("two_stream_yolov8n").to(device)
+    model.args = get_cfg(DEFAULT_CFG)
+    model.train()
+    cuda = device.type == "cuda"
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937, nesterov=True)
+    step_state = SimpleNamespace(
+        scaler=torch.amp.GradScaler(device.type, enabled=cuda), optimizer=optimizer, model=model, ema=None,
+        mwam=None, mwam_window=[], applied_weight=None,
+        settings=TwoStreamSettings(mwam_intervention="grad", mwam_edit="optimizer_step"),
+    )  # fmt: skip
+    step_state._edits_at_step = lambda: TwoStreamDetectionTrainer._edits_at_step(step_state)
+    mwam = MWAM(branches=model.branches(), intervention="grad", gradient_hooks=False).to(device)
+    raw = random_batch(batch, size, device)
+
+    def step(batch_: dict[str, torch.Tensor], with_mwam: bool) -> None:
+        data = dict(batch_)
+        data["img"] = data["img"].float() / 255
+        step_state.mwam = mwam if with_mwam else None
+        if with_mwam:
+            mwam.step({"rgb": data["img"][:, :3], "ir": data["img"][:, 3:]})
+            step_state.mwam_window.append(mwam.grad_scale.clone())
+        with torch.autocast(device.type, dtype=torch.float16) if cuda else nullcontext():
+            loss, _ = model(data)
+        step_state.scaler.scale(loss.sum()).backward()
+        TwoStreamDetectionTrainer.optimizer_step(step_state)
+
+    plain = time_step(lambda b: step(b, False), raw, device, warmup, iters)
+    with_mwam = time_step(lambda b: step(b, True), raw, device, warmup, iters)
+    halves = {"rgb": raw["img"][:, :3].float() / 255, "ir": raw["img"][:, 3:].float() / 255}
+    with torch.no_grad():
+        alone = time_step(mwam.step, halves, device, warmup, iters)
+    return {
+        "image": [size, size],
+        "batch": batch,
+        "precision": "fp16 autocast" if cuda else "fp32",
+        "train_step_ms": plain,
+        "train_step_mwam_ms": with_mwam,
+        "mwam_step_ms": alone,
+        "mwam_share_of_step": alone["median_ms"] / with_mwam["median_ms"],
+        "images_per_s": batch / (plain["median_ms"] / 1e3),
+        "images_per_s_mwam": batch / (with_mwam["median_ms"] / 1e3),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def run_benchmark(
+    devices: list[str] | None = None,
+    size: int | None = None,
+    batch: int | None = None,
+    iters: int | None = None,
+    warmup: int | None = None,
+) -> dict[str, Any]:
+    """``{"benchmark": "yolo_step", "<device kind>": {"device", "two_stream_yolov8n": {...}}}``."""
+    if devices is None:
+        devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    report: dict[str, Any] = {"benchmark": "yolo_step", "torch": torch.__version__}
+    for name in devices:
+        device = torch.device(name)
+        kind = "cuda" if device.type == "cuda" else "cpu"
+        d_size, d_batch, d_iters, d_warmup = DEFAULTS[kind]
+        report[kind] = {
+            "device": device_name(device),
+            "two_stream_yolov8n": bench_step(
+                device,
+                size or d_size,
+                batch or d_batch,
+                iters if iters is not None else d_iters,
+                warmup if warmup is not None else d_warmup,
+            ),
+        }
+    return report

@@ -1,0 +1,57 @@
+"""Every modality subset of Table 12 (RGB, IR, RGB+IR, in the paper's order) through ultralytics' validator.
+
+For each subset the trained model (``best.pt``, or ``last.pt`` without per-epoch validation) is validated with the
+absent stream removed (:meth:`models.yolo.two_stream.TwoStreamDetectionModel.use_modalities`), on the run's
+``eval.split`` with the fork's test settings. Each subset's folder ``<run>/eval/<subset>/`` gets ultralytics' plots
+(PR / F1 curves, confusion matrices, prediction mosaics), ``pr_curve.json`` (Fig. 7) and ``detections.json``
+(the first images' detections and targets in original pixels, Fig. 6).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from models.yolo.offline import ultralytics_offline
+
+ultralytics_offline()
+
+from ultralytics.nn.tasks import load_checkpoint  # noqa: E402
+
+from reproduce.subsets import subset_key  # noqa: E402
+
+from .validator import TwoStreamDetectionValidator  # noqa: E402
+
+KEEP_IMAGES = 8
+
+
+def evaluate_subsets(
+    weights: str | Path,
+    arguments: dict[str, Any],
+    subsets: Sequence[tuple[str, ...]],
+    out_dir: str | Path,
+    hsv: str = "rgb",
+    keep_images: int = KEEP_IMAGES,
+) -> dict[str, dict[str, float]]:
+    """``{subset key: {"map50", "map50_95", "precision", "recall", "map50_coco"}}`` for ``subsets`` of the model in
+    the ultralytics checkpoint ``weights``, validated with ``arguments`` (:func:`reproduce.yolo.arguments.
+    validation_arguments`)."""
+    model, _ = load_checkpoint(weights)
+    if not hasattr(model, "use_modalities"):
+        raise TypeError(f"{weights} does not hold a two-stream model (got {type(model).__name__})")
+    out_dir = Path(out_dir)
+    results: dict[str, dict[str, float]] = {}
+    for subset in subsets:
+        key = subset_key(subset)
+        save_dir = out_dir / key
+        validator = TwoStreamDetectionValidator(
+            save_dir=save_dir, args=dict(arguments), keep_images=keep_images, hsv=hsv
+        )
+        with model.use_modalities(subset):
+            stats = validator(model=model)
+        results[key] = validator.results(stats)
+        (save_dir / "pr_curve.json").write_text(json.dumps(validator.pr_curve()), encoding="utf-8")
+        (save_dir / "detections.json").write_text(json.dumps(validator.kept), encoding="utf-8")
+    return results

@@ -1,0 +1,229 @@
+"""The ultralytics runner (``runner="ultralytics"`` in a host's registration): train a run with ultralytics'
+own loop, evaluate every modality subset, and write the registry entry every other run writes.
+
+A run's folder ``<results>/runs/<key>/`` holds ``config.yaml``, ``data.yaml`` (the data set for ultralytics, with
+absolute paths), ``ultralytics/`` (ultralytics' output: ``weights/last.pt`` / ``best.pt`` / ``mwam.pt``,
+``results.csv``, ``args.yaml``, its plots), ``eval/<subset>/`` (per-subset validation, PR curve, detections),
+``curves.csv`` and ``model.pt`` (the evaluated checkpoint, an ultralytics checkpoint:
+``YOLO(path).val(data=..., validator=TwoStreamDetectionValidator)`` reloads it).
+
+Resume (``--resume``) continues from ``ultralytics/weights/last.pt`` through ultralytics' resume, i.e. at the
+last finished epoch: the interrupted epoch is trained again from its start (ultralytics saves no mid-epoch state
+and no data-loader RNG state, so a resumed run is not bit-identical to an uninterrupted one). MWAM's bank is
+restored from ``weights/mwam.pt``; the W&B run continues under the same id.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reproduce.runs.config import SCHEMA, RunConfig
+from reproduce.runs.registry import Registry, git_commit
+from reproduce.runs.runtime import Runtime
+
+from .arguments import OUTPUT_NAME, check_config, train_arguments, validation_arguments
+
+log = logging.getLogger(__name__)
+
+
+class RunLog:
+    """The trainer's ``log``: values to the tracker (W&B) and the loss / MWAM series to ``curves.csv``."""
+
+    SERIES = ("loss/", "mwam/K/", "mwam/frm/", "mwam/K_applied/")
+
+    def __init__(self, tracker: Any, curves_path: Path, panel: str) -> None:
+        self.tracker = tracker
+        self.curves_path = curves_path
+        self.panel = panel
+        self.curves: Any = None
+
+    def start(self, step: int, resumed: bool) -> None:
+        from reproduce.tracking import CurveWriter
+
+        self.curves = CurveWriter(self.curves_path, self.panel, step if resumed else None)
+
+    def __call__(self, values: dict[str, float], step: int) -> None:
+        self.tracker.log(values, step=step)
+        if self.curves is not None:
+            series = {k: v for k, v in values.items() if k.startswith(self.SERIES)}
+            if series:
+                self.curves.write(series, step)
+
+
+def read_history(results_csv: Path) -> list[dict[str, float]]:
+    """Ultralytics' ``results.csv`` (one row per epoch) as a list of dicts."""
+    if not results_csv.is_file():
+        return []
+    with results_csv.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    history = []
+    for row in rows:
+        entry = {}
+        for key, value in row.items():
+            try:
+                entry[key.strip()] = float(value)
+            except (TypeError, ValueError):
+                continue
+        history.append(entry)
+    return history
+
+
+class UltralyticsRunner:
+    """Trains (or reuses) a run of a host registered with ``runner="ultralytics"``; see the module docstring.
+    ``callbacks`` are called with (ultralytics trainer, batch number) after every training batch."""
+
+    def __init__(self, callbacks: list | None = None) -> None:
+        self.callbacks = list(callbacks or [])
+
+    def run(
+        self, config: RunConfig, registry: Registry, runtime: Runtime, resume: bool = False, force: bool = False
+    ) -> dict[str, Any]:
+        if registry.has(config) and not force:
+            log.info("run %s is already in the registry (use force to retrain)", config.key)
+            return registry.load(config)
+        check_config(config)
+        from datasets.dronevehicle.layout import data_dict
+        from reproduce.tracking import Tracker
+        from reproduce.yolo.evaluation import evaluate_subsets
+        from reproduce.yolo.trainer import TwoStreamDetectionTrainer, TwoStreamSettings
+
+        root = config.data.locate()
+        run_dir = registry.run_dir(config)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        registry.save_config(config, runtime)
+        data_yaml = run_dir / "data.yaml"
+        data_yaml.write_text(yaml.safe_dump(data_dict(root), sort_keys=False), encoding="utf-8")
+        output = run_dir / OUTPUT_NAME
+        last = output / "weights" / "last.pt"
+        resuming = resume and last.is_file()
+        if not resuming and output.exists():
+            if last.is_file():
+                log.warning("run %s has a checkpoint but resume was not asked for: starting over", config.key)
+            shutil.rmtree(output)
+        arguments = train_arguments(config, runtime, data_yaml, run_dir)
+        if resuming:
+            log.info("resuming run %s from %s (at its last finished epoch)", config.key, last)
+            kept = {k: arguments[k] for k in ("data", "workers", "device") if k in arguments}
+            arguments = {"resume": str(last), **kept}
+
+        id_file = run_dir / "wandb_id.txt"
+        tracker = Tracker(
+            runtime.wandb,
+            registry.root.parent,
+            name=f"{runtime.column or config.host.name} [{config.key}]",
+            config={**config.to_dict(), "key": config.key, "runtime": runtime.to_dict(), "ultralytics": arguments},
+            run_id=id_file.read_text().strip() if resuming and id_file.is_file() else None,
+            group=f"table{runtime.table}" if runtime.table else None,
+        )
+        if tracker.run_id:
+            id_file.write_text(tracker.run_id)
+        options = config.method.resolved_options()
+        hsv = str(config.data.options.get("hsv", "rgb"))
+        settings = TwoStreamSettings(
+            host=config.host.name,
+            host_options={k: v for k, v in config.host.options.items() if k != "cfg"},
+            hsv=hsv,
+            mwam_intervention=config.mwam.intervention,
+            mwam_options=dict(config.mwam.options),
+            mwam_edit=options.mwam_edit,
+            mwam_clip=options.mwam_clip,
+            log=RunLog(tracker, run_dir / "curves.csv", runtime.column or config.variant),
+            log_every=runtime.log_every,
+            step_callbacks=self.callbacks,
+        )
+        start = time.perf_counter()
+        try:
+            trainer = TwoStreamDetectionTrainer(settings, overrides=arguments)
+            trainer.train()
+            elapsed = time.perf_counter() - start
+            weights = trainer.best if trainer.best.is_file() else trainer.last
+            subsets = evaluate_subsets(
+                weights,
+                validation_arguments(config, runtime, data_yaml, config.eval.split),
+                self.subsets(config),
+                run_dir / "eval",
+                hsv=hsv,
+            )
+            shutil.copy2(weights, registry.weights_path(config))
+            result = self.result(config, runtime, subsets, trainer, elapsed, weights)
+            registry.save(result)
+            self.log_result(tracker, result)
+        finally:
+            tracker.finish()
+        return result
+
+    @staticmethod
+    def subsets(config: RunConfig) -> list[tuple[str, ...]]:
+        from reproduce.subsets import subsets
+
+        return subsets(config.data.dataset)
+
+    @staticmethod
+    def result(
+        config: RunConfig, runtime: Runtime, subsets: dict[str, dict[str, float]], trainer: Any, elapsed: float,
+        weights: Path,
+    ) -> dict[str, Any]:  # fmt: skip
+        import torch
+        import ultralytics
+
+        from reproduce.devices import device_name
+
+        options = config.method.resolved_options()
+        return {
+            "key": config.key,
+            "schema": SCHEMA,
+            "config": config.to_dict(),
+            "identity": config.identity(),
+            "schedule": {
+                "name": "ultralytics",
+                "lrf": options.lrf,
+                "cos_lr": options.cos_lr,
+                "warmup_epochs": options.warmup_epochs,
+            },
+            "runtime": runtime.to_dict(),
+            "variant": config.variant,
+            "metric": "mAP50",
+            "primary": "map50",
+            "subsets": subsets,
+            "seed": config.seed,
+            "git_commit": git_commit(),
+            "wall_time_s": round(elapsed, 2),
+            "device": device_name(trainer.device),
+            "world_size": 1,
+            "per_process_batch": int(trainer.batch_size),
+            "precision": "fp16" if trainer.amp else "fp32",
+            "selection": {
+                "select": "best_val (ultralytics fitness)" if weights.name == "best.pt" else "last",
+                "weights": weights.name,
+            },
+            "synthetic": config.data.spec.is_synthetic(config.data.locate()),
+            "history": read_history(trainer.save_dir / "results.csv"),
+            "method": {
+                "method": "ultralytics",
+                "mwam_edit": options.mwam_edit,
+                "mwam_clip": options.mwam_clip,
+                "accumulate": int(trainer.accumulate),
+            },
+            "torch": torch.__version__,
+            "ultralytics": ultralytics.__version__,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+    @staticmethod
+    def log_result(tracker: Any, result: dict[str, Any]) -> None:
+        from reproduce.pcr import pcr
+
+        keys = list(result["subsets"])
+        full = result["subsets"][keys[-1]]["map50"]
+        rows = [[k, v["map50"], v.get("map50_95"), None if k == keys[-1] else pcr(full, v["map50"])]
+                for k, v in result["subsets"].items()]  # fmt: skip
+        tracker.log_table("results/subsets", ["subset", "mAP50", "mAP50-95", "PCR"], rows)
+        tracker.summary({f"test/{k}/map50": v["map50"] for k, v in result["subsets"].items()})
+        tracker.summary({f"test/{k}/map50_95": v.get("map50_95") for k, v in result["subsets"].items()})

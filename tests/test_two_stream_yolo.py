@@ -1,0 +1,256 @@
+"""The two-stream YOLOv8n (Table 12's host): layout, parameter count, the missing-modality rules, reloading,
+fusing, MWAM's editing of exactly the backbone gradients inside ultralytics' step, the run-to-ultralytics
+arguments and the offline set-up."""
+
+import os
+import pickle
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import models
+from models.two_stream_yolov8 import PARAMETERS
+from models.yolo.two_stream import FUSION_LAYERS, TwoStreamDetectionModel
+from mwam import MWAM
+from reproduce.runs.config import ConfigError, RunConfig
+from reproduce.runs.runtime import Runtime
+from reproduce.yolo.arguments import check_config, train_arguments, ultralytics_device, validation_arguments
+from reproduce.yolo.trainer import MAX_GRAD_NORM, TwoStreamDetectionTrainer, TwoStreamSettings
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return models.build("two_stream_yolov8n").eval()
+
+
+def images(batch=2, size=64, seed=0):
+    return torch.rand(batch, 6, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_layout_parameter_count_and_branches(model):
+    assert (
+        isinstance(model, TwoStreamDetectionModel) and models.model_info("two_stream_yolov8n").runner == "ultralytics"
+    )
+    assert sum(p.numel() for p in model.parameters()) == PARAMETERS == 4_284_479
+    names = [name for name, _ in model.named_parameters()]
+    assert {n.split(".")[0] for n in names} == {"model", "rgb_backbone", "ir_backbone"}
+    rgb = sum(p.numel() for p in model.rgb_backbone.parameters())
+    ir = sum(p.numel() for p in model.ir_backbone.parameters())
+    assert rgb == ir == 1_272_656  # one YOLOv8n backbone (layers 0-9) each
+    branches = model.branches()
+    assert tuple(branches) == ("rgb", "ir") and branches["rgb"] is model.rgb_backbone
+    assert not {id(p) for p in branches["rgb"].parameters()} & {id(p) for p in branches["ir"].parameters()}
+    assert model.stride.tolist() == [8.0, 16.0, 32.0] and model.yaml["channels"] == 6
+    assert model.rgb_backbone[0].conv.in_channels == 3 and model.ir_backbone[0].conv.in_channels == 3
+
+
+def test_every_subset_forward_and_the_absent_rules(model):
+    x = images()
+    with torch.no_grad():
+        full = model(x)[0]
+        with model.use_modalities(("rgb",)):
+            rgb_only = model(x)[0]
+            other = x.clone()
+            other[:, 3:] = torch.rand_like(other[:, 3:])
+            assert torch.equal(model(other)[0], rgb_only), "with IR absent its input must not matter"
+            fused = model.fused_features(x)
+        with model.use_modalities(("ir",)):
+            ir_only = model(x)[0]
+    assert full.shape == rgb_only.shape == ir_only.shape == (2, 4 + 5, 84)  # 8x8 + 4x4 + 2x2 anchors at 64 px
+    assert not torch.equal(full, rgb_only) and not torch.equal(full, ir_only) and not torch.equal(rgb_only, ir_only)
+    assert model.present == (True, True), "use_modalities restores the full set"
+    with torch.no_grad():  # "features": the fused P3 / P4 / P5 are the RGB backbone's alone (IR's zeroed)
+        expected, h = [], x[:, :3]
+        for layer in model.rgb_backbone:
+            h = layer(h)
+            if layer.i in FUSION_LAYERS:
+                expected.append(h)
+    assert all(torch.equal(a, b) for a, b in zip(fused, expected, strict=True))
+    black = TwoStreamDetectionModel(ch=6, nc=5, verbose=False, absent="input").eval()
+    black.load_state_dict(model.state_dict())
+    blank = x.clone()
+    blank[:, 3:] = 0
+    with torch.no_grad(), black.use_modalities(("rgb",)):
+        assert torch.allclose(black(x)[0], model(blank)[0], atol=1e-5), "'input' feeds the absent stream a black image"
+    with pytest.raises(ValueError, match="non-empty subset"):
+        with model.use_modalities(()):
+            pass
+    with pytest.raises(ValueError, match="6-channel"):
+        TwoStreamDetectionModel(ch=3, nc=5, verbose=False)
+
+
+def test_pickles_and_fuses_like_an_ultralytics_checkpoint(model, tmp_path):
+    from ultralytics.nn.tasks import load_checkpoint
+
+    x = images(1, 64, seed=3)
+    with torch.no_grad():
+        before = model(x)[0]
+    path = tmp_path / "best.pt"
+    torch.save({"model": pickle.loads(pickle.dumps(model)), "train_args": {}}, path)
+    loaded, _ = load_checkpoint(path)
+    assert type(loaded) is TwoStreamDetectionModel
+    loaded.eval().fuse(verbose=False)
+    assert loaded.is_fused() and not hasattr(loaded.ir_backbone[0], "bn")
+    with torch.no_grad():
+        assert torch.allclose(loaded(x)[0], before, atol=1e-3, rtol=1e-3)
+
+
+def _step_state(net, clip="after_scaling"):
+    state = SimpleNamespace(
+        scaler=torch.amp.GradScaler("cpu", enabled=False), optimizer=torch.optim.SGD(net.parameters(), lr=0.0),
+        model=net, ema=None, mwam=None, mwam_window=[], applied_weight=None,
+        settings=TwoStreamSettings(mwam_intervention="grad", mwam_edit="optimizer_step", mwam_clip=clip),
+    )  # fmt: skip
+    state._edits_at_step = lambda: TwoStreamDetectionTrainer._edits_at_step(state)
+    return state
+
+
+def _gradients(net, scale=1e-3):
+    torch.manual_seed(1)
+    for p in net.parameters():
+        p.grad = torch.randn_like(p) * scale
+    return {name: p.grad.clone() for name, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("clip", ["after_scaling", "before_scaling"])
+def test_mwam_scales_exactly_the_backbone_gradients_in_ultralytics_step(clip):
+    net = TwoStreamDetectionModel(ch=6, nc=5, verbose=False)
+    state = _step_state(net, clip)
+    state.mwam = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
+    state.mwam_window = [torch.tensor([0.5, 2.0]), torch.tensor([0.7, 1.0])]  # two accumulated mini-batches
+    grads = _gradients(net, scale=1e-4)  # a small norm: the clip (10) does not act
+    seen = {}
+    state.optimizer.step = lambda: seen.update({n: p.grad.clone() for n, p in net.named_parameters()})
+    TwoStreamDetectionTrainer.optimizer_step(state)
+    factors = {"rgb_backbone": 0.6, "ir_backbone": 1.5, "model": 1.0}  # the window's mean K, 1 for the head
+    for name, g in grads.items():
+        assert torch.allclose(seen[name], g * factors[name.split(".")[0]], rtol=1e-6), name
+    assert state.mwam_window == [] and torch.allclose(state.applied_weight, torch.tensor([0.6, 1.5]))
+    assert all(p.grad is None or not p.grad.any() for p in net.parameters()), "zero_grad after the step"
+
+
+def test_the_clip_order_decides_whether_mwam_is_clipped():
+    results = {}
+    for clip in ("after_scaling", "before_scaling"):
+        net = TwoStreamDetectionModel(ch=6, nc=5, verbose=False)
+        state = _step_state(net, clip)
+        state.mwam = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
+        state.mwam_window = [torch.tensor([0.25, 4.0])]
+        _gradients(net, scale=1.0)  # a large norm: the clip acts
+        norms = {}
+
+        def record(net=net, norms=norms):
+            norms["total"] = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters()]))
+
+        state.optimizer.step = record
+        TwoStreamDetectionTrainer.optimizer_step(state)
+        results[clip] = float(norms["total"])
+    assert results["after_scaling"] == pytest.approx(MAX_GRAD_NORM, rel=1e-4)  # the clip has the last word
+    assert results["before_scaling"] > MAX_GRAD_NORM  # K applied after the clip: the bound no longer holds
+
+
+def test_mwam_without_hooks_needs_an_explicit_call():
+    net = TwoStreamDetectionModel(ch=6, nc=5, verbose=False)
+    hooked = MWAM(branches=net.branches(), intervention="grad")
+    with pytest.raises(ValueError, match="gradient_hooks=False"):
+        hooked.scale_gradients()
+    hooked.remove_hooks()
+    plain = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
+    x = images(2, 64)
+    plain.step({"rgb": x[:, :3], "ir": x[:, 3:]})
+    net.train()
+    loss = sum(o.float().square().mean() for o in net(x)["feats"]) if isinstance(net(x), dict) else None
+    assert loss is not None
+    loss.backward()
+    before = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    plain.scale_gradients()
+    k = plain.grad_scale
+    for name, p in net.named_parameters():
+        if name in before:
+            factor = k[0] if name.startswith("rgb_backbone") else k[1] if name.startswith("ir_backbone") else 1.0
+            assert torch.allclose(p.grad, before[name] * factor), name
+    with pytest.raises(ValueError, match="shape"):
+        plain.scale_gradients(torch.ones(3))
+
+
+def _config(**changes):
+    values = {
+        "data": {"dataset": "dronevehicle", "root": "/nowhere", "options": {"imgsz": 160}},
+        "host": {"name": "two_stream_yolov8n"},
+        "method": {"name": "ultralytics", "options": {"close_mosaic": 0, "extra": {"mixup": 0.1}}},
+        "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.937, "weight_decay": 5e-4},
+        "train": {"epochs": 3, "batch_size": 4, "amp": "fp16", "deterministic": True},
+        "seed": 7,
+    }
+    for section, value in changes.items():
+        values[section] = {**values.get(section, {}), **value} if isinstance(value, dict) else value
+    return RunConfig.from_dict(values)
+
+
+def test_run_configuration_becomes_ultralytics_arguments(tmp_path):
+    arguments = train_arguments(_config(), Runtime(device="cuda:1", workers=3), tmp_path / "data.yaml", tmp_path)
+    expected = {"epochs": 3, "batch": 4, "imgsz": 160, "optimizer": "SGD", "lr0": 0.01, "momentum": 0.937,
+                "weight_decay": 5e-4, "amp": True, "deterministic": True, "seed": 7, "workers": 3, "device": "1",
+                "close_mosaic": 0, "mixup": 0.1, "warmup_epochs": 3.0, "lrf": 0.01, "nbs": 64,
+                "project": str(tmp_path), "name": "ultralytics", "model": "yolov8n.yaml"}  # fmt: skip
+    assert {k: arguments[k] for k in expected} == expected
+    from reproduce.methods.ultralytics_recipe import ultralytics_arguments
+
+    assert set(arguments) - {"verbose", "exist_ok"} <= ultralytics_arguments()
+    val = validation_arguments(_config(), Runtime(), tmp_path / "data.yaml", "test")
+    assert val["split"] == "test" and val["rect"] is True and "device" not in val
+    assert ultralytics_device("cpu") == "cpu" and ultralytics_device("cuda") == "0"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"schedule": {"name": "poly"}}, "own learning-rate schedule"),
+        ({"method": {"name": "standard", "options": {}}}, "method.name: ultralytics"),
+        ({"mwam": {"intervention": "loss"}}, "per-modality heads"),
+        ({"optim": {"nesterov": False}}, "always Nesterov"),
+        ({"sde": {"enabled": True}}, "SDE"),
+        ({"data": {"options": {"imgsz": 160, "crop": 3}}}, "data.options"),
+    ],
+)
+def test_what_the_ultralytics_runner_cannot_honour_is_an_error(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(_config(**changes))
+
+
+def test_recipe_options_are_checked_against_ultralytics():
+    from reproduce.methods.ultralytics_recipe import UltralyticsOptions
+
+    with pytest.raises(ValueError, match="run configuration owns"):
+        UltralyticsOptions(extra={"lr0": 0.1})
+    with pytest.raises(ValueError, match="not arguments"):
+        UltralyticsOptions(extra={"mosaik": 1.0})
+    with pytest.raises(ValueError, match="mwam_edit"):
+        UltralyticsOptions(mwam_edit="sometimes")
+    with pytest.raises(ConfigError):
+        ultralytics_device("cuda:0,1")
+
+
+def test_ultralytics_is_kept_offline():
+    from ultralytics.utils import ONLINE, USER_CONFIG_DIR
+
+    assert os.environ["YOLO_OFFLINE"] == "1" and os.environ["YOLO_AUTOINSTALL"] == "0"
+    assert ONLINE is False
+    assert (USER_CONFIG_DIR / "Arial.ttf").is_file() and (USER_CONFIG_DIR / "Arial.Unicode.ttf").is_file()
+    from ultralytics.utils.checks import check_font
+
+    assert check_font("Arial.ttf") == USER_CONFIG_DIR / "Arial.ttf"
+
+
+@pytest.mark.parametrize("cos_lr", [False, True])
+def test_the_dry_run_schedule_is_ultralytics_own(cos_lr):
+    from ultralytics.utils.torch_utils import one_cycle
+
+    from reproduce.methods.ultralytics_recipe import UltralyticsOptions
+
+    epochs, lrf = 200, 0.01
+    lf = one_cycle(1, lrf, epochs) if cos_lr else (lambda x: max(1 - x / epochs, 0) * (1.0 - lrf) + lrf)
+    expected = [0.01 * lf(e) for e in range(epochs)]  # BaseTrainer._setup_scheduler's LambdaLR
+    assert UltralyticsOptions(cos_lr=cos_lr).lr_per_epoch(0.01, epochs) == pytest.approx(expected, rel=1e-12)
