@@ -254,3 +254,11 @@ def test_the_dry_run_schedule_is_ultralytics_own(cos_lr):
     lf = one_cycle(1, lrf, epochs) if cos_lr else (lambda x: max(1 - x / epochs, 0) * (1.0 - lrf) + lrf)
     expected = [0.01 * lf(e) for e in range(epochs)]  # BaseTrainer._setup_scheduler's LambdaLR
     assert UltralyticsOptions(cos_lr=cos_lr).lr_per_epoch(0.01, epochs) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.gpu
+def test_the_ultralytics_step_with_mwam_runs_under_cuda_amp():
+    from reproduce.benchmarks.yolo_step import bench_step
+
+    report = bench_step(torch.device("cuda"), size=64, batch=2, iters=1, warmup=1)
+    assert report["precision"] == "fp16 autocast" and report["train_step_mwam_ms"]["median_ms"] > 0
