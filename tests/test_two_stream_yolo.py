@@ -4,6 +4,7 @@ arguments and the offline set-up."""
 
 import os
 import pickle
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -199,6 +200,8 @@ def test_run_configuration_becomes_ultralytics_arguments(tmp_path):
     from reproduce.methods.ultralytics_recipe import ultralytics_arguments
 
     assert set(arguments) - {"verbose", "exist_ok"} <= ultralytics_arguments()
+    relative = train_arguments(_config(), Runtime(), tmp_path / "data.yaml", Path("results/runs/key"))
+    assert relative["project"] == str(Path.cwd() / "results/runs/key")  # not ultralytics' runs/detect/<project>
     val = validation_arguments(_config(), Runtime(), tmp_path / "data.yaml", "test")
     assert val["split"] == "test" and val["rect"] is True and "device" not in val
     assert ultralytics_device("cpu") == "cpu" and ultralytics_device("cuda") == "0"

@@ -103,7 +103,7 @@ def train_arguments(config: RunConfig, runtime: Runtime, data_yaml: Path, run_di
         "deterministic": t.deterministic,
         "seed": config.seed,
         "workers": runtime.workers,
-        "project": str(run_dir),
+        "project": str(Path(run_dir).resolve()),  # ultralytics nests a relative project under ./runs/detect/
         "name": OUTPUT_NAME,
         "exist_ok": True,
         "verbose": False,

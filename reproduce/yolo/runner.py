@@ -95,7 +95,7 @@ class UltralyticsRunner:
         from reproduce.yolo.trainer import TwoStreamDetectionTrainer, TwoStreamSettings
 
         root = config.data.locate()
-        run_dir = registry.run_dir(config)
+        run_dir = registry.run_dir(config).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         registry.save_config(config, runtime)
         data_yaml = run_dir / "data.yaml"
