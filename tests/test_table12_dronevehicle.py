@@ -19,11 +19,23 @@ RUNTIME = Runtime(device="cpu", progress=False, wandb="disabled", log_every=1)
 SUBSETS = ("rgb", "ir", "rgb+ir")
 
 
-def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(tmp_path):
+def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(tmp_path, monkeypatch):
     from ultralytics.nn.tasks import load_checkpoint
 
+    from models.yolo.two_stream import TwoStreamDetectionModel
+
+    seen = []  # the modality set of every forward pass outside training: each subset must reach the validator
+    fused_features = TwoStreamDetectionModel.fused_features
+
+    def spy(self, x):
+        if not self.training:
+            seen.append(self.present)
+        return fused_features(self, x)
+
+    monkeypatch.setattr(TwoStreamDetectionModel, "fused_features", spy)
     out = tmp_path / "out"
     written = run_table(12, "smoke", runtime=RUNTIME, output_dir=out, results_dir=tmp_path / "results")
+    assert {(True, False), (False, True), (True, True)} <= set(seen)
     names = {p.name for p in written}
     assert {"table12.md", "table12_vs_paper.md", "table12_pr_curves.png", "table12_detections.png"} <= names
     text = (out / "table12.md").read_text()
@@ -54,6 +66,16 @@ def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(
                 assert json.loads((run_dir / "eval" / subset / "pr_curve.json").read_text())["recall"][0] == 0.0
             model, _ = load_checkpoint(registry.weights_path(config))
             assert type(model).__name__ == "TwoStreamDetectionModel"
+            if config.mwam.intervention == "none":  # the documented standalone re-evaluation of model.pt
+                from ultralytics import YOLO
+
+                from reproduce.yolo.validator import TwoStreamDetectionValidator
+
+                yolo = YOLO(str(registry.weights_path(config)))
+                with yolo.model.use_modalities(("ir",)):
+                    again = yolo.val(data=str(run_dir / "data.yaml"), split="test", imgsz=96, batch=4, rect=True,
+                                     validator=TwoStreamDetectionValidator, plots=False, device="cpu")  # fmt: skip
+                assert again.box.map50 == pytest.approx(entry["subsets"]["ir"]["map50"], abs=1e-9)
             with (run_dir / "curves.csv").open() as handle:
                 series = {row["series"] for row in csv.DictReader(handle)}
             assert {"loss/box_loss", "mwam/K/rgb", "mwam/K/ir"} <= series  # baselines log FRM / T / K too

@@ -96,7 +96,7 @@ class TwoStreamDetectionValidator(DetectionValidator):
             "im_file": str(target["im_file"]),
             "shape": [int(s) for s in shape],
             "boxes": np.round(boxes.cpu().numpy().astype(float), 2).tolist(),
-            "scores": np.round(pred["conf"].cpu().numpy().astype(float), 4).tolist(),
+            "scores": np.round(pred["conf"].cpu().numpy().astype(float), 6).tolist(),
             "labels": pred["cls"].cpu().numpy().astype(int).tolist(),
             "gt_boxes": np.round(gt.cpu().numpy().astype(float), 2).tolist(),
             "gt_labels": target["cls"].cpu().numpy().astype(int).tolist(),
