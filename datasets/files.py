@@ -10,7 +10,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -64,3 +65,26 @@ def install_directory(built: str | Path, out: str | Path, already_complete: Call
     os.rename(out, old)
     os.rename(built, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def built_beside(
+    out: str | Path, is_ours: Callable[[Path], bool], already_complete: Callable[[Path], bool], marker: str
+) -> Iterator[Path]:
+    """Write a generated directory atomically: refuse an ``out`` a generator may not replace
+    (:func:`replaceable_directory`; FileExistsError naming ``marker``, the file that makes a directory ours), yield
+    a fresh directory beside ``out`` to write into, and on success install it onto ``out``
+    (:func:`install_directory`); on any failure it is removed and ``out`` is left as it was. An older set is so
+    replaced whole, never mixed in."""
+    out = Path(out)
+    if not replaceable_directory(out, is_ours):
+        raise FileExistsError(f"{out}: exists and is not a synthetic data set (no {marker}); refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        os.chmod(built, 0o755)  # mkdtemp makes it private; the data set is not
+        yield built
+        install_directory(built, out, already_complete)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise

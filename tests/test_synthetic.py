@@ -209,3 +209,23 @@ def test_depth_more_separable_than_rgb_on_cheap_features(tmp_path: Path) -> None
     }
     assert accuracy["depth"] >= 0.8, accuracy
     assert accuracy["depth"] >= accuracy["rgb"] + 0.15, accuracy
+
+
+def test_built_beside_installs_on_success_and_leaves_everything_as_it_was_on_failure(tmp_path):
+    from datasets.files import built_beside
+
+    out = tmp_path / "set"
+    with built_beside(out, lambda d: (d / "m").exists(), lambda d: False, "m") as built:
+        (built / "m").write_text("1")
+    assert (out / "m").read_text() == "1"
+    with pytest.raises(RuntimeError), built_beside(out, lambda d: (d / "m").exists(), lambda d: False, "m") as built:
+        (built / "m").write_text("2")
+        raise RuntimeError("generator failed")
+    assert (out / "m").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "data.txt").write_text("theirs")
+    with (
+        pytest.raises(FileExistsError, match="no m"),
+        built_beside(tmp_path / "user", lambda d: False, lambda d: False, "m"),
+    ):
+        pass

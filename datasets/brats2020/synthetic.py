@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +32,7 @@ import numpy as np
 
 from datasets.brats2020 import MODALITIES
 from datasets.brats2020.layout import RAW_FOLDER
-from datasets.files import atomic_write, install_directory, replaceable_directory, write_text_atomic
+from datasets.files import atomic_write, built_beside, write_text_atomic
 from datasets.registry import SYNTHETIC_MARKER
 
 CONTRAST = {
@@ -110,22 +107,11 @@ def write_brats2020(
         raise ValueError(f"split {tuple(split)} must sum to num_cases={num_cases} (>= 3)")
     if not imbalance > 0:
         raise ValueError(f"imbalance must be > 0, got {imbalance}")
-    if not replaceable_directory(out_dir, lambda d: _marker(d) is not None):
-        raise FileExistsError(
-            f"{out_dir}: exists and is not a synthetic data set (no {SYNTHETIC_MARKER}); not replaced"
-        )
-    # Built beside, then moved onto out_dir: an older set (other parameters) is replaced whole, never mixed in.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        os.chmod(built, 0o755)
+    ours, complete = (lambda d: _marker(d) is not None), (lambda d: _marker(d) == parameters)
+    with built_beside(out_dir, ours, complete, SYNTHETIC_MARKER) as built:
         _write_raw(built / "raw" / RAW_FOLDER, num_cases, shape, float(imbalance), int(seed))
         prepare_brats2020(built / "raw", built, split_sizes=tuple(split), seed=seed, progress=progress)
         write_text_atomic(built / SYNTHETIC_MARKER, json.dumps(parameters))
-        install_directory(built, out_dir, lambda d: _marker(d) == parameters)
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        raise
     return out_dir
 
 

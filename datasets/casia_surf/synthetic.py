@@ -57,9 +57,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,7 +64,7 @@ import cv2
 import numpy as np
 
 from datasets.casia_surf import MODALITIES, SPLITS
-from datasets.files import install_directory, replaceable_directory, write_text_atomic
+from datasets.files import built_beside, write_text_atomic
 from datasets.registry import SYNTHETIC_MARKER as MARKER
 
 SURF_FORMAT = 1
@@ -342,16 +339,7 @@ def write_casia_surf(
     out = Path(out_dir)
     if is_complete(out, config):
         return out
-    if not replaceable_directory(out, lambda d: _read_marker(d) is not None):
-        raise FileExistsError(f"{out}: exists and is not a synthetic data set (no {MARKER}); refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        os.chmod(built, 0o755)  # mkdtemp makes it private; the data set is not
+    with built_beside(out, lambda d: _read_marker(d) is not None, lambda d: is_complete(d, config), MARKER) as built:
         _write_surf(built, config, progress)
         write_text_atomic(built / MARKER, json.dumps(_marker_payload(config), indent=2) + "\n")
-        install_directory(built, out, lambda d: is_complete(d, config))
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        raise
     return out

@@ -41,8 +41,6 @@ pipeline; nothing measured on it says anything about DroneVehicle.
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +50,7 @@ import numpy as np
 from datasets.dronevehicle import BORDER, CLASS_NAMES, IMAGE_SIZE, RAW_SIZE, SPLITS
 from datasets.dronevehicle.layout import is_prepared, raw_dir
 from datasets.dronevehicle.prepare import convert_release, inspect_release
-from datasets.files import install_directory, replaceable_directory, write_text_atomic
+from datasets.files import built_beside, write_text_atomic
 from datasets.registry import SYNTHETIC_MARKER
 
 SYNTHETIC_FORMAT = 1
@@ -295,20 +293,12 @@ def write_dronevehicle(
                   "seed": int(seed), "night_fraction": float(night_fraction)}  # fmt: skip
     if _marker(out_dir) == parameters and is_prepared(out_dir):
         return out_dir
-    if not replaceable_directory(out_dir, lambda d: _marker(d) is not None):
-        raise ValueError(f"{out_dir} exists and is not a synthetic data set: refusing to overwrite it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build = out_dir.with_name(f".{out_dir.name}.build-{uuid.uuid4().hex[:8]}")
-    build.mkdir()
-    try:
+    ours, complete = (lambda d: _marker(d) is not None), (lambda d: _marker(d) == parameters and is_prepared(d))
+    with built_beside(out_dir, ours, complete, SYNTHETIC_MARKER) as build:
         write_release(build / SOURCE_DIR, counts, int(seed), float(night_fraction))
         triples, problems = inspect_release(build / SOURCE_DIR, "ir")
         if problems:  # a bug of this generator
             raise RuntimeError("synthetic DroneVehicle: " + "; ".join(problems[:5]))
         convert_release(triples, build, progress=progress, workers=1)
         write_text_atomic(build / SYNTHETIC_MARKER, json.dumps(parameters, indent=1) + "\n")
-        install_directory(build, out_dir, lambda d: _marker(d) == parameters and is_prepared(d))
-    finally:
-        if build.exists():
-            shutil.rmtree(build, ignore_errors=True)
     return out_dir

@@ -34,15 +34,12 @@ Kinect-like noise (standard deviation 1.5 mm x z^2 with z in m) and is stored in
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from datasets.files import install_directory, replaceable_directory, write_text_atomic
+from datasets.files import built_beside, write_text_atomic
 from datasets.nyuv2 import SPLITS
 from datasets.nyuv2.class_weights import write_class_weights
 from datasets.nyuv2.prepare import write_lists, write_sample
@@ -226,14 +223,8 @@ def write_nyuv2(
         raise ValueError(f"need 1 <= num_train, num_test and num_train + num_test <= 9999, got {num_train}, {num_test}")
     if height < 16 or width < 16:
         raise ValueError(f"images must be at least 16 x 16, got {height} x {width}")
-    if not replaceable_directory(out_dir, lambda d: _marker(d) is not None):
-        raise FileExistsError(
-            f"{out_dir}: exists and is not a synthetic data set (no {SYNTHETIC_MARKER}); not replaced"
-        )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        os.chmod(built, 0o755)
+    ours, complete = (lambda d: _marker(d) is not None), (lambda d: _marker(d) == parameters)
+    with built_beside(out_dir, ours, complete, SYNTHETIC_MARKER) as built:
         numbers = split_numbers(num_train, num_test, seed)
         jobs = [(split, n) for split in SPLITS for n in numbers[split]]
         for split, n in tqdm(jobs, desc="synthetic NYU-Depth V2", disable=not progress):
@@ -242,8 +233,4 @@ def write_nyuv2(
         write_lists(built, {split: [f"{n:04d}" for n in numbers[split]] for split in SPLITS})
         write_class_weights(built, absent="zero")
         write_text_atomic(built / SYNTHETIC_MARKER, json.dumps(parameters, indent=2) + "\n")
-        install_directory(built, out_dir, lambda d: _marker(d) == parameters)
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        raise
     return out_dir
