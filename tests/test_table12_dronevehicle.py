@@ -177,3 +177,35 @@ def test_ultralytics_map50_agrees_with_meanap50_and_pycocotools_on_the_same_pred
     assert 0.3 < ours < 0.95
     assert ours == pytest.approx(pycocotools_map50, abs=1e-6)
     assert ultralytics_map50 == pytest.approx(ours, abs=0.02)
+
+
+def test_validation_with_ultralytics_plots_reaches_for_no_network(tmp_path, monkeypatch):
+    """A validation with ultralytics' plots on (fonts, prediction mosaics, PR / F1 curves, confusion
+    matrices): every DNS look-up and socket connection attempted is recorded, and there must be none."""
+    import socket
+
+    from datasets.dronevehicle.layout import data_dict
+    from datasets.dronevehicle.synthetic import write_dronevehicle
+    from models.yolo.two_stream import TwoStreamDetectionModel
+    from reproduce.yolo.evaluation import evaluate_subsets
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[:2])
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    root = write_dronevehicle(tmp_path / "data", num_train=1, num_val=1, num_test=2)
+    (tmp_path / "data.yaml").write_text(json.dumps(data_dict(root)))  # JSON is YAML
+    torch.manual_seed(0)
+    weights = tmp_path / "best.pt"
+    torch.save({"model": TwoStreamDetectionModel(ch=6, nc=5, verbose=False), "train_args": {}}, weights)
+    arguments = {"data": str(tmp_path / "data.yaml"), "task": "detect", "mode": "val", "split": "test", "imgsz": 64,
+                 "batch": 2, "rect": True, "workers": 0, "plots": True, "verbose": False, "device": "cpu"}  # fmt: skip
+    results = evaluate_subsets(weights, arguments, [("ir",)], tmp_path / "eval")
+    assert tuple(results) == ("ir",)
+    assert (tmp_path / "eval" / "ir" / "BoxPR_curve.png").is_file()
+    assert (tmp_path / "eval" / "ir" / "val_batch0_pred.jpg").is_file()
+    assert attempts == []
