@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,17 @@ from typing import Any
 
 #: The file a synthetic data set carries at its root: its generator's parameters (also part of the fingerprint).
 SYNTHETIC_MARKER = "synthetic.json"
+
+
+def read_synthetic_marker(directory: str | Path) -> dict | None:
+    """The parameters a synthetic generator recorded in ``directory`` (its :data:`SYNTHETIC_MARKER`), or None
+    where there is none or it does not parse."""
+    try:
+        return json.loads((Path(directory) / SYNTHETIC_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 PRESETS = ("paper", "smoke", "demo")
 
 _REGISTRY: dict[str, DatasetSpec] = {}

@@ -33,7 +33,7 @@ import numpy as np
 from datasets.brats2020 import MODALITIES
 from datasets.brats2020.layout import RAW_FOLDER
 from datasets.files import atomic_write, built_beside, write_text_atomic
-from datasets.registry import SYNTHETIC_MARKER
+from datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
 
 CONTRAST = {
     #           flair, t1ce, t1,   t2
@@ -101,25 +101,21 @@ def write_brats2020(
     shape = tuple(int(s) for s in shape)
     parameters = {"kind": "brats2020", "num_cases": int(num_cases), "shape": list(shape), "split": list(split),
                   "imbalance": float(imbalance), "seed": int(seed)}  # fmt: skip
-    if _marker(out_dir) == parameters:
+    if read_synthetic_marker(out_dir) == parameters:
         return out_dir
     if num_cases < 3 or sum(split) != num_cases:
         raise ValueError(f"split {tuple(split)} must sum to num_cases={num_cases} (>= 3)")
     if not imbalance > 0:
         raise ValueError(f"imbalance must be > 0, got {imbalance}")
-    ours, complete = (lambda d: _marker(d) is not None), (lambda d: _marker(d) == parameters)
+    ours, complete = (
+        (lambda d: read_synthetic_marker(d) is not None),
+        (lambda d: read_synthetic_marker(d) == parameters),
+    )
     with built_beside(out_dir, ours, complete, SYNTHETIC_MARKER) as built:
         _write_raw(built / "raw" / RAW_FOLDER, num_cases, shape, float(imbalance), int(seed))
         prepare_brats2020(built / "raw", built, split_sizes=tuple(split), seed=seed, progress=progress)
         write_text_atomic(built / SYNTHETIC_MARKER, json.dumps(parameters))
     return out_dir
-
-
-def _marker(directory: Path) -> dict | None:
-    try:
-        return json.loads((directory / SYNTHETIC_MARKER).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _write_raw(raw: Path, num_cases: int, shape: tuple[int, int, int], imbalance: float, seed: int) -> None:

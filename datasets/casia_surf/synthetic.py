@@ -66,6 +66,7 @@ import numpy as np
 from datasets.casia_surf import MODALITIES, SPLITS
 from datasets.files import built_beside, write_text_atomic
 from datasets.registry import SYNTHETIC_MARKER as MARKER
+from datasets.registry import read_synthetic_marker
 
 SURF_FORMAT = 1
 JPEG_QUALITY = 95
@@ -278,17 +279,10 @@ def _marker_payload(config: SyntheticSurfConfig) -> dict:
     return {"kind": "casia_surf", "format": SURF_FORMAT, "params": asdict(config), "model": surf_model()}
 
 
-def _read_marker(directory: Path) -> dict | None:
-    try:
-        return json.loads((directory / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def is_complete(directory: str | Path, config: SyntheticSurfConfig) -> bool:
     """Whether ``directory`` holds a finished synthetic CASIA-SURF written with ``config``."""
     directory = Path(directory)
-    if _read_marker(directory) != _marker_payload(config):
+    if read_synthetic_marker(directory) != _marker_payload(config):
         return False
     return all((directory / name).is_file() for name in SPLITS.values())
 
@@ -339,7 +333,9 @@ def write_casia_surf(
     out = Path(out_dir)
     if is_complete(out, config):
         return out
-    with built_beside(out, lambda d: _read_marker(d) is not None, lambda d: is_complete(d, config), MARKER) as built:
+    with built_beside(
+        out, lambda d: read_synthetic_marker(d) is not None, lambda d: is_complete(d, config), MARKER
+    ) as built:
         _write_surf(built, config, progress)
         write_text_atomic(built / MARKER, json.dumps(_marker_payload(config), indent=2) + "\n")
     return out

@@ -51,7 +51,7 @@ from datasets.dronevehicle import BORDER, CLASS_NAMES, IMAGE_SIZE, RAW_SIZE, SPL
 from datasets.dronevehicle.layout import is_prepared, raw_dir
 from datasets.dronevehicle.prepare import convert_release, inspect_release
 from datasets.files import built_beside, write_text_atomic
-from datasets.registry import SYNTHETIC_MARKER
+from datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
 
 SYNTHETIC_FORMAT = 1
 SOURCE_DIR = "source"
@@ -265,13 +265,6 @@ def write_release(source: Path, counts: dict[str, int], seed: int, night_fractio
                 (folders[kind] / f"{name}.xml").write_text(xml, encoding="utf-8")
 
 
-def _marker(directory: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((directory / SYNTHETIC_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def write_dronevehicle(
     out_dir: str | Path,
     num_train: int = 8,
@@ -291,9 +284,12 @@ def write_dronevehicle(
         raise ValueError(f"night_fraction must lie in [0, 1], got {night_fraction}")
     parameters = {"dataset": "dronevehicle", "format": SYNTHETIC_FORMAT, **{f"num_{k}": v for k, v in counts.items()},
                   "seed": int(seed), "night_fraction": float(night_fraction)}  # fmt: skip
-    if _marker(out_dir) == parameters and is_prepared(out_dir):
+    if read_synthetic_marker(out_dir) == parameters and is_prepared(out_dir):
         return out_dir
-    ours, complete = (lambda d: _marker(d) is not None), (lambda d: _marker(d) == parameters and is_prepared(d))
+    ours, complete = (
+        (lambda d: read_synthetic_marker(d) is not None),
+        (lambda d: read_synthetic_marker(d) == parameters and is_prepared(d)),
+    )
     with built_beside(out_dir, ours, complete, SYNTHETIC_MARKER) as build:
         write_release(build / SOURCE_DIR, counts, int(seed), float(night_fraction))
         triples, problems = inspect_release(build / SOURCE_DIR, "ir")

@@ -50,24 +50,24 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _read_plane(path: Path, dtype: type, kind: str, expected: str) -> np.ndarray:
+    """A single-channel image of ``dtype``; Nyuv2Error naming ``path`` otherwise."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise Nyuv2Error(f"{path}: missing or unreadable {kind} image")
+    if image.ndim != 2 or image.dtype != dtype:
+        raise Nyuv2Error(f"{path}: {expected} expected, got {image.dtype} {image.shape}")
+    return image
+
+
 def read_depth(path: Path) -> np.ndarray:
     """(H, W) uint16 depth in millimetres."""
-    depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if depth is None:
-        raise Nyuv2Error(f"{path}: missing or unreadable depth image")
-    if depth.ndim != 2 or depth.dtype != np.uint16:
-        raise Nyuv2Error(f"{path}: a uint16 single-channel depth image (mm) expected, got {depth.dtype} {depth.shape}")
-    return depth
+    return _read_plane(path, np.uint16, "depth", "a uint16 single-channel depth image (mm)")
 
 
 def read_label(path: Path) -> np.ndarray:
     """(H, W) uint8 labels 0-40."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise Nyuv2Error(f"{path}: missing or unreadable label image")
-    if label.ndim != 2 or label.dtype != np.uint8:
-        raise Nyuv2Error(f"{path}: a uint8 single-channel label image expected, got {label.dtype} {label.shape}")
-    return label
+    return _read_plane(path, np.uint8, "label", "a uint8 single-channel label image")
 
 
 class Nyuv2Dataset(Dataset):

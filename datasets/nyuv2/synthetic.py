@@ -43,7 +43,7 @@ from datasets.files import built_beside, write_text_atomic
 from datasets.nyuv2 import SPLITS
 from datasets.nyuv2.class_weights import write_class_weights
 from datasets.nyuv2.prepare import write_lists, write_sample
-from datasets.registry import SYNTHETIC_MARKER
+from datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
 
 SYNTHETIC_FORMAT = 1
 WALL, FLOOR, CABINET, BED, SOFA, TABLE, DOOR, WINDOW, PICTURE, CEILING = 1, 2, 3, 4, 6, 7, 8, 9, 11, 22
@@ -188,13 +188,6 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     return rgb, depth_mm, label
 
 
-def _marker(directory: Path) -> dict | None:
-    try:
-        return json.loads((directory / SYNTHETIC_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def split_numbers(num_train: int, num_test: int, seed: int) -> dict[str, list[int]]:
     """The image numbers (1-based) of each split: a seeded draw of ``num_test`` test images, both sorted."""
     order = np.random.default_rng([seed, 1449]).permutation(num_train + num_test) + 1
@@ -217,13 +210,16 @@ def write_nyuv2(
     out_dir = Path(out_dir)
     parameters = {"kind": "nyuv2", "format": SYNTHETIC_FORMAT, "num_train": int(num_train), "num_test": int(num_test),
                   "height": int(height), "width": int(width), "seed": int(seed)}  # fmt: skip
-    if _marker(out_dir) == parameters:
+    if read_synthetic_marker(out_dir) == parameters:
         return out_dir
     if num_train < 1 or num_test < 1 or num_train + num_test > 9999:
         raise ValueError(f"need 1 <= num_train, num_test and num_train + num_test <= 9999, got {num_train}, {num_test}")
     if height < 16 or width < 16:
         raise ValueError(f"images must be at least 16 x 16, got {height} x {width}")
-    ours, complete = (lambda d: _marker(d) is not None), (lambda d: _marker(d) == parameters)
+    ours, complete = (
+        (lambda d: read_synthetic_marker(d) is not None),
+        (lambda d: read_synthetic_marker(d) == parameters),
+    )
     with built_beside(out_dir, ours, complete, SYNTHETIC_MARKER) as built:
         numbers = split_numbers(num_train, num_test, seed)
         jobs = [(split, n) for split in SPLITS for n in numbers[split]]
