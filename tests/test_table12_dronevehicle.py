@@ -81,6 +81,8 @@ def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(
             assert {"loss/box_loss", "mwam/K/rgb", "mwam/K/ir"} <= series  # baselines log FRM / T / K too
             if config.mwam.intervention == "grad":
                 with_mwam = series
+            else:
+                assert not any(k.startswith("mwam/K_applied/") for k in series), "a baseline edits no gradient"
         assert with_mwam is not None and "mwam/K_applied/ir" in with_mwam  # only the +MWAM column edits
 
 

@@ -5,7 +5,6 @@ arguments and the offline set-up."""
 import os
 import pickle
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from mwam import MWAM
 from reproduce.runs.config import ConfigError, RunConfig
 from reproduce.runs.runtime import Runtime
 from reproduce.yolo.arguments import check_config, train_arguments, ultralytics_device, validation_arguments
-from reproduce.yolo.trainer import MAX_GRAD_NORM, TwoStreamDetectionTrainer, TwoStreamSettings
+from reproduce.yolo.trainer import MAX_GRAD_NORM, optimizer_step_with_mwam
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +97,11 @@ def test_pickles_and_fuses_like_an_ultralytics_checkpoint(model, tmp_path):
         assert torch.allclose(loaded(x)[0], before, atol=1e-3, rtol=1e-3)
 
 
-def _step_state(net, clip="after_scaling"):
-    state = SimpleNamespace(
-        scaler=torch.amp.GradScaler("cpu", enabled=False), optimizer=torch.optim.SGD(net.parameters(), lr=0.0),
-        model=net, ema=None, mwam=None, mwam_window=[], applied_weight=None,
-        settings=TwoStreamSettings(mwam_intervention="grad", mwam_edit="optimizer_step", mwam_clip=clip),
-    )  # fmt: skip
-    state._edits_at_step = lambda: TwoStreamDetectionTrainer._edits_at_step(state)
-    return state
+def _step(net, mwam, window, clip):
+    """One ultralytics optimiser step as the trainer takes it (fp32: the scaler is disabled, no EMA)."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    return optimizer, lambda: optimizer_step_with_mwam(net, optimizer, scaler, None, mwam, window, clip)
 
 
 def _gradients(net, scale=1e-3):
@@ -118,17 +114,17 @@ def _gradients(net, scale=1e-3):
 @pytest.mark.parametrize("clip", ["after_scaling", "before_scaling"])
 def test_mwam_scales_exactly_the_backbone_gradients_in_ultralytics_step(clip):
     net = TwoStreamDetectionModel(ch=6, nc=5, verbose=False)
-    state = _step_state(net, clip)
-    state.mwam = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
-    state.mwam_window = [torch.tensor([0.5, 2.0]), torch.tensor([0.7, 1.0])]  # two accumulated mini-batches
+    mwam = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
+    window = [torch.tensor([0.5, 2.0]), torch.tensor([0.7, 1.0])]  # two accumulated mini-batches
+    optimizer, step = _step(net, mwam, window, clip)
     grads = _gradients(net, scale=1e-4)  # a small norm: the clip (10) does not act
     seen = {}
-    state.optimizer.step = lambda: seen.update({n: p.grad.clone() for n, p in net.named_parameters()})
-    TwoStreamDetectionTrainer.optimizer_step(state)
+    optimizer.step = lambda: seen.update({n: p.grad.clone() for n, p in net.named_parameters()})
+    applied = step()
     factors = {"rgb_backbone": 0.6, "ir_backbone": 1.5, "model": 1.0}  # the window's mean K, 1 for the head
     for name, g in grads.items():
         assert torch.allclose(seen[name], g * factors[name.split(".")[0]], rtol=1e-6), name
-    assert state.mwam_window == [] and torch.allclose(state.applied_weight, torch.tensor([0.6, 1.5]))
+    assert window == [] and torch.allclose(applied, torch.tensor([0.6, 1.5]))
     assert all(p.grad is None or not p.grad.any() for p in net.parameters()), "zero_grad after the step"
 
 
@@ -136,17 +132,16 @@ def test_the_clip_order_decides_whether_mwam_is_clipped():
     results = {}
     for clip in ("after_scaling", "before_scaling"):
         net = TwoStreamDetectionModel(ch=6, nc=5, verbose=False)
-        state = _step_state(net, clip)
-        state.mwam = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
-        state.mwam_window = [torch.tensor([0.25, 4.0])]
+        mwam = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
+        optimizer, step = _step(net, mwam, [torch.tensor([0.25, 4.0])], clip)
         _gradients(net, scale=1.0)  # a large norm: the clip acts
         norms = {}
 
         def record(net=net, norms=norms):
             norms["total"] = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters()]))
 
-        state.optimizer.step = record
-        TwoStreamDetectionTrainer.optimizer_step(state)
+        optimizer.step = record
+        step()
         results[clip] = float(norms["total"])
     assert results["after_scaling"] == pytest.approx(MAX_GRAD_NORM, rel=1e-4)  # the clip has the last word
     assert results["before_scaling"] > MAX_GRAD_NORM  # K applied after the clip: the bound no longer holds

@@ -3,7 +3,7 @@
 One step is what ``TwoStreamDetectionTrainer`` does per optimiser step at accumulate = 1: ultralytics' batch
 preprocessing (/255) and MWAM's measurement of the RGB / IR halves (with MWAM), the forward pass and ultralytics'
 ``v8DetectionLoss`` (under fp16 autocast with a grad scaler on CUDA, as ultralytics' AMP; fp32 on the CPU),
-backward, then the trainer's own ``optimizer_step`` -- unscale, MWAM's scaling of the backbone gradients, the
+backward, then the trainer's ``optimizer_step_with_mwam`` -- unscale, MWAM's scaling of the backbone gradients, the
 global clip to norm 10, ultralytics' SGD (lr 0.01, momentum 0.937, Nesterov) -- and no EMA (a constant cost
 of both variants). Inputs: uint8 6-channel images and 4-12 random boxes per image, already on the device. The
 default size is the paper's: batch 16 at 640 x 640 on both devices (a CPU step takes seconds).
@@ -12,7 +12,6 @@ default size is the paper's: batch 16 at 640 x 640 on both devices (a CPU step t
 from __future__ import annotations
 
 from contextlib import nullcontext
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -46,7 +45,7 @@ def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: 
 
     import models
     from mwam import MWAM
-    from reproduce.yolo.trainer import TwoStreamDetectionTrainer, TwoStreamSettings
+    from reproduce.yolo.trainer import optimizer_step_with_mwam
 
     torch.manual_seed(0)
     model = models.build("two_stream_yolov8n").to(device)
@@ -54,26 +53,21 @@ def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: 
     model.train()
     cuda = device.type == "cuda"
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937, nesterov=True)
-    step_state = SimpleNamespace(
-        scaler=torch.amp.GradScaler(device.type, enabled=cuda), optimizer=optimizer, model=model, ema=None,
-        mwam=None, mwam_window=[], applied_weight=None,
-        settings=TwoStreamSettings(mwam_intervention="grad", mwam_edit="optimizer_step"),
-    )  # fmt: skip
-    step_state._edits_at_step = lambda: TwoStreamDetectionTrainer._edits_at_step(step_state)
+    scaler = torch.amp.GradScaler(device.type, enabled=cuda)
     mwam = MWAM(branches=model.branches(), intervention="grad", gradient_hooks=False).to(device)
+    window: list[torch.Tensor] = []
     raw = random_batch(batch, size, device)
 
     def step(batch_: dict[str, torch.Tensor], with_mwam: bool) -> None:
         data = dict(batch_)
         data["img"] = data["img"].float() / 255
-        step_state.mwam = mwam if with_mwam else None
         if with_mwam:
             mwam.step({"rgb": data["img"][:, :3], "ir": data["img"][:, 3:]})
-            step_state.mwam_window.append(mwam.grad_scale.clone())
+            window.append(mwam.grad_scale.clone())
         with torch.autocast(device.type, dtype=torch.float16) if cuda else nullcontext():
             loss, _ = model(data)
-        step_state.scaler.scale(loss.sum()).backward()
-        TwoStreamDetectionTrainer.optimizer_step(step_state)
+        scaler.scale(loss.sum()).backward()
+        optimizer_step_with_mwam(model, optimizer, scaler, None, mwam if with_mwam else None, window)
 
     plain = time_step(lambda b: step(b, False), raw, device, warmup, iters)
     with_mwam = time_step(lambda b: step(b, True), raw, device, warmup, iters)

@@ -76,6 +76,35 @@ def offline_amp_check() -> Iterator[None]:
         ultralytics_trainer.check_amp = original
 
 
+def optimizer_step_with_mwam(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    ema: Any,
+    mwam: MWAM | None,
+    window: list[torch.Tensor],
+    clip: str = "after_scaling",
+) -> torch.Tensor | None:
+    """Ultralytics' ``BaseTrainer.optimizer_step`` (unscale, clip to norm 10, step, update, zero, EMA) with MWAM's
+    K applied to the accumulated branch gradients: the mean of ``window`` (the K of each accumulated mini-batch,
+    emptied here), before the clip (``after_scaling``) or after it (``before_scaling``). ``mwam`` None: no editing.
+    Returns the K applied, or None."""
+    scaler.unscale_(optimizer)
+    scale = torch.stack(window).mean(0) if mwam is not None and window else None
+    if scale is not None and clip == "after_scaling":
+        mwam.scale_gradients(scale)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=MAX_GRAD_NORM)
+    if scale is not None and clip == "before_scaling":
+        mwam.scale_gradients(scale)
+    window.clear()
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad()
+    if ema:
+        ema.update(model)
+    return scale
+
+
 class TwoStreamDetectionTrainer(DetectionTrainer):
     """``DetectionTrainer`` with the two-stream model, the RGB+IR data set and MWAM (module docstring)."""
 
@@ -152,24 +181,13 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
         return self.mwam is not None and s.mwam_intervention == "grad" and s.mwam_edit == "optimizer_step"
 
     def optimizer_step(self) -> None:
-        """Ultralytics' step (unscale, clip to norm 10, step, update, zero, EMA) with MWAM's Alg. 1 line 8 applied
-        to the accumulated branch gradients -- before the clip (``after_scaling``) or after it."""
-        self.scaler.unscale_(self.optimizer)
-        scale = None
-        if self._edits_at_step() and self.mwam_window:
-            scale = torch.stack(self.mwam_window).mean(0)
-            self.applied_weight = scale
-        if scale is not None and self.settings.mwam_clip == "after_scaling":
-            self.mwam.scale_gradients(scale)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=MAX_GRAD_NORM)
-        if scale is not None and self.settings.mwam_clip == "before_scaling":
-            self.mwam.scale_gradients(scale)
-        self.mwam_window.clear()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad()
-        if self.ema:
-            self.ema.update(self.model)
+        """Ultralytics' step with MWAM's Alg. 1 line 8 (:func:`optimizer_step_with_mwam`)."""
+        applied = optimizer_step_with_mwam(
+            self.model, self.optimizer, self.scaler, self.ema,
+            self.mwam if self._edits_at_step() else None, self.mwam_window, self.settings.mwam_clip,
+        )  # fmt: skip
+        if applied is not None:
+            self.applied_weight = applied
 
     def save_model(self) -> Any:
         """Ultralytics' ``last.pt`` / ``best.pt``, and MWAM's bank beside them (``weights/mwam.pt``) for resuming."""
