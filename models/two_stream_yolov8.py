@@ -29,9 +29,6 @@ def two_stream_yolov8n(
 ) -> nn.Module:
     """The two-stream YOLOv8n for ``nc`` classes; ``absent``: ``features`` (zeroed at the fusion points) or
     ``input`` (a black image), see :mod:`models.yolo.two_stream`."""
-    from .yolo.offline import ultralytics_offline
-
-    ultralytics_offline()
-    from .yolo.two_stream import TwoStreamDetectionModel
+    from .yolo.two_stream import TwoStreamDetectionModel  # sets ultralytics offline before importing it
 
     return TwoStreamDetectionModel(cfg, ch=6, nc=nc, verbose=verbose, absent=absent)

@@ -184,11 +184,12 @@ def describe_run(planned: PlannedRun, registry: Registry) -> dict[str, Any]:
     """What ``--dry-run`` says of one planned run."""
     config = planned.config
     key = None if planned.key.startswith("?") else planned.key
-    iterations = _iterations(config) if config.schedule.interval == "iteration" else 1
-    lrs = lr_per_epoch(config.schedule, config.optim.lr, config.train.epochs, iterations) if iterations else None
     method_options = config.method.resolved_options()
     if hasattr(method_options, "lr_per_epoch"):  # a method with its own schedule (ultralytics')
         lrs = method_options.lr_per_epoch(config.optim.lr, config.train.epochs)
+    else:
+        iterations = _iterations(config) if config.schedule.interval == "iteration" else 1
+        lrs = lr_per_epoch(config.schedule, config.optim.lr, config.train.epochs, iterations) if iterations else None
     return {
         "table": planned.runtime.table,
         "column": planned.runtime.column,

@@ -260,3 +260,14 @@ def test_the_ultralytics_step_with_mwam_runs_under_cuda_amp():
 
     report = bench_step(torch.device("cuda"), size=64, batch=2, iters=1, warmup=1)
     assert report["precision"] == "fp16 autocast" and report["train_step_mwam_ms"]["median_ms"] > 0
+
+
+def test_table12_dry_run_shows_ultralytics_schedule(tmp_path):
+    from reproduce.experiments import describe_plan, plan_table
+    from reproduce.paths import results_root_set_to
+    from reproduce.runs.registry import Registry
+
+    with results_root_set_to(tmp_path):
+        descriptions = describe_plan(plan_table(12, "paper", require_data=False), Registry())
+    lrs = descriptions[0]["lr_per_epoch"]
+    assert len(lrs) == 200 and lrs[0] == pytest.approx(0.01) and lrs[100] == pytest.approx(0.01 * (0.5 * 0.99 + 0.01))

@@ -152,7 +152,7 @@ class UltralyticsRunner:
                 hsv=hsv,
             )
             shutil.copy2(weights, registry.weights_path(config))
-            result = self.result(config, runtime, subsets, trainer, elapsed, weights)
+            result = self.result(config, runtime, subsets, trainer, elapsed, weights, root, options)
             registry.save(result)
             self.log_result(tracker, result)
         finally:
@@ -168,14 +168,13 @@ class UltralyticsRunner:
     @staticmethod
     def result(
         config: RunConfig, runtime: Runtime, subsets: dict[str, dict[str, float]], trainer: Any, elapsed: float,
-        weights: Path,
+        weights: Path, root: Path, options: Any,
     ) -> dict[str, Any]:  # fmt: skip
         import torch
         import ultralytics
 
         from reproduce.devices import device_name
 
-        options = config.method.resolved_options()
         return {
             "key": config.key,
             "schema": SCHEMA,
@@ -203,7 +202,7 @@ class UltralyticsRunner:
                 "select": "best_val (ultralytics fitness)" if weights.name == "best.pt" else "last",
                 "weights": weights.name,
             },
-            "synthetic": config.data.spec.is_synthetic(config.data.locate()),
+            "synthetic": config.data.spec.is_synthetic(root),
             "history": read_history(trainer.save_dir / "results.csv"),
             "method": {
                 "method": "ultralytics",

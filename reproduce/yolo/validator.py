@@ -76,16 +76,16 @@ class TwoStreamDetectionValidator(DetectionValidator):
         self.coco_map = MeanAP50()
         self.kept = []
 
-    def update_metrics(self, preds: list[dict[str, Any]], batch: dict[str, Any]) -> None:
-        for si, pred in enumerate(preds):
-            target = self._prepare_batch(si, batch)
-            self.coco_map.update(
-                [{"boxes": pred["bboxes"], "scores": pred["conf"], "labels": pred["cls"]}],
-                [{"boxes": target["bboxes"], "labels": target["cls"]}],
-            )
-            if len(self.kept) < self.keep_images:
-                self.kept.append(self._original_frame(pred, target))
-        super().update_metrics(preds, batch)
+    def _process_batch(self, preds: dict[str, Any], batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Ultralytics' matching of one image's predictions and targets (``update_metrics`` calls it once per image
+        with both prepared), which also feeds the second mAP50 and the kept detections."""
+        self.coco_map.update(
+            [{"boxes": preds["bboxes"], "scores": preds["conf"], "labels": preds["cls"]}],
+            [{"boxes": batch["bboxes"], "labels": batch["cls"]}],
+        )
+        if len(self.kept) < self.keep_images:
+            self.kept.append(self._original_frame(preds, batch))
+        return super()._process_batch(preds, batch)
 
     def _original_frame(self, pred: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
         """One image's detections and targets in its original pixel coordinates (xyxy)."""
