@@ -271,3 +271,13 @@ def test_table12_dry_run_shows_ultralytics_schedule(tmp_path):
         descriptions = describe_plan(plan_table(12, "paper", require_data=False), Registry())
     lrs = descriptions[0]["lr_per_epoch"]
     assert len(lrs) == 200 and lrs[0] == pytest.approx(0.01) and lrs[100] == pytest.approx(0.01 * (0.5 * 0.99 + 0.01))
+
+
+def test_embeddings_of_fusion_and_head_layers(model):
+    x = images()
+    with torch.no_grad():
+        p5 = model(x, embed=[9])
+        mixed = model(x, embed=[4, 15])
+        fused = model.fused_features(x)
+    assert len(p5) == 2 and torch.allclose(p5[0], fused[-1][0].mean(dim=(1, 2)), atol=1e-6)  # the fused SPPF output
+    assert mixed[0].shape == (64 + 64,) and torch.allclose(mixed[1][:64], fused[0][1].mean(dim=(1, 2)), atol=1e-6)

@@ -193,8 +193,3 @@ class TwoStreamDetectionModel(DetectionModel):
             finally:
                 self.model = head
         return DetectionModel.fuse(self, verbose=verbose, imgsz=imgsz)
-
-
-def parameter_count(model: nn.Module) -> int:
-    """Trainable and frozen parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters())
