@@ -28,7 +28,7 @@ from reproduce.runs.config import SCHEMA, RunConfig
 from reproduce.runs.registry import Registry, git_commit
 from reproduce.runs.runtime import Runtime
 
-from .arguments import OUTPUT_NAME, check_config, train_arguments, validation_arguments
+from .arguments import OUTPUT_NAME, train_arguments, validation_arguments
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,17 @@ class UltralyticsRunner:
         if registry.has(config) and not force:
             log.info("run %s is already in the registry (use force to retrain)", config.key)
             return registry.load(config)
-        check_config(config)
+        run_dir = registry.run_dir(config).resolve()
+        data_yaml = run_dir / "data.yaml"
+        arguments = train_arguments(config, runtime, data_yaml, run_dir)  # ConfigError before anything is written
         from datasets.dronevehicle.layout import data_dict
         from reproduce.tracking import Tracker
         from reproduce.yolo.evaluation import evaluate_subsets
         from reproduce.yolo.trainer import TwoStreamDetectionTrainer, TwoStreamSettings
 
         root = config.data.locate()
-        run_dir = registry.run_dir(config).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         registry.save_config(config, runtime)
-        data_yaml = run_dir / "data.yaml"
         data_yaml.write_text(yaml.safe_dump(data_dict(root), sort_keys=False), encoding="utf-8")
         output = run_dir / OUTPUT_NAME
         last = output / "weights" / "last.pt"
@@ -107,7 +107,6 @@ class UltralyticsRunner:
             if last.is_file():
                 log.warning("run %s has a checkpoint but resume was not asked for: starting over", config.key)
             shutil.rmtree(output)
-        arguments = train_arguments(config, runtime, data_yaml, run_dir)
         if resuming:
             log.info("resuming run %s from %s (at its last finished epoch)", config.key, last)
             kept = {k: arguments[k] for k in ("data", "workers", "device") if k in arguments}
