@@ -8,7 +8,7 @@ shape and one affine, no NaN, labels in {0, 1, 2, 4} -- the checks ``prepare`` m
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import numpy as np
 from datasets.brats2020 import MODALITIES, SPLITS
 from datasets.brats2020.layout import is_prepared, is_raw, label_path, raw_subjects, volume_path
 from datasets.brats2020.preprocess import RAW_LABELS
+from datasets.checking import gather_problems
 from datasets.registry import Problem
 
 
@@ -56,17 +57,13 @@ def _raw_subject_problems(source: Path, subject: str) -> list[Problem]:
 
 def check_data(root: str | Path, progress: bool = True, workers: int = 4) -> list[Problem]:
     """Problems of a prepared BraTS2020 root or a raw folder (see the module docstring)."""
-    from tqdm.auto import tqdm
 
     root = Path(root)
     if not root.is_dir():
         return [Problem(str(root), "not a directory")]
     if is_raw(root) and not is_prepared(root):
-        subjects = raw_subjects(root)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            found = pool.map(lambda s: _raw_subject_problems(root, s), subjects)
-            return [p for ps in tqdm(found, total=len(subjects), desc="check raw BraTS2020", disable=not progress)
-                    for p in ps]  # fmt: skip
+        problems_of = functools.partial(_raw_subject_problems, root)
+        return gather_problems(raw_subjects(root), problems_of, workers, progress, "check raw BraTS2020")
     if not is_prepared(root):
         return [Problem(str(root), "neither a prepared root (vol/, seg/, split lists) nor a raw BraTS2020 folder")]
     problems: list[Problem] = []
@@ -89,8 +86,7 @@ def check_data(root: str | Path, progress: bool = True, workers: int = 4) -> lis
                 continue
             seen[name] = file_name
             cases.append(name)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        found = pool.map(lambda case: _prepared_case_problems(root, case), cases)
-        for case_problems in tqdm(found, total=len(cases), desc="check BraTS2020", disable=not progress):
-            problems += case_problems
+    problems += gather_problems(
+        cases, lambda case: _prepared_case_problems(root, case), workers, progress, "check BraTS2020"
+    )
     return problems

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 
+from datasets.checking import gather_problems
 from datasets.dronevehicle import SPLITS
 from datasets.dronevehicle.layout import (
     ir_path,
@@ -86,7 +87,6 @@ def release_problems(source: Path, workers: int = 4) -> list[Problem]:
 
 def check_data(root: str | Path, progress: bool = True, workers: int = 4) -> list[Problem]:
     """Problems of a prepared DroneVehicle root or a release folder (see the module docstring)."""
-    from tqdm.auto import tqdm
 
     root = Path(root)
     if not root.is_dir():
@@ -112,10 +112,7 @@ def check_data(root: str | Path, progress: bool = True, workers: int = 4) -> lis
         if not entries:
             problems.append(Problem(str(list_path(root, split)), f"empty split {split!r}"))
         samples += [(path, f"{file_name}, line {line}") for line, path in entries]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        found = pool.map(lambda s: sample_problems(*s), samples)
-        for sample in tqdm(found, total=len(samples), desc="check DroneVehicle", disable=not progress):
-            problems += sample
+    problems += gather_problems(samples, lambda s: sample_problems(*s), workers, progress, "check DroneVehicle")
     if is_raw(root / "source"):  # a synthetic root keeps its release-layout copy there
         problems += release_problems(root / "source", workers)
     return problems

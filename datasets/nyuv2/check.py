@@ -11,12 +11,12 @@ the images or writing anything.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from datasets.checking import gather_problems
 from datasets.nyuv2 import NUM_CLASSES, SPLITS
 from datasets.nyuv2.class_weights import cache_problem
 from datasets.nyuv2.layout import WEIGHTS_FILE, is_download, is_prepared, list_path, parse_split, sample_paths
@@ -76,7 +76,6 @@ def _download_problems(source: Path) -> list[Problem]:
 
 def check_data(root: str | Path, progress: bool = True, workers: int = 4) -> list[Problem]:
     """Problems of a prepared NYU-Depth V2 root or a download folder (see the module docstring)."""
-    from tqdm.auto import tqdm
 
     root = Path(root)
     if not root.is_dir() and not is_download(root):
@@ -114,8 +113,5 @@ def check_data(root: str | Path, progress: bool = True, workers: int = 4) -> lis
     weights = cache_problem(root)
     if weights is not None:
         problems.append(Problem(str(root / WEIGHTS_FILE), weights))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        found = pool.map(lambda s: sample_problems(root, *s), samples)
-        for sample in tqdm(found, total=len(samples), desc="check NYU-Depth V2", disable=not progress):
-            problems += sample
+    problems += gather_problems(samples, lambda s: sample_problems(root, *s), workers, progress, "check NYU-Depth V2")
     return problems
