@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mwam_harness.catalog import DATASETS
 
 #: The file a synthetic data set carries at its root: its generator's parameters (also part of the fingerprint).
 SYNTHETIC_MARKER = "synthetic.json"
@@ -33,8 +34,6 @@ def read_synthetic_marker(directory: str | Path) -> dict | None:
 
 PRESETS = ("paper", "smoke", "demo")
 
-_REGISTRY: dict[str, DatasetSpec] = {}
-_DISCOVERED = False
 
 
 @dataclass(frozen=True)
@@ -197,37 +196,16 @@ class DatasetSpec:
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Register ``spec`` under ``spec.name`` (the same spec again is fine: modules may be re-imported)."""
-    known = _REGISTRY.get(spec.name)
-    if known is not None and known != spec:
-        raise ValueError(f"data set {spec.name!r} is already registered")
     missing = sorted(set(PRESETS) - set(spec.presets))
     if missing:
         raise ValueError(f"data set {spec.name!r} lacks the presets {missing}")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _discover() -> None:
-    """Import every data-set package of ``datasets`` once (their ``__init__`` registers the spec)."""
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    import datasets
-
-    for module in pkgutil.iter_modules(datasets.__path__):
-        if module.ispkg:
-            importlib.import_module(f"datasets.{module.name}")
-    _DISCOVERED = True
+    return DATASETS.add(spec.name, spec, same=lambda known, new: known == new)
 
 
 def dataset_spec(name: str) -> DatasetSpec:
     """The registered data set ``name``; ValueError listing the known ones otherwise."""
-    _discover()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown data set {name!r}; registered: {', '.join(list_datasets()) or 'none'}")
-    return _REGISTRY[name]
+    return DATASETS.get(name)
 
 
 def list_datasets() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
+    return DATASETS.names()

@@ -19,6 +19,8 @@ class HostOutput:
     features: optional per-modality embeddings ``{modality: (B, C)}`` the host chooses for SDE's dual-domain loss
         (hosts without them: SDE reads the pooled branch outputs through forward hooks).
     present: the (B, M) modality mask the host actually applied (after its own training-time dropout).
+    modality_logits: optional per-modality predictions that are not loss terms (a concat head's slices,
+        ``f_m W[:, slice_m]^T + b / M``), for plug-ins that score each modality (``Task.modality_logits``).
     extras: optional named host-specific outputs (tensors or lists of them) that training methods and tasks read
         (e.g. ``prm``, RFNet's region maps; ``layer4``, the fused trunk's
         last feature map, for MMANet's distillation; ``auxiliary``, MMANet's auxiliary-classifier logits).
@@ -29,6 +31,7 @@ class HostOutput:
     features: dict[str, torch.Tensor] | None = None
     present: torch.Tensor | None = None
     extras: dict[str, Any] | None = None
+    modality_logits: dict[str, torch.Tensor] | None = None
 
 
 class Host(nn.Module):

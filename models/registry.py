@@ -1,7 +1,8 @@
 """Host-network registry: hosts register by name and are built with ``models.build(name, **cfg)``.
 
-A registration may carry the authors' parameter count (``parameters``, with where it comes from in
-``reference``), which the contract test over every registered host checks to within 2 %, and the name of the
+Hosts live in the harness's one catalog (:data:`mwam_harness.catalog.HOSTS`). A registration may carry the
+authors' parameter count (``parameters``, with where it comes from in ``reference``), which the contract test
+checks to within 2 % where it is given (a host of one's own needs none), and the name of the
 runner that trains the host (``runner``: the engine's trainer by default; a host whose training loop belongs to
 another library names that library's runner). ``test_options`` are the keyword options the contract test over
 every registered host builds it with (empty by default): a host whose default inputs are too large for the CPU
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from torch import nn
+
+from mwam_harness.catalog import HOSTS
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
@@ -33,9 +36,6 @@ class ModelInfo:
     test_options: Mapping[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
-
-
 def register_model(
     name: str,
     *,
@@ -47,7 +47,7 @@ def register_model(
     """Decorator: ``@register_model("sf_md", parameters=13_180_000, reference="...")`` on a class or factory
     returning an ``nn.Module``."""
     if not isinstance(name, str) or not name or name != name.strip():
-        raise ValueError(f"model names must be non-empty strings without surrounding spaces, got {name!r}")
+        raise ValueError(f"host names must be non-empty strings without surrounding spaces, got {name!r}")
     if parameters is not None and (not isinstance(parameters, int) or parameters < 1):
         raise ValueError(f"parameters must be a positive integer (the authors' count), got {parameters!r}")
     if test_options is not None and not isinstance(test_options, Mapping):
@@ -55,10 +55,8 @@ def register_model(
     options = dict(test_options or {})
 
     def decorate(factory: F) -> F:
-        known = _REGISTRY.get(name)
-        if known is not None and known.factory is not factory:
-            raise ValueError(f"model {name!r} is already registered by {known.factory!r}")
-        _REGISTRY[name] = ModelInfo(name, factory, parameters, reference, runner, options)
+        info = ModelInfo(name, factory, parameters, reference, runner, options)
+        HOSTS.add(name, info, same=lambda known, new: known.factory is new.factory)
         return factory
 
     return decorate
@@ -66,15 +64,12 @@ def register_model(
 
 def list_models() -> list[str]:
     """Registered host names, sorted."""
-    return sorted(_REGISTRY)
+    return HOSTS.names()
 
 
 def model_info(name: str) -> ModelInfo:
     """The registration of ``name``; ValueError listing the known hosts otherwise."""
-    if name not in _REGISTRY:
-        known = ", ".join(list_models()) or "none registered yet"
-        raise ValueError(f"unknown model {name!r}; known models: {known}")
-    return _REGISTRY[name]
+    return HOSTS.get(name)
 
 
 def build(name: str, **cfg: Any) -> nn.Module:

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from reproduce.io import write_text_atomic
+from reproduce.runs.records import RecordError, read_records
 from reproduce.subsets import DATASETS, dataset, display_names, marks, subset_key, subsets
 from reproduce.tables.model import from_paper, from_records
 from reproduce.tables.paper_data import PaperDataError, available_tables, load_paper_table
-from reproduce.tables.records import RecordError, read_records
 from reproduce.tables.render import FORMATS, render, render_side_by_side
 
 SUFFIX = {"md": "md", "csv": "csv", "tex": "tex"}
@@ -144,12 +144,12 @@ def cmd_ablations(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """One run from a configuration file (under torchrun: in every process), its dependencies first."""
     from reproduce.engine import distributed
+    from reproduce.engine.plan import plan_runs
     from reproduce.engine.runner import execute
     from reproduce.paths import results_root_set_to
     from reproduce.runargs import runtime_from
     from reproduce.runs.config import RunConfig
     from reproduce.runs.overrides import deep_merge, parse_assignments
-    from reproduce.runs.plan import plan_runs
     from reproduce.runs.registry import Registry
     from reproduce.runs.runtime import Runtime
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reproduce.engine.plan import PlannedRun, plan_runs
 from reproduce.paths import results_root, results_root_set_to
 from reproduce.runs.config import ConfigError, RunConfig
-from reproduce.runs.plan import PlannedRun, plan_runs
 from reproduce.runs.registry import Registry
 from reproduce.runs.runtime import Runtime
 from reproduce.runs.schedules import lr_per_epoch

@@ -4,13 +4,13 @@ import importlib.util
 import json
 from pathlib import Path
 
-from models import registry
 from models.registry import ModelInfo
+from mwam_harness.catalog import HOSTS
 from tests.test_segmentation3d import ToyHost3D
 
 
 def test_bench_brats_prints_one_json_line_with_step_mwam_memory_flops_and_evaluation(monkeypatch, capsys):
-    monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY, "toy3d": ModelInfo("toy3d", ToyHost3D)})
+    monkeypatch.setitem(HOSTS.entries, "toy3d", ModelInfo("toy3d", ToyHost3D))
     path = Path(__file__).resolve().parents[1] / "scripts" / "bench_brats.py"
     spec = importlib.util.spec_from_file_location("bench_brats", path)
     script = importlib.util.module_from_spec(spec)

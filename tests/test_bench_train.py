@@ -49,7 +49,7 @@ def test_variants_step_and_grad_variant_scales_branch_gradients_by_k(tmp_path, o
 
     plain_trainer, plain, _ = steps["sf_md"]
     grad_trainer, edited, _ = steps["sf_md+mwam_grad"]
-    k = grad_trainer.mwam.grad_scale
+    k = grad_trainer.plugins["mwam"].mwam.grad_scale
     assert not torch.allclose(k, torch.ones_like(k))  # the inputs' spectra differ: K is not trivially 1
     assert plain.keys() == edited.keys()
     owner = {

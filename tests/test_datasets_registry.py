@@ -18,7 +18,7 @@ def test_casia_surf_is_registered_with_its_presets_and_without_loading_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "('rgb', 'depth', 'ir') ['demo', 'paper', 'smoke'] False"
     assert "casia_surf" in list_datasets()
-    with pytest.raises(ValueError, match="unknown data set 'surf'; registered: brats2020, casia_surf"):
+    with pytest.raises(ValueError, match="unknown data set 'surf'; known: brats2020, casia_surf"):
         dataset_spec("surf")
 
 

@@ -28,16 +28,15 @@ def _worker(rank: int, world: int, init_file: str, out: str, root: str, scenario
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    import reproduce.tasks as tasks
-    from models import registry
     from models.registry import ModelInfo
+    from mwam_harness.catalog import HOSTS, TASKS
     from reproduce.engine import distributed
     from reproduce.engine.trainer import Trainer, TrainingInterruptedError
     from reproduce.runs.registry import Registry
     from tests.toy_run import RUNTIME, ToyHost, ToyTask, toy_config
 
-    registry._REGISTRY["toy"] = ModelInfo("toy", ToyHost)
-    tasks.TASKS["toy"] = ToyTask
+    HOSTS.entries["toy"] = ModelInfo("toy", ToyHost)
+    TASKS.entries["toy"] = ToyTask
     process = distributed.initialise()
     assert (process.rank, process.world_size) == (rank, world)
 

@@ -8,14 +8,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reproduce.engine.group_self_support import (
+from reproduce.methods import LoopContext, StepData
+from reproduce.methods.gss import BRATS_GROUPS, GSS, GSSOptions
+from reproduce.methods.gss.group_self_support import (
     double_teacher_target,
     group_soft_target,
     random_voxel_mask,
     self_support_loss,
     single_teacher_target,
 )
-from reproduce.methods.gss import BRATS_GROUPS, GSS, GSSOptions
 from reproduce.tasks.base import LossTerms, StepContext
 from reproduce.tasks.segmentation_losses import segmentation_loss, softmax_weighted_loss
 
@@ -197,10 +198,13 @@ def test_self_support_loss_is_the_authors_masked_weighted_ce_summed_over_modalit
     assert torch.allclose(ours, expected)
 
 
-def fake_trainer(num_classes=4):
-    task = SimpleNamespace(num_classes=num_classes, fused_loss_start_epoch=20)
+def context(num_classes=4, task=None):
+    """A real plug-in context (LoopContext) around a stand-in host and task (only their modalities / classes are
+    read)."""
+    task = task or SimpleNamespace(num_classes=num_classes, fused_loss_start_epoch=20)
+    config = SimpleNamespace(host=SimpleNamespace(name="rfnet"))
     host = SimpleNamespace(modalities=MODALITIES)
-    return SimpleNamespace(host=host, task=task, config=SimpleNamespace(host=SimpleNamespace(name="rfnet")))
+    return LoopContext(host=host, task=task, config=config, epochs=300, steps_per_epoch=150)
 
 
 def test_gss_loss_is_fuse_plus_07_sep_plus_prm_plus_the_scaled_soft_term():
@@ -213,18 +217,17 @@ def test_gss_loss_is_fuse_plus_07_sep_plus_prm_plus_the_scaled_soft_term():
     output = SimpleNamespace(logits=fused, aux=logits, extras={"prm": prm})
     task = Segmentation3DTask.__new__(Segmentation3DTask)
     task.num_classes, task.fused_loss_start_epoch = 4, 20
-    trainer = fake_trainer()
-    trainer.task = task
+    ctx = context(task=task)
     method = GSS(GSSOptions())
-    method._load_start = lambda trainer, deps: {}
-    method.setup(trainer, {})
+    method._load_start = lambda ctx, deps: {}
+    method.setup(ctx, {})
     assert task.fused_loss_start_epoch == 0  # the fused term from the first epoch
-    ctx = StepContext(0, 0, 0, 0.0, 300, 150)
+    assert ctx.step == StepContext(0, 0, 0, 0.0, 300, 150)
     batch = {"label": labels}
-    terms = method.loss_terms(trainer, task.loss(output, batch, ctx), ctx)
+    terms = method.loss_terms(ctx, task.loss(output, batch, ctx.step))
     loss = terms.fused + sum(terms.per_modality.values())
     torch.manual_seed(7)
-    total, parts = method.loss(trainer, None, output, batch, ctx, loss, {})
+    total, parts = method.loss(ctx, StepData({}, output, batch, terms), loss, {})
     onehot = torch.nn.functional.one_hot(labels, 4).permute(0, 4, 1, 2, 3)
     direct = segmentation_loss(torch.softmax(fused, 1), onehot) + sum(segmentation_loss(p, onehot) for p in prm)
     direct = direct + 0.7 * sum(segmentation_loss(torch.softmax(v, 1), onehot) for v in logits.values())
@@ -238,12 +241,12 @@ def test_gss_loss_is_fuse_plus_07_sep_plus_prm_plus_the_scaled_soft_term():
 def test_gss_needs_every_separate_decoder_and_a_group_per_class():
     method = GSS(GSSOptions())
     with pytest.raises(ValueError, match="one teacher group per class"):
-        method.setup(fake_trainer(num_classes=3), {})
+        method.setup(context(num_classes=3), {})
     output = SimpleNamespace(aux={"flair": torch.zeros(1, 4, 2, 2, 2)})
     with pytest.raises(ValueError, match="separate decoders"):
-        method.loss(fake_trainer(), None, output, {}, None, torch.zeros(()), {})
+        method.loss(context(), StepData({}, output, {}, None), torch.zeros(()), {})
     with pytest.raises(ValueError, match="lacks"):
-        GSS(GSSOptions(groups=(("flair",), ("adc",), ("t1",), ("t2",)))).setup(fake_trainer(), {})
+        GSS(GSSOptions(groups=(("flair",), ("adc",), ("t1",), ("t2",)))).setup(context(), {})
 
 
 @pytest.mark.parametrize(
@@ -266,5 +269,5 @@ def test_option_errors(options, message):
 
 def test_loss_terms_reweights_only_the_separate_decoders():
     terms = LossTerms(torch.tensor(2.0), {m: torch.tensor(1.0) for m in MODALITIES})
-    out = GSS(GSSOptions(sep_weight=0.5)).loss_terms(None, terms, None)
+    out = GSS(GSSOptions(sep_weight=0.5)).loss_terms(context(), terms)
     assert out.fused == 2.0 and all(v == 0.5 for v in out.per_modality.values())

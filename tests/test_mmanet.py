@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 import models
-from reproduce.engine.distillation import margin_aware_distillation, teacher_entropy_weights
 from reproduce.engine.runner import run_config
 from reproduce.engine.trainer import DependencyError, Trainer, TrainingInterruptedError
 from reproduce.methods import method_class
@@ -18,6 +17,7 @@ from reproduce.methods.mmanet import (
     candidate_subsets,
     histogram_divergence,
 )
+from reproduce.methods.mmanet.distillation import margin_aware_distillation, teacher_entropy_weights
 from reproduce.runs.config import ConfigError, MethodConfig
 from reproduce.runs.registry import Registry
 from tests.toy_run import RUNTIME, toy_config
@@ -170,7 +170,7 @@ def test_teacher_first_then_search_then_full_loss(tmp_path, root, caplog):
             cfg,
             reg,
             MMANET_RUNTIME,
-            callbacks=[lambda t, step: parts_seen.append((t.epoch, t.method.weak_set is not None))],
+            callbacks=[lambda t, step: parts_seen.append((t.epoch, t.plugins.method.weak_set is not None))],
         )
     teacher = teacher_of(cfg)
     assert reg.has(teacher) and reg.weights_path(teacher).exists() and reg.weights_path(cfg).exists()
@@ -195,11 +195,11 @@ def test_the_teacher_stays_frozen_and_building_it_leaves_the_students_random_str
     reg = Registry(tmp_path / "runs")
     trainer = setup_trainer(config(root), reg)
     saved = torch.load(reg.weights_path(teacher_of(trainer.config)), weights_only=False)["host"]
-    teacher = trainer.method.teacher
+    teacher = trainer.plugins.method.teacher
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     assert all(torch.equal(v, saved[k]) for k, v in teacher.state_dict().items())
     draw = torch.rand(3)
-    from reproduce.engine.checkpoint import seed_everything
+    from reproduce.checkpoints import seed_everything
 
     seed_everything(0)
     models.build("mmanet")  # what the student's set-up draws before the method's
@@ -225,7 +225,7 @@ def authors_released_auxiliary(aux_logits, target, present, weak_set_rows):
 def test_loss_after_begin_epoch_is_ce_plus_weighted_auxiliary_and_mad(tmp_path, root, aux_loss):
     options = {**FAST, "aux_loss": aux_loss}
     trainer = setup_trainer(config(root, method={"name": "mmanet", "options": options}), Registry(tmp_path / "runs"))
-    method = trainer.method
+    method = trainer.plugins.method
     method.weak_set = [("rgb", "ir"), ("rgb",), ("ir",)]
     batch = next(iter(trainer.train_loader))
     inputs = trainer.task.inputs(batch, trainer.device)
@@ -316,7 +316,7 @@ def test_resumed_mmanet_run_ends_exactly_like_an_uninterrupted_one(tmp_path, roo
     interrupted = Trainer(cfg, reg, MMANET_RUNTIME, callbacks=[stop])
     with pytest.raises(TrainingInterruptedError):
         interrupted.run(force=True)
-    assert interrupted.method.weak_set is not None and interrupted.epoch == 2
+    assert interrupted.plugins.method.weak_set is not None and interrupted.epoch == 2
     resumed = Trainer(cfg, reg, MMANET_RUNTIME)
     result_resumed = resumed.run(resume=True, force=True)
     assert all(torch.equal(v, whole[k]) for k, v in resumed.host.state_dict().items())
@@ -341,7 +341,7 @@ def test_a_student_without_its_teacher_is_a_clear_error_and_a_teacher_without_we
 
 def test_a_host_without_mmanet_outputs_is_a_clear_error(tmp_path, root):
     trainer = setup_trainer(config(root, host={"name": "sf_md"}), Registry(tmp_path / "runs"))
-    trainer.epoch, trainer.method.weak_set = 2, [("rgb", "ir"), ("rgb",), ("ir",)]
+    trainer.epoch, trainer.plugins.method.weak_set = 2, [("rgb", "ir"), ("rgb",), ("ir",)]
     batch = next(iter(trainer.train_loader))
     inputs = trainer.task.inputs(batch, trainer.device)
     with pytest.raises(ValueError, match="use host 'mmanet'"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from models.host import HostOutput
-from reproduce.engine.distillation import pixel_margin_aware_distillation
+from reproduce.methods import LoopContext, StepData
+from reproduce.methods.mmanet.distillation import pixel_margin_aware_distillation
 from reproduce.methods.mmanet_seg import MMANetSeg, MMANetSegOptions
-from reproduce.tasks.base import StepContext
 from reproduce.tasks.segmentation2d import Segmentation2DTask
 
 C = 40
@@ -56,20 +56,26 @@ def method_with(teacher, **options):
 def test_search_accumulates_squared_miou_gaps_and_picks_the_weak_single_modality():
     method = method_with(None)
     logged = []
-    tracker = SimpleNamespace(
-        log=lambda values, step: logged.append(values), summary=lambda values: logged.append(values)
-    )
+
+    class Tracker:
+        def log(self, values, step):
+            logged.append(values)
+
+        def summary(self, values):
+            logged.append(values)
+
     results = {6: (40.0, 30.0, 45.0), 7: (42.0, 30.0, 46.0), 8: (44.0, 31.0, 47.0), 9: (44.0, 35.0, 47.0)}
 
-    def evaluate_subsets(split, subsets, description):
-        assert split == "test" and subsets == method.candidates
+    def evaluate_subsets(split, subsets, new_metric, description):
+        assert split == "test" and subsets == method.candidates and new_metric is None
         rgb, depth, both = results[epoch]
         return {"rgb": {"miou": rgb}, "depth": {"miou": depth}, "rgb+depth": {"miou": both}}
 
-    trainer = SimpleNamespace(evaluate_subsets=evaluate_subsets, task=task(), tracker=tracker, global_step=0)
+    ctx = LoopContext(host=None, task=task(), tracker=Tracker(), evaluator=evaluate_subsets)
     for epoch in range(11):
         entry = {}
-        method.on_epoch_end(trainer, epoch, entry)
+        ctx.epoch = epoch
+        method.on_epoch_end(ctx, epoch, entry)
         assert ("mmanet" in entry) == (epoch in (6, 7, 8, 9, 10))
     assert method.distance == [25 + 16 + 9 + 9, 225 + 256 + 256 + 144]
     assert method.weak == ("depth",) and method.describe()["weak"] == "depth"
@@ -92,11 +98,14 @@ def test_loss_after_begin_epoch_is_seg_plus_4_mad_plus_02_aux_on_the_weak_sample
         extras={"encoder": student_enc, "auxiliary": aux, "auxiliary_side": aux_side},
     )  # fmt: skip
     t = task()
-    trainer = SimpleNamespace(task=t, config=SimpleNamespace(host=SimpleNamespace(name="mmanet_seg")))
+    config = SimpleNamespace(host=SimpleNamespace(name="mmanet_seg"))
+    ctx = LoopContext(host=None, task=t, config=config, epoch=10, epochs=20)
+    step = StepData({}, output, {"label": labels}, None)
     seg = torch.tensor(1.5)
-    before, _ = method.loss(trainer, {}, output, {"label": labels}, StepContext(10, 0, 0, 0.0, 20, 1), seg, {})
+    before, _ = method.loss(ctx, step, seg, {})
     assert before is seg and teacher.calls == 1, "the teacher runs (batch statistics) but adds nothing yet"
-    total, parts = method.loss(trainer, {}, output, {"label": labels}, StepContext(11, 0, 0, 0.0, 20, 1), seg, {})
+    ctx.epoch = 11
+    total, parts = method.loss(ctx, step, seg, {})
     mad = sum(pixel_margin_aware_distillation(s, t_, scores) for s, t_ in zip(student_enc, teacher_enc, strict=True))
     weak = torch.tensor([False, True, False, True])
     expected_aux = t.loss(
@@ -106,7 +115,7 @@ def test_loss_after_begin_epoch_is_seg_plus_4_mad_plus_02_aux_on_the_weak_sample
     assert parts["mmanet/weak_fraction"] == 0.5
     method.weak = ("rgb", "depth")  # no sample of the weak combination: aux is 0
     output.present[2] = False
-    total, parts = method.loss(trainer, {}, output, {"label": labels}, StepContext(11, 0, 0, 0.0, 20, 1), seg, {})
+    total, parts = method.loss(ctx, step, seg, {})
     assert parts["loss/auxiliary"] == 0 and torch.allclose(total, seg + 4.0 * mad)
 
 

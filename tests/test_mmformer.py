@@ -317,7 +317,7 @@ def test_flop_counting_under_inference_mode():
 
 def test_sde_enhances_each_encoders_deepest_level_which_the_transformer_and_sep_decoder_read(host: MMFormerHost):
     from models import HostOutput
-    from reproduce.engine.sde_variant import BranchEnhancer
+    from reproduce.methods.sde.enhancer import BranchEnhancer
 
     inputs = volumes(host, 2)
     torch.manual_seed(0)

@@ -2,11 +2,13 @@ import pytest
 from torch import nn
 
 from models import registry
+from mwam_harness.catalog import Catalog
 
 
 @pytest.fixture(autouse=True)
 def clean_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", {})
+    """An empty host catalog (nothing to discover) for each test."""
+    monkeypatch.setattr(registry, "HOSTS", Catalog("host"))
 
 
 def test_register_build_and_list():
@@ -25,7 +27,7 @@ def test_register_build_and_list():
 
 def test_unknown_name_lists_the_known_ones():
     registry.register_model("a")(nn.Identity)
-    with pytest.raises(ValueError, match="unknown model 'b'; known models: a"):
+    with pytest.raises(ValueError, match="unknown host 'b'; known: a"):
         registry.build("b")
 
 

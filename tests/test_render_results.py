@@ -8,10 +8,10 @@ import statistics
 import pytest
 
 from reproduce.cli import main
+from reproduce.runs.records import RecordError, ResultRecord, read_records, write_records
 from reproduce.subsets import subset_key, subsets
 from reproduce.tables.model import from_paper, from_records
 from reproduce.tables.paper_data import load_paper_table
-from reproduce.tables.records import RecordError, ResultRecord, read_records, write_records
 from reproduce.tables.render import FORMATS, render, render_side_by_side
 
 

@@ -9,10 +9,10 @@ import statistics
 import pytest
 
 from reproduce.cli import main
+from reproduce.runs.records import ResultRecord, write_records
 from reproduce.subsets import subset_key, subsets
 from reproduce.tables.model import from_paper, from_records
 from reproduce.tables.paper_data import PaperDataError, load_paper_table
-from reproduce.tables.records import ResultRecord, write_records
 from reproduce.tables.render import FORMATS, render, render_side_by_side
 
 SYNTHETIC = "SYNTHETIC DATA, not a reproduction of the paper"

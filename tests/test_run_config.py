@@ -47,14 +47,14 @@ config = RunConfig.from_dict({{
     "optim": {{"name": "adam", "lr": 2e-4, "amsgrad": True}},
 }})
 print(config.key)
-from reproduce.runs.plan import plan_runs
+from reproduce.engine.plan import plan_runs
 from reproduce.runs.runtime import Runtime
 plan_runs([(config, Runtime())])
 import contextlib, io
 from reproduce.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     assert main(["table", "4", "--dry-run", "--json"]) == 0  # the paper preset's plan, without data
-loaded = sorted(m for m in ("torch", "numpy", "cv2", "reproduce.engine") if m in sys.modules)
+loaded = sorted(m for m in ("torch", "numpy", "cv2", "reproduce.engine.trainer") if m in sys.modules)
 print(loaded)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

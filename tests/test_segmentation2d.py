@@ -123,7 +123,7 @@ def authors_pixel_mad(fm_s, fm_t, fm_t_scores):
 
 @pytest.mark.parametrize("height, width", [(6, 8), (60, 80)])  # below the 30-row threshold and pooled to 30 x 40
 def test_pixel_mad_is_the_authors(height, width):
-    from reproduce.engine.distillation import pixel_margin_aware_distillation
+    from reproduce.methods.mmanet.distillation import pixel_margin_aware_distillation
 
     g = torch.Generator().manual_seed(height)
     s = torch.randn(2, 5, height, width, generator=g)

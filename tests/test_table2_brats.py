@@ -98,8 +98,8 @@ def test_sde_enhances_rfnets_deepest_encoder_level_and_the_sde_columns_are_an_ex
 
 
 def test_gss_trains_its_stages_from_the_rfnet_column_or_an_authors_checkpoint(tmp_path, tiny):
+    from reproduce.engine.plan import plan_runs
     from reproduce.paths import results_root_set_to
-    from reproduce.runs.plan import plan_runs
 
     spec = table_runs(2)
     configs = {
@@ -144,7 +144,8 @@ def test_gss_trains_its_stages_from_the_rfnet_column_or_an_authors_checkpoint(tm
         assert all(torch.equal(v, start[k]) for k, v in trainer.host.state_dict().items())
         import hashlib
 
-        assert trainer.method.describe()["init_weights_sha256"] == hashlib.sha256(authors.read_bytes()).hexdigest()
+        digest = hashlib.sha256(authors.read_bytes()).hexdigest()
+        assert trainer.plugins.method.describe()["init_weights_sha256"] == digest
         torch.save({"state_dict": {"encoder.weight": torch.zeros(1)}}, authors)
         with pytest.raises(ValueError, match="not a rfnet checkpoint"):
             Trainer(from_file, registry, RUNTIME).setup()
@@ -163,7 +164,7 @@ def test_table15_is_paper_only_and_says_so(tmp_path):
 
 
 def test_paper_preset_trains_mmformer_as_a3_and_gss_as_five_stages_from_the_rfnet_column():
-    from reproduce.runs.plan import plan_key, plan_runs
+    from reproduce.engine.plan import plan_key, plan_runs
 
     paper = brats.PRESETS["paper"]
     configs = {runtime.column: (c, runtime) for c, runtime in table_runs(2).configs(None, paper)}

@@ -93,7 +93,7 @@ def test_mmanet_seg_trains_from_its_teacher_searches_and_resumes_exactly(tmp_pat
 def test_sde_columns_enhance_each_encoders_layer4(tiny):
     import models
     from models import HostOutput
-    from reproduce.engine.sde_variant import BranchEnhancer
+    from reproduce.methods.sde.enhancer import BranchEnhancer
 
     columns = {runtime.column: c for c, runtime in table_runs(3).configs(None, tiny, extensions=("sde",))}
     assert columns["ESANet-MD +MWAM +SDE"].sde.enabled and columns["ESANet-MD +MWAM +SDE"].mwam.intervention == "grad"
@@ -110,7 +110,7 @@ def test_sde_columns_enhance_each_encoders_layer4(tiny):
 
 
 def test_pretrained_reaches_every_esanet_host_and_the_mmanet_seg_teacher(tiny, tmp_path):
-    from reproduce.runs.plan import plan_runs
+    from reproduce.engine.plan import plan_runs
 
     weights = tmp_path / "resnet50-0676ba61.pth"
     pairs = table_runs(3).configs(None, tiny, pretrained=str(weights))

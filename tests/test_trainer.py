@@ -9,8 +9,9 @@ import pytest
 import torch
 import yaml
 
+from mwam_harness.catalog import PLUGINS
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
-from reproduce.methods import Method
+from reproduce.methods import Plugin
 from reproduce.runs.config import SCHEMA
 from reproduce.runs.registry import Registry
 from tests.toy_run import RUNTIME, toy_config, weights
@@ -35,7 +36,7 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, root):
     result_resumed = resumed.run(resume=True)
     assert resumed.global_step == whole.global_step == 12
     assert torch.equal(weights(resumed.host), weights(whole.host))
-    assert torch.equal(resumed.mwam.bank.value, whole.mwam.bank.value)
+    assert torch.equal(resumed.plugins["mwam"].mwam.bank.value, whole.plugins["mwam"].mwam.bank.value)
     assert result_resumed["subsets"] == result_whole["subsets"]
     assert result_resumed["history"] == result_whole["history"]
 
@@ -180,21 +181,25 @@ def test_iterations_per_epoch_can_exceed_one_pass(tmp_path, root):
 
 
 def test_the_step_calls_the_gradient_seam_after_backward_and_before_the_update(tmp_path, root, monkeypatch):
-    """``before_optimizer_step`` sees complete gradients (MWAM-scaled) and the weights before the update; what it
-    does to the gradients is what the optimiser applies (the seam OGM-GE and AGM edit)."""
+    """A listed plug-in's ``before_optimizer_step`` sees complete gradients (MWAM-scaled) and the weights before the
+    update; what it does to the gradients is what the optimiser applies (the seam OGM-GE and AGM edit)."""
     seen = {}
 
-    class ZeroHead(Method):
-        def before_optimizer_step(self, trainer, ctx):
-            seen["grad"] = trainer.host.head.weight.grad.clone()
-            seen["weight"] = trainer.host.head.weight.detach().clone()
-            seen["epoch"] = ctx.epoch
-            trainer.host.head.weight.grad.zero_()
+    class ZeroHead(Plugin):
+        name, kind = "zero_head", "plugin"
 
-    cfg = toy_config(root, train={"epochs": 1}, optim={"weight_decay": 0.0})
+        def before_optimizer_step(self, ctx):
+            seen["grad"] = ctx.host.head.weight.grad.clone()
+            seen["weight"] = ctx.host.head.weight.detach().clone()
+            seen["epoch"] = ctx.epoch
+            ctx.host.head.weight.grad.zero_()
+
+    PLUGINS.discover()
+    monkeypatch.setitem(PLUGINS.entries, "zero_head", ZeroHead)
+    cfg = toy_config(root, train={"epochs": 1}, optim={"weight_decay": 0.0}, plugins=["zero_head"])
     trainer = Trainer(cfg, Registry(tmp_path / "runs"), RUNTIME)
     trainer.setup()
-    trainer.method = ZeroHead()
+    assert trainer.plugins.names == ["standard", "zero_head", "mwam", "logger"]
     before = trainer.host.head.weight.detach().clone()
     trainer.train_step(next(iter(trainer.train_loader)))
     assert seen["grad"].abs().sum() > 0 and torch.equal(seen["weight"], before) and seen["epoch"] == 0
@@ -220,7 +225,7 @@ def test_mwam_off_builds_no_mwam_and_none_only_measures(tmp_path, root):
         toy_config(root, train={"epochs": 1}, mwam={"intervention": "none"}), Registry(tmp_path / "b"), RUNTIME
     )
     none.run()
-    assert off.mwam is None and none.mwam is not None
+    assert "mwam" not in off.plugins and "mwam" in none.plugins
     assert torch.equal(weights(off.host), weights(none.host)), "measuring alone changes nothing"
     assert not any(",mwam/" in line for line in _curve_rows(Registry(tmp_path / "a"), off.config))
 

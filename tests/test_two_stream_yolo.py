@@ -192,7 +192,7 @@ def test_run_configuration_becomes_ultralytics_arguments(tmp_path):
                 "close_mosaic": 0, "mixup": 0.1, "warmup_epochs": 3.0, "lrf": 0.01, "nbs": 64,
                 "project": str(tmp_path), "name": "ultralytics", "model": "yolov8n.yaml"}  # fmt: skip
     assert {k: arguments[k] for k in expected} == expected
-    from reproduce.methods.ultralytics_recipe import ultralytics_arguments
+    from reproduce.methods.ultralytics import ultralytics_arguments
 
     assert set(arguments) - {"verbose", "exist_ok"} <= ultralytics_arguments()
     relative = train_arguments(_config(), Runtime(), tmp_path / "data.yaml", Path("results/runs/key"))
@@ -219,7 +219,7 @@ def test_what_the_ultralytics_runner_cannot_honour_is_an_error(changes, message)
 
 
 def test_recipe_options_are_checked_against_ultralytics():
-    from reproduce.methods.ultralytics_recipe import UltralyticsOptions
+    from reproduce.methods.ultralytics import UltralyticsOptions
 
     with pytest.raises(ValueError, match="run configuration owns"):
         UltralyticsOptions(extra={"lr0": 0.1})
@@ -246,7 +246,7 @@ def test_ultralytics_is_kept_offline():
 def test_the_dry_run_schedule_is_ultralytics_own(cos_lr):
     from ultralytics.utils.torch_utils import one_cycle
 
-    from reproduce.methods.ultralytics_recipe import UltralyticsOptions
+    from reproduce.methods.ultralytics import UltralyticsOptions
 
     epochs, lrf = 200, 0.01
     lf = one_cycle(1, lrf, epochs) if cos_lr else (lambda x: max(1 - x / epochs, 0) * (1.0 - lrf) + lrf)

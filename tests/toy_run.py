@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-import reproduce.tasks as tasks
 from datasets.casia_surf import SPLITS
-from models import Host, HostOutput, registry
+from models import Host, HostOutput
 from models.registry import ModelInfo
+from mwam_harness.catalog import HOSTS, TASKS
 from reproduce.runs.config import RunConfig, merge_settings
 from reproduce.runs.runtime import Runtime
 from reproduce.tasks.classification import ClassificationTask
@@ -111,8 +111,10 @@ def toy_root(directory: Path) -> Path:
 
 def register_toy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register host ``toy`` and task ``toy`` for one test."""
-    monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY, "toy": ModelInfo("toy", ToyHost)})
-    monkeypatch.setitem(tasks.TASKS, "toy", ToyTask)
+    HOSTS.discover()  # the real hosts first: the toy joins them (discovery later would not remove it)
+    TASKS.discover()
+    monkeypatch.setitem(HOSTS.entries, "toy", ModelInfo("toy", ToyHost))
+    monkeypatch.setitem(TASKS.entries, "toy", ToyTask)
 
 
 BASE: dict[str, Any] = {

@@ -47,7 +47,7 @@ BORDER = 100
 # on a GPU; ultralytics turns it off on the CPU), deterministic, image size 640, and its SGD is always Nesterov
 # (``BaseTrainer.build_optimizer``). Test: ``val(split='test', imgsz=640)``, batch 16 (ultralytics' default), mAP50.
 # The image size is the data set's ``imgsz`` option; the rest of ultralytics' recipe is the options of the
-# ``ultralytics`` method (reproduce/methods/ultralytics_recipe.py).
+# ``ultralytics`` method (reproduce/methods/ultralytics/recipe.py).
 _OPTIM = {"name": "sgd", "lr": 0.01, "momentum": 0.937, "weight_decay": 5e-4, "nesterov": True}
 
 

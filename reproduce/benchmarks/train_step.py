@@ -197,15 +197,15 @@ def _bench_variant(
     eager = _timing_fields(time_step(trainer.train_step, batch, device, warmup, iters), batch_size)
     eager["peak_mem_mb"] = memory.peak_mb()
     mwam_ms: float | None = None
-    if trainer.mwam is not None:
-        mwam_timing = time_step(trainer.mwam.step, inputs, device, warmup, iters)
+    if "mwam" in trainer.plugins:
+        mwam_timing = time_step(trainer.plugins["mwam"].mwam.step, inputs, device, warmup, iters)
         mwam_ms = float(mwam_timing.get("pipelined_ms", mwam_timing["median_ms"]))
         eager["mwam_step_ms"] = mwam_ms
     results["eager"] = eager
     if compile_mode is not None:
         try:
             memory.begin()
-            trainer.host = torch.compile(trainer.host, mode=None if compile_mode == "default" else compile_mode)
+            trainer.model = torch.compile(trainer.model, mode=None if compile_mode == "default" else compile_mode)
             begin = time.perf_counter()
             trainer.train_step(batch)  # compiles (forward and backward graphs)
             if device.type == "cuda":

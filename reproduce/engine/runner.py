@@ -1,9 +1,10 @@
 """Runners: what trains one run. ``run(config, registry, runtime, resume, force) -> result``.
 
-The engine's :class:`~reproduce.engine.trainer.Trainer` is one runner (``trainer``); a host whose training loop
-belongs to another library (YOLOv8's ultralytics) registers its own (``register_runner``) and names it in its
-model registration (``models.register_model(..., runner=...)``). :func:`execute` trains a plan
-(:func:`reproduce.runs.plan.plan_runs`) in order, dependencies first, in this process or -- with ``nproc > 1`` --
+Runners live in the harness's catalog (:data:`mwam_harness.catalog.RUNNERS`). The engine's
+:class:`~reproduce.engine.trainer.Trainer` is one runner (``trainer``); a host whose training loop belongs to
+another library (YOLOv8's ultralytics: ``reproduce/yolo/runner.py``) registers its own (``@register_runner``) and
+names it in its model registration (``models.register_model(..., runner=...)``). :func:`execute` trains a plan
+(:func:`reproduce.engine.plan.plan_runs`) in order, dependencies first, in this process or -- with ``nproc > 1`` --
 each run in ``nproc`` processes started by torchrun.
 """
 
@@ -13,14 +14,16 @@ import logging
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from mwam_harness.catalog import RUNNERS
+from reproduce.engine.plan import PlannedRun
 from reproduce.runs.config import RunConfig
-from reproduce.runs.plan import PlannedRun
 from reproduce.runs.registry import Registry, write_config
 from reproduce.runs.runtime import Runtime
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Runner(Protocol):
@@ -31,6 +34,13 @@ class Runner(Protocol):
         ...
 
 
+def register_runner(name: str) -> Callable[[F], F]:
+    """Decorator: register a runner factory (a class or function called with the step callbacks of the run, None
+    for a dependency) as ``name`` -- what a host's ``register_model(..., runner=name)`` names."""
+    return RUNNERS.register(name)
+
+
+@register_runner("trainer")
 class TrainerRunner:
     """The engine's trainer (``reproduce.engine.trainer.Trainer``) as a runner."""
 
@@ -75,34 +85,18 @@ class TorchrunRunner:
         return registry.load(config)
 
 
-def ultralytics_runner(callbacks: list | None = None) -> Runner:
-    """The ultralytics runner (``reproduce/yolo/runner.py``; ultralytics is imported only when it trains)."""
-    from reproduce.yolo.runner import UltralyticsRunner
-
-    return UltralyticsRunner(callbacks)
-
-
-#: Runner factories by name, each called with the step callbacks of the run (None for a dependency).
-RUNNERS: dict[str, Callable[[list | None], Runner]] = {"trainer": TrainerRunner, "ultralytics": ultralytics_runner}
-
-
-def register_runner(name: str, factory: Callable[[list | None], Runner]) -> None:
-    """Register a runner factory under ``name`` (what a host's ``register_model(..., runner=name)`` names)."""
-    RUNNERS[name] = factory
-
-
 def runner_for(config: RunConfig, nproc: int = 1, callbacks: list | None = None) -> Runner:
     """The runner of ``config``'s host (in ``nproc`` processes when > 1)."""
     from models import model_info
 
     name = model_info(config.host.name).runner
     if name not in RUNNERS:
-        raise ValueError(f"host {config.host.name!r} names runner {name!r}, which is not registered")
+        raise ValueError(f"host {config.host.name!r} names runner {name!r}, which is not registered: {RUNNERS.names()}")
     if nproc > 1:
         if name != "trainer":
             raise ValueError(f"runner {name!r} of host {config.host.name!r} does not run under --nproc")
         return TorchrunRunner(nproc)
-    return RUNNERS[name](callbacks)
+    return RUNNERS.get(name)(callbacks)
 
 
 def execute(
@@ -146,7 +140,7 @@ def run_config(
     callbacks: list | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` -- its dependencies first -- unless the registry has it; returns its registry entry."""
-    from reproduce.runs.plan import plan_runs
+    from reproduce.engine.plan import plan_runs
 
     registry = registry or Registry()
     plan = plan_runs([(config, runtime or Runtime())])

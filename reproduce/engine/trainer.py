@@ -3,16 +3,18 @@
 ``run()`` = ``setup`` -> (resume) -> ``fit`` -> ``evaluate`` -> result. ``fit`` is a loop over epochs of
 ``train_epoch`` -> ``validate`` -> ``end_epoch``; ``train_epoch`` a loop of ``train_step``, which is split as
 
-    before_forward (MWAM measures the batch, Alg. 1 l. 3-5) -> forward + ``compute_loss`` (the task's terms,
-    MWAM's Eq. 7, the method's terms, SDE's loss) -> ``backward`` (MWAM's hooks scale the branch gradients by K)
-    -> ``before_optimizer_step`` (gradients unscaled under fp16: where OGM-GE or AGM edit them) -> ``optimizer_step``.
+    before_forward (the plug-ins see the inputs) -> forward + ``compute_loss`` (the task's terms, reweighted and
+    combined by the plug-ins, then their own terms) -> ``backward`` -> ``before_optimizer_step`` (gradients
+    unscaled under fp16: where plug-ins edit them) -> ``optimizer_step``.
 
-Everything that makes a variant -- the host, the task, the method, the optimiser and schedule -- comes from the
-run's configuration through registries: the trainer knows none of them by name. It is rank-aware (torchrun / DDP,
+Everything that makes a variant -- the host, the task, the training plug-ins (the method, MWAM, SDE, the logger,
+listed plug-ins), the optimiser and schedule -- comes from the run's configuration through the catalog: the
+trainer knows none of them by name, and the plug-ins see a ``TrainContext`` of it, never the trainer. It is
+rank-aware (torchrun / DDP,
 ``reproduce.engine.distributed``): each process trains its shard of every global batch, rank 0 writes checkpoints,
 registry entries, curves and W&B, stop requests are agreed on by all processes, evaluation is sharded and its
 metrics merged. It checkpoints every epoch and on SIGINT / SIGTERM and resumes exactly (model, optimiser,
-schedule, grad scaler, MWAM bank, method state, every process's RNG states and the position in the epoch).
+schedule, grad scaler, every plug-in's state, every process's RNG states and the position in the epoch).
 """
 
 from __future__ import annotations
@@ -32,23 +34,22 @@ from torch.utils.data import DataLoader
 
 import models
 from models.host import Host, HostOutput
-from mwam import MWAM
+from reproduce.checkpoints import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from reproduce.devices import device_name
-from reproduce.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from reproduce.engine.context import EngineContext
 from reproduce.engine.distributed import current
 from reproduce.engine.evaluation import evaluate_subsets, evaluate_with_dropout, to_channels_last
 from reproduce.engine.optimization import build_optimization
 from reproduce.engine.sampler import EpochBatchSampler
-from reproduce.engine.sde_variant import BranchEnhancer
-from reproduce.methods import FinishedRun, Method, method_class
+from reproduce.methods import FinishedRun, PluginList, StepData, plugins_for, run_dependencies
+from reproduce.methods.context import NullTracker
 from reproduce.metrics.base import TaskMetric
-from reproduce.pcr import pcr
 from reproduce.runs.config import SCHEMA, RunConfig
 from reproduce.runs.registry import Registry, git_commit
 from reproduce.runs.runtime import Runtime
 from reproduce.runs.schedules import epoch_start_lr
 from reproduce.tasks import StepContext, Task, build_task
-from reproduce.tracking import CurveWriter, Tracker
+from reproduce.tracking import Tracker
 
 log = logging.getLogger(__name__)
 StepCallback = Callable[["Trainer", int], None]
@@ -74,7 +75,7 @@ class DependencyError(RuntimeError):
 
 class Trainer:
     """Trains and evaluates one run (see the module docstring); subclass and override a hook for a new engine
-    behaviour, register a method (``reproduce.methods``) for a new way of training."""
+    behaviour, register a plug-in (``reproduce.methods``) for a new way of training."""
 
     def __init__(
         self,
@@ -118,24 +119,9 @@ class Trainer:
             )
         return host
 
-    def build_mwam(self, host: Host) -> MWAM | None:
-        """MWAM measures (FRM / T / K are logged for baselines too) unless ``off``; it intervenes unless ``none``."""
-        settings = self.config.mwam
-        if settings.intervention == "off":
-            return None
-        options = dict(settings.options)
-        if settings.intervention in ("grad", "hybrid"):
-            return MWAM.for_host(host, intervention=settings.intervention, **options)
-        return MWAM(modalities=host.modalities, intervention=settings.intervention, **options)
-
-    def build_sde(self, host: Host) -> BranchEnhancer | None:
-        """SDE on the host's feature branches (``sde.enabled``): enhancement hooks and the dual-domain loss."""
-        if not self.config.sde.enabled:
-            return None
-        return BranchEnhancer(host.feature_branches(), dict(self.config.sde.options), seed=self.config.seed)
-
-    def build_method(self) -> Method:
-        return method_class(self.config.method.name)(self.config.method.resolved_options())
+    def build_plugins(self) -> PluginList:
+        """The run's training plug-ins in their order (``reproduce.methods.plugins_for``)."""
+        return plugins_for(self.config, self.runtime)
 
     def build_train_loader(self) -> DataLoader:
         c = self.config
@@ -164,7 +150,7 @@ class Trainer:
 
     def wrap_model(self, host: Host) -> torch.nn.Module:
         """The module the training forward pass goes through: the host, or its DDP wrapper under torchrun (built
-        after MWAM's gradient hooks and SDE's forward hooks are in place)."""
+        after the plug-ins' set-up: MWAM's gradient hooks and SDE's forward hooks are in place)."""
         if not self.dist.enabled:
             return host
         devices = [self.device.index] if self.device.type == "cuda" else None
@@ -195,33 +181,30 @@ class Trainer:
         self.precision = "fp32" if amp == "off" else amp
         self.autocast_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
-        self.mwam = self.build_mwam(self.host)
-        if self.mwam is not None:
-            self.mwam = self.mwam.to(self.device)
-        self.sde = self.build_sde(self.host)
-        self.train_loader = self.build_train_loader()
-        self.optimizer, self.scheduler = build_optimization(
-            self.host.parameters(), c.optim, c.schedule, self.sampler.batches_per_epoch, c.train.epochs
-        )
-        self.model = self.wrap_model(self.host)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.history: list[dict[str, Any]] = []
         self.epoch_losses: list[torch.Tensor] = []  # this epoch's step losses, kept on the device (no sync)
-        self.epoch_sde: list[dict[str, torch.Tensor]] = []  # this epoch's SDE loss terms (device) per step
-        self.epoch_energy: list[dict[str, float]] = []  # SDE energy fractions at the logged steps
         self._eval_loaders: dict[tuple[str, int | None], DataLoader] = {}
         self.selected: dict[str, Any] | None = None  # eval.select best_val: {"epoch", "value", "host"} so far
         self.wandb_id: str | None = None
         self.elapsed = 0.0
-        self.method = self.build_method()
-        self.method.setup(self, self.finished_dependencies() if dependencies is None else dependencies)
+        self.tracker: Any = NullTracker()  # the run's tracker replaces it once the run starts
+        self.train_loader = self.build_train_loader()
+        self.plugins = self.build_plugins()
+        self.ctx = EngineContext(self)
+        self.plugins.setup(self.ctx, self.finished_dependencies() if dependencies is None else dependencies)
+        self.optimizer, self.scheduler = build_optimization(
+            self.host.parameters(), c.optim, c.schedule, self.sampler.batches_per_epoch, c.train.epochs
+        )
+        self.model = self.wrap_model(self.host)
         if self.dist.rank > 0:  # each process its own random stream (modality draws, augmentation order ...)
             seed_everything(c.seed + RANK_SEED_STRIDE * self.dist.rank)
 
     def finished_dependencies(self) -> dict[str, FinishedRun]:
-        """The run's dependencies (``Method.dependencies``) from the registry; DependencyError for one missing."""
+        """The run's dependencies (its plug-ins' ``dependencies``) from the registry; DependencyError for one
+        missing."""
         finished = {}
-        for role, dependency in method_class(self.config.method.name).dependencies(self.config).items():
+        for role, dependency in run_dependencies(self.config).items():
             weights = self.registry.weights_path(dependency.config)
             if not (self.registry.has(dependency.config) and weights.exists()):
                 raise DependencyError(
@@ -233,14 +216,8 @@ class Trainer:
         return finished
 
     def _process_state(self) -> dict[str, Any]:
-        """What differs between processes: RNG states, this epoch's step losses, SDE's generator."""
-        return {
-            "rng": rng_state(),
-            "epoch_losses": self.epoch_losses,
-            "epoch_sde": self.epoch_sde,
-            "epoch_energy": self.epoch_energy,
-            "sde": self.sde.state_dict() if self.sde is not None else None,
-        }
+        """What differs between processes: RNG states, this epoch's step losses, the plug-ins' process states."""
+        return {"rng": rng_state(), "epoch_losses": self.epoch_losses, "plugins": self.plugins.process_state_dict()}
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint (a collective under DDP: every process contributes its process state)."""
@@ -251,11 +228,10 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "host": self.host.state_dict(),
-            "mwam": self.mwam.state_dict() if self.mwam is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "method": self.method.state_dict(),
+            "plugins": self.plugins.state_dict(),
             "processes": self.dist.gather(self._process_state()),
             "history": self.history,
             "selected": self.selected,
@@ -264,6 +240,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "plugins" not in state:
+            state = legacy_checkpoint(state, self.plugins.names, self.config.method.name)
         if state["config_key"] != self.key:
             raise ValueError(f"checkpoint belongs to run {state['config_key']}, not {self.key}")
         if state["world_size"] != self.dist.world_size:
@@ -272,18 +250,14 @@ class Trainer:
                 f"many (this is {self.dist.world_size}): each process continues its own random stream"
             )
         self.host.load_state_dict(state["host"])
-        if self.mwam is not None:
-            self.mwam.load_state_dict(state["mwam"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.method.load_state_dict(state["method"])
+        self.plugins.load_state_dict(state["plugins"])
         mine = state["processes"][self.dist.rank]
         set_rng_state(mine["rng"])
         self.epoch_losses = list(mine["epoch_losses"])
-        self.epoch_sde, self.epoch_energy = list(mine["epoch_sde"]), list(mine["epoch_energy"])
-        if self.sde is not None:
-            self.sde.load_state_dict(mine["sde"])
+        self.plugins.load_process_state_dict(mine["plugins"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.history = state["global_step"], state["history"]
         self.selected = state["selected"]
@@ -341,43 +315,31 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def before_forward(self, inputs: dict[str, torch.Tensor], ctx: StepContext) -> None:
-        """MWAM measures the batch (Alg. 1 lines 3-5); SDE starts the step's curriculum."""
-        if self.mwam is not None:
-            self.mwam.step(inputs)
-        if self.sde is not None:
-            self.sde.begin_step(ctx.progress)
+        """The plug-ins see the step's inputs (MWAM measures them, Alg. 1 lines 3-5; SDE starts its curriculum)."""
+        self.plugins.before_forward(self.ctx, inputs)
 
     def compute_loss(
         self, inputs: dict[str, torch.Tensor], output: HostOutput, batch: Mapping[str, Any], ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The step's loss and its named, detached parts: the task's terms (as the method reweights them)
-        combined by MWAM's Eq. 7 (once, for every task), then the method's terms, then SDE's dual-domain loss."""
-        terms = self.method.loss_terms(self, self.task.loss(output, batch, ctx), ctx)
+        """The step's loss and its named, detached parts: the task's terms as the plug-ins reweight them, combined
+        by the first plug-in that combines them (MWAM's Eq. 7) or summed, then every plug-in's own terms."""
+        terms = self.plugins.loss_terms(self.ctx, self.task.loss(output, batch, ctx))
         loss, parts = terms.fused, {"loss/fused": terms.fused.detach()}
         if terms.per_modality:
             parts.update({f"loss/{m}": value.detach() for m, value in terms.per_modality.items()})
-            if self.mwam is not None and self.mwam.config.intervention in ("loss", "hybrid"):
-                loss = self.mwam.weighted_loss(terms.fused, terms.per_modality)  # Eq. 7
-            else:
-                loss = terms.fused + sum(terms.per_modality.values())
+            combined = self.plugins.combine_terms(self.ctx, terms)
+            loss = combined if combined is not None else terms.fused + sum(terms.per_modality.values())
             parts["loss/total"] = loss.detach()
-        loss, parts = self.method.loss(self, inputs, output, batch, ctx, loss, parts)
-        if self.sde is not None:
-            sde_loss, sde_parts = self.sde.loss(output)
-            loss = loss + sde_loss
-            sde_parts = {k if k.startswith("sde/") else f"sde/{k}": v.detach() for k, v in sde_parts.items()}
-            self.epoch_sde.append(sde_parts)
-            parts = {**parts, **sde_parts, "loss/total": loss.detach()}
-        return loss, parts
+        return self.plugins.loss(self.ctx, StepData(inputs, output, batch, terms), loss, parts)
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.scaler.scale(loss).backward()  # MWAM's hooks scale the branch gradients by K here
+        self.scaler.scale(loss).backward()  # plug-ins' gradient hooks (MWAM's K) act here
 
     def before_optimizer_step(self, ctx: StepContext) -> None:
-        """Gradients are complete (and unscaled under fp16): the method may edit them (OGM-GE, AGM ...)."""
+        """Gradients are complete (and unscaled under fp16): the plug-ins may edit them (OGM-GE, AGM ...)."""
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
-        self.method.before_optimizer_step(self, ctx)
+        self.plugins.before_optimizer_step(self.ctx)
 
     def optimizer_step(self) -> None:
         self.scaler.step(self.optimizer)
@@ -409,7 +371,7 @@ class Trainer:
             self.train_set.set_epoch(epoch)
         self.host.train()
         if self.step_in_epoch == 0:
-            self.epoch_losses, self.epoch_sde, self.epoch_energy = [], [], []
+            self.epoch_losses = []
         for batch in self.train_loader:
             parts = self.train_step(batch)
             self.step_in_epoch += 1
@@ -431,7 +393,7 @@ class Trainer:
         """An epoch of ``schedule.skip_epochs``: no batch, no forward pass, no update (the authors' ``if epoch == 0:
         continue``); its end of epoch still runs."""
         self.epoch = epoch
-        self.epoch_losses, self.epoch_sde, self.epoch_energy = [], [], []
+        self.epoch_losses = []
 
     def epoch_lr(self, epoch: int) -> float | None:
         """The learning rate ``epoch`` starts with (the schedule's; what ``--dry-run`` shows); None when skipped."""
@@ -441,15 +403,12 @@ class Trainer:
         return epoch_start_lr(c.schedule, c.optim.lr, epoch, c.train.epochs, self.sampler.batches_per_epoch)
 
     def epoch_entry(self, epoch: int) -> dict[str, Any]:
-        """The epoch's history entry: the learning rate it started with, the mean loss (over every process) and
-        SDE's means."""
+        """The epoch's history entry: the learning rate it started with and the mean loss (over every process);
+        the plug-ins add theirs at the end of the epoch."""
         mean_loss = float(torch.stack(self.epoch_losses).mean()) if self.epoch_losses else math.nan
         entry = {"epoch": epoch, "lr": self.epoch_lr(epoch), "loss": self.dist.mean(mean_loss)}
         if epoch < self.config.schedule.skip_epochs:
             entry["skipped"] = True
-        if self.sde is not None:
-            entry["sde"] = self._sde_epoch_means()
-            self.tracker.log({f"epoch/{k}": v for k, v in entry["sde"].items()}, step=self.global_step)
         return entry
 
     def validate(self, epoch: int, entry: dict[str, Any]) -> None:
@@ -535,13 +494,9 @@ class Trainer:
             )
 
     def end_epoch(self, epoch: int, entry: dict[str, Any]) -> None:
-        """The method's end-of-epoch hook, the history entry, the per-epoch scheduler step and the checkpoint."""
-        self.method.on_epoch_end(self, epoch, entry)
+        """The plug-ins' end-of-epoch hooks, the history entry, the per-epoch scheduler step and the checkpoint."""
+        self.plugins.on_epoch_end(self.ctx, epoch, entry)
         self.history.append(entry)
-        self.tracker.log(
-            {"epoch/loss": entry["loss"], "epoch/lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch},
-            step=self.global_step,
-        )
         if self.config.schedule.interval == "epoch":
             with warnings.catch_warnings():
                 # After a skipped epoch (no optimiser step yet) torch warns that the schedule steps first: intended.
@@ -633,10 +588,8 @@ class Trainer:
             log.info("run %s is already in the registry (use force to retrain)", self.key)
             return self.registry.load(c)
         self.setup()
-        resume_step = None
         if resume and self.checkpoint_path.exists():
             self.load_state_dict(load_checkpoint(self.checkpoint_path, self.device))
-            resume_step = self.global_step
             log.info("resuming run %s at epoch %d, step %d", self.key, self.epoch, self.step_in_epoch)
         elif self.checkpoint_path.exists():
             log.warning("run %s has a checkpoint but resume was not asked for: starting over", self.key)
@@ -656,49 +609,28 @@ class Trainer:
             group=f"table{self.runtime.table}" if self.runtime.table else None,
         )
         self.wandb_id = self.tracker.run_id
-        panel = self.runtime.column or c.variant
-        self.curves = CurveWriter(self.run_dir / "curves.csv", panel, resume_step) if main else None
         try:
-            self.method.on_train_start(self)
+            self.plugins.on_train_start(self.ctx)
             with self._signals():
                 self.fit()
             result = self.dist.broadcast(self._result(self.evaluate()))  # rank 0's wall time on every process
+            self.plugins.on_train_end(self.ctx, result)
             if main:
                 save_checkpoint(self.registry.weights_path(c), {"config_key": self.key, "host": self.host.state_dict()})
                 self.registry.save(result)
                 # Finished: the final weights (model.pt) and the result remain; the resume checkpoint (weights,
                 # optimiser state, RNG ...) is no longer needed and is the largest file of a run.
                 self.checkpoint_path.unlink(missing_ok=True)
-                self._log_result(result)
             self.dist.barrier()
         finally:
             self.tracker.finish()
         return result
 
     def _log_step(self, parts: dict[str, torch.Tensor]) -> None:
+        """A logged step: its loss parts and learning rate, plus what each plug-in adds; the logger writes them."""
         values = {k: float(v) for k, v in parts.items()}
-        if self.mwam is not None:
-            values.update(self.mwam.record().log_dict())
-        if self.sde is not None:
-            energy = self.sde.energy()
-            self.epoch_energy.append(energy)
-            values.update(energy)
         values["lr"] = self.optimizer.param_groups[0]["lr"]
-        self.tracker.log(values, step=self.global_step)
-        if self.curves is not None:
-            curves = {k: v for k, v in values.items() if k.startswith(("loss/", "mwam/K/", "mwam/frm/"))}
-            self.curves.write(curves, self.global_step)
-
-    def _sde_epoch_means(self) -> dict[str, float]:
-        """This epoch's mean SDE loss terms (every step) and energy fractions (the logged steps)."""
-        means: dict[str, float] = {}
-        if self.epoch_sde:
-            for key in self.epoch_sde[0]:
-                means[key] = float(torch.stack([p[key].float() for p in self.epoch_sde]).mean())
-        if self.epoch_energy:
-            for key in self.epoch_energy[0]:
-                means[key] = sum(e[key] for e in self.epoch_energy) / len(self.epoch_energy)
-        return means
+        self.plugins.on_log(self.ctx, values)
 
     def _result(self, subsets: dict[str, dict[str, float]]) -> dict[str, Any]:
         c = self.config
@@ -726,7 +658,8 @@ class Trainer:
             "selection": self.selection_record(),
             "synthetic": c.data.spec.is_synthetic(self.task.root),
             "history": self.history,
-            "method": self.method.describe(),
+            "method": self.plugins.method.describe(),
+            "plugins": self.plugins.describe(),
             "torch": torch.__version__,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -740,12 +673,25 @@ class Trainer:
         return {"select": "best_val", **rule, "select_inputs": e.select_inputs,
                 "epoch": self.selected["epoch"], "value": self.selected["value"]}  # fmt: skip
 
-    def _log_result(self, result: dict[str, Any]) -> None:
-        primary = result["primary"]
-        keys = list(result["subsets"])
-        full = result["subsets"][keys[-1]][primary]
-        rows = [[key, values[primary], pcr(full, values[primary]) if key != keys[-1] else None]
-                for key, values in result["subsets"].items()]  # fmt: skip
-        self.tracker.log_table("results/subsets", ["subset", result["metric"], "PCR"], rows)
-        self.tracker.summary({f"test/{k}/{primary}": v[primary] for k, v in result["subsets"].items()})
-        self.tracker.summary({f"selection/{k}": v for k, v in result["selection"].items()})
+
+def legacy_checkpoint(state: dict[str, Any], plugins: list[str], method: str) -> dict[str, Any]:
+    """A resume checkpoint written before the training plug-ins (MWAM, SDE and the method as trainer attributes:
+    ``mwam`` / ``method`` and, per process, ``sde`` / ``epoch_sde`` / ``epoch_energy``) in today's layout, so that
+    a run interrupted then resumes after an upgrade."""
+    state = dict(state)
+    shared = {name: {} for name in plugins}
+    shared[method] = state.pop("method", {})
+    mwam = state.pop("mwam", None)
+    if "mwam" in shared:
+        shared["mwam"] = mwam
+    processes = []
+    for process in state["processes"]:
+        process = dict(process)
+        own = {name: {} for name in plugins}
+        sde = process.pop("sde", None), process.pop("epoch_sde", []), process.pop("epoch_energy", [])
+        if "sde" in own:
+            own["sde"] = {"sde": sde[0], "epoch_terms": sde[1], "epoch_energy": sde[2]}
+        process["plugins"] = own
+        processes.append(process)
+    state["plugins"], state["processes"] = shared, processes
+    return state

@@ -1,10 +1,12 @@
 """The run configuration (schema 2): everything that determines one trained model and its numbers, as pure data.
 
-A :class:`RunConfig` is built from sections -- data, host, optim, schedule, train, eval, method, mwam, sde -- and a
-seed; how a run is executed (device, workers, logging, W&B, the table and column it fills) lives apart, in
+A :class:`RunConfig` is built from sections -- data, host, optim, schedule, train, eval, method, plugins, mwam, sde
+-- and a seed; how a run is executed (device, workers, logging, W&B, the table and column it fills) lives apart, in
 :class:`reproduce.runs.runtime.Runtime`, and is never hashed. Validation happens on construction: unknown keys
 (at any level) and bad values are errors that name the key. Building one imports no torch: the libraries' option
-classes (``mwam.MWAMConfig``, ``sde.SDEConfig``), the method registry and the data-set registry are torch-free.
+classes (``mwam.MWAMConfig``, ``sde.SDEConfig``), the plug-ins' option classes and the data-set specs are
+torch-free. The plug-ins' options are validated through the harness's catalog (``mwam_harness.catalog.PLUGINS``),
+which finds each plug-in's options class; this package imports no plug-in module.
 
 The registry key hashes :meth:`RunConfig.identity`: every section without the values equal to their defaults, the
 data set named by its name and the fingerprint of its split files (not by its path), and the schema number. A field
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mwam_harness.catalog import PLUGINS
 from reproduce.runs.options import options_without_defaults, plain, without_defaults
 from reproduce.runs.schedules import ANNEALS, INTERVALS, SCHEDULE_FIELDS
 
@@ -385,36 +388,79 @@ class EvalConfig:
                     object.__setattr__(self, f.name, f.default)
 
 
+def _plugin_options(name: Any, options: Any, kind: str, label: str) -> dict[str, Any]:
+    """``options`` of the plug-in ``name`` (which must be of ``kind``) validated against its options class and
+    without the entries equal to their defaults; ConfigError naming ``label`` otherwise."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{label}.name must name a registered {kind} plug-in, got {name!r}")
+    if name not in PLUGINS:
+        known = ", ".join(n for n, c in PLUGINS.items() if c.kind == kind)
+        raise ConfigError(f"{label}.name: unknown {kind} {name!r}; known: {known}")
+    cls = PLUGINS.get(name)
+    if cls.kind != kind:
+        known = ", ".join(n for n, c in PLUGINS.items() if c.kind == kind)
+        where = {"method": "method.name", "plugin": "plugins", "builtin": "its own section (mwam / sde)"}[cls.kind]
+        raise ConfigError(f"{label}: {name!r} is a {cls.kind} plug-in, set by {where}; the {kind} plug-ins: {known}")
+    options = _mapping(options, f"{label}.options")
+    if cls.options_class is None:
+        if options:
+            raise ConfigError(f"{kind} {name!r} takes no options, got {sorted(options)}")
+        return {}
+    return _validated_options(cls.options_class, options, f"{label}.options of {name!r}")
+
+
+def _resolved(name: str, options: dict[str, Any]) -> Any:
+    cls = PLUGINS.get(name).options_class
+    return None if cls is None else cls(**options)
+
+
 @dataclass(frozen=True)
 class MethodConfig:
-    """The training method (``reproduce.methods``: ``standard``, ``mmanet`` ...) and its options, validated against
-    the method's options dataclass; options equal to their defaults are dropped."""
+    """The training method (a plug-in of kind ``method``: ``standard``, ``mmanet`` ...) and its options, validated
+    against the plug-in's options dataclass; options equal to their defaults are dropped."""
 
     name: str = "standard"
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from reproduce.methods import method_class
-
-        try:
-            cls = method_class(self.name)
-        except ValueError as error:
-            raise ConfigError(f"method.name: {error}") from None
-        options = _mapping(self.options, "method.options")
-        if cls.options_class is None:
-            if options:
-                raise ConfigError(f"method {self.name!r} takes no options, got {sorted(options)}")
-            return
-        object.__setattr__(
-            self, "options", _validated_options(cls.options_class, options, f"method.options of {self.name!r}")
-        )
+        object.__setattr__(self, "options", _plugin_options(self.name, self.options, "method", "method"))
 
     def resolved_options(self) -> Any:
         """The method's options dataclass with these options (None for a method without options)."""
-        from reproduce.methods import method_class
+        return _resolved(self.name, self.options)
 
-        cls = method_class(self.name).options_class
-        return None if cls is None else cls(**self.options)
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """One plug-in a run lists (``plugins: [{name: ..., options: {...}}]``): a plug-in of kind ``plugin`` (a
+    balancing method, ``modality_gradient_scale``, one's own) and its options (defaults dropped)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", _plugin_options(self.name, self.options, "plugin", "plugins[]"))
+
+    def resolved_options(self) -> Any:
+        return _resolved(self.name, self.options)
+
+
+def _plugins(values: Any, source: str) -> tuple[PluginConfig, ...]:
+    """The ``plugins`` list: each entry a mapping (``{name, options}``) or a plug-in's name; each plug-in once."""
+    if isinstance(values, str | Mapping) or not isinstance(values, list | tuple):
+        raise ConfigError(f"{source}: plugins must be a list of {{name: ..., options: {{...}}}}, got {values!r}")
+    out = []
+    for value in values:
+        if isinstance(value, PluginConfig):
+            out.append(value)
+        elif isinstance(value, str):
+            out.append(PluginConfig(value))
+        else:
+            out.append(_section(PluginConfig, value, f"{source}: plugins[]"))
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: plugins lists {names}; each plug-in at most once")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -481,6 +527,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    plugins: tuple[PluginConfig, ...] = ()
     mwam: MWAMSettings = field(default_factory=MWAMSettings)
     sde: SDESettings = field(default_factory=SDESettings)
     seed: int = 0
@@ -491,6 +538,7 @@ class RunConfig:
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
         _integer(self.seed, "seed", 0)
+        object.__setattr__(self, "plugins", _plugins(self.plugins, "plugins"))
         if self.task is not None and not isinstance(self.task, str):
             raise ConfigError(f"task must name a task kind, got {self.task!r}")
         object.__setattr__(self, "schedule", self.schedule.resolved(self.data.spec, self.host.name))
@@ -518,7 +566,10 @@ class RunConfig:
         kwargs: dict[str, Any] = {}
         for name, value in values.items():
             section = SECTIONS.get(name)
-            kwargs[name] = value if section is None else _section(section, value, f"{source}: {name}")
+            if name == "plugins":
+                kwargs[name] = _plugins(value, source)
+            else:
+                kwargs[name] = value if section is None else _section(section, value, f"{source}: {name}")
         return cls(**kwargs)
 
     @classmethod
@@ -577,8 +628,8 @@ class RunConfig:
 
     @property
     def variant(self) -> str:
-        """A short name of the host variant (``sf_md+mwam-hybrid+sde``), for records and logs."""
-        name = self.host.name
+        """A short name of the host variant (``sf_md+ogm_ge+mwam-hybrid+sde``), for records and logs."""
+        name = "+".join([self.host.name, *(p.name for p in self.plugins)])
         if self.mwam.intervention not in ("none", "off"):
             name = f"{name}+mwam-{self.mwam.intervention}"
         return f"{name}+sde" if self.sde.enabled else name

@@ -15,8 +15,8 @@ from typing import Any
 from reproduce.io import write_text_atomic
 from reproduce.paths import runs_dir
 from reproduce.runs.config import RunConfig
+from reproduce.runs.records import ResultRecord
 from reproduce.runs.runtime import Runtime
-from reproduce.tables.records import ResultRecord
 
 
 def git_commit() -> str:

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from reproduce.pcr import deltas, summarise
+from reproduce.runs.records import ResultRecord
 from reproduce.subsets import subset_key, subsets
 from reproduce.tables.paper_data import PaperTable
-from reproduce.tables.records import ResultRecord
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """The Task contract: what the trainer asks of a task kind (classification, 2-D / 3-D segmentation, detection).
 
 A task owns the data sets of a run (through the data-set registry), the loss (the fused term and the
-per-modality auxiliary terms; the engine combines them with MWAM's Eq. 7), the prediction on a subset of the
-modalities (``predict`` / ``predict_subsets``: where a sliding-window inferer plugs in), the collation of samples,
-the metric and the subset order of the paper's tables.
+per-modality auxiliary terms, which the plug-ins reweight and combine, e.g. MWAM's Eq. 7), the prediction on a
+subset of the modalities (``predict`` / ``predict_subsets``: where a sliding-window inferer plugs in), the collation
+of samples and the metric. Three accessors let a plug-in written once serve every task: ``target(batch)``,
+``modality_logits(output)`` (the per-modality predictions a host has) and ``per_sample_loss(logits, batch)``. The
+subset order of the paper's tables is the data set's (its ``DatasetSpec``).
 """
 
 from __future__ import annotations
@@ -89,10 +91,26 @@ class Task(ABC):
     def inputs(self, batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
         return {m: batch[m].to(device, non_blocking=True) for m in self.modalities}
 
+    def target(self, batch: Mapping[str, Any], device: torch.device | str | None = None) -> torch.Tensor:
+        """The batch's target -- class labels (B,), label maps (B, *spatial) -- on ``device`` when given."""
+        target = batch["label"]
+        return target if device is None else target.to(device, non_blocking=True)
+
+    def modality_logits(self, output: HostOutput) -> dict[str, torch.Tensor]:
+        """The per-modality predictions of ``output``, where the host has them: ``HostOutput.modality_logits`` (e.g.
+        a concat head's slices), else its per-modality auxiliary predictions (``aux``: SF-MD's auxiliary heads,
+        RFNet's and mmFormer's separate decoders); ``{}`` for a host without (balancing plug-ins refuse it)."""
+        return dict(output.modality_logits or output.aux or {})
+
     @abstractmethod
     def loss(self, output: HostOutput, batch: Mapping[str, Any], ctx: StepContext) -> LossTerms:
         """The step's loss terms (:class:`LossTerms`); ``ctx`` says where training stands (e.g. a term that
         starts at some epoch)."""
+
+    @abstractmethod
+    def per_sample_loss(self, logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+        """The task's loss of one prediction (fused or a modality's) per sample, (B,), with gradient: what a
+        plug-in scores a prediction by (MMANet's auxiliary term, the balancing methods' per-modality losses)."""
 
     def predict(self, host: Host, inputs: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:
         """The host's prediction with modality mask ``present`` (B, M); default: one forward pass."""

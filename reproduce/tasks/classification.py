@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 
 from models.host import HostOutput
@@ -23,13 +24,17 @@ class ClassificationTask(Task):
     """
 
     def loss(self, output: HostOutput, batch: Mapping[str, Any], ctx: StepContext) -> LossTerms:
-        target = batch["label"].to(output.logits.device, non_blocking=True)
+        target = self.target(batch, output.logits.device)
         fused = F.cross_entropy(output.logits.float(), target)
         per_modality = {m: F.cross_entropy(logits.float(), target) for m, logits in (output.aux or {}).items()}
         return LossTerms(fused, per_modality)
+
+    def per_sample_loss(self, logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Cross-entropy per sample (B,)."""
+        return F.cross_entropy(logits.float(), self.target(batch, logits.device), reduction="none")
 
     def new_metric(self) -> TaskMetric:
         return BinaryAccuracy() if self.spec.metric == "pad" else MulticlassAccuracy(self.num_classes)
 
     def update_metric(self, metric: TaskMetric, output: HostOutput, batch: Mapping[str, Any]) -> None:
-        metric.update(output.logits.detach(), batch["label"])
+        metric.update(output.logits.detach(), self.target(batch))

@@ -78,7 +78,7 @@ class Segmentation2DTask(Task):
         return self.weights
 
     def loss(self, output: HostOutput, batch: Mapping[str, Any], ctx: StepContext) -> LossTerms:
-        labels = batch["label"].to(output.logits.device, non_blocking=True)
+        labels = self.target(batch, output.logits.device)
         weights = self._weights(output.logits.device)
         outputs = [output.logits, *(output.extras or {}).get("side", [])]
         fused = sum(
@@ -90,13 +90,24 @@ class Segmentation2DTask(Task):
         }
         return LossTerms(fused, per_modality)
 
+    def per_sample_loss(self, logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+        """ESANet's weighted cross-entropy of one full-resolution prediction per sample (B,): ``sum w_y CE / sum
+        w_y`` over each sample's non-void pixels (0 for a sample without one), labels resized to the prediction."""
+        labels = downsampled_labels(self.target(batch, logits.device), tuple(logits.shape[-2:]))
+        weights = self._weights(logits.device)
+        target = labels.long() - 1
+        per_pixel = F.cross_entropy(logits.float(), target, weight=weights, ignore_index=-1, reduction="none")
+        divisor = torch.where(target >= 0, weights[target.clamp_min(0)], torch.zeros_like(per_pixel))
+        total, divisor = per_pixel.flatten(1).sum(dim=1), divisor.flatten(1).sum(dim=1)
+        return total / divisor.clamp_min(torch.finfo(total.dtype).tiny)
+
     def new_metric(self) -> TaskMetric:
         from reproduce.metrics.miou import MeanIoU
 
         return MeanIoU(self.num_classes)
 
     def update_metric(self, metric: TaskMetric, output: HostOutput, batch: Mapping[str, Any]) -> None:
-        labels = batch["label"]
+        labels = self.target(batch)
         logits = output.logits
         if tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
             logits = F.interpolate(logits.float(), size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False)

@@ -27,7 +27,7 @@ from models.host import Host, HostOutput
 from reproduce.metrics.base import TaskMetric
 from reproduce.tasks import register_task
 from reproduce.tasks.base import LossTerms, StepContext, Task
-from reproduce.tasks.segmentation_losses import segmentation_loss
+from reproduce.tasks.segmentation_losses import segmentation_loss, segmentation_loss_per_sample
 
 OVERLAP = 0.5
 
@@ -47,7 +47,7 @@ class Segmentation3DTask(Task):
         self.fused_loss_start_epoch = int(getattr(host, "fused_loss_start_epoch", 0))
 
     def onehot(self, batch: Mapping[str, Any], device: torch.device) -> torch.Tensor:
-        labels = batch["label"].to(device, non_blocking=True)
+        labels = self.target(batch, device)
         return F.one_hot(labels, self.num_classes).permute(0, 4, 1, 2, 3)
 
     def loss(self, output: HostOutput, batch: Mapping[str, Any], ctx: StepContext) -> LossTerms:
@@ -62,6 +62,10 @@ class Segmentation3DTask(Task):
             for m, logits in (output.aux or {}).items()
         }
         return LossTerms(fused, per_modality)
+
+    def per_sample_loss(self, logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+        """The authors' per-output term (weighted cross-entropy plus soft Dice) of one prediction per sample (B,)."""
+        return segmentation_loss_per_sample(torch.softmax(logits.float(), dim=1), self.onehot(batch, logits.device))
 
     # ------------------------------------------------------------------ prediction
     def predict(self, host: Host, inputs: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:
@@ -105,4 +109,4 @@ class Segmentation3DTask(Task):
         return BratsDiceReport()
 
     def update_metric(self, metric: TaskMetric, output: HostOutput, batch: Mapping[str, Any]) -> None:
-        metric.update(output.logits.argmax(dim=1), batch["label"])
+        metric.update(output.logits.argmax(dim=1), self.target(batch))

@@ -31,3 +31,16 @@ def dice_loss(probabilities: torch.Tensor, onehot: torch.Tensor, eps: float = DI
 def segmentation_loss(probabilities: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
     """The authors' per-output term: weighted cross-entropy plus soft Dice."""
     return softmax_weighted_loss(probabilities, onehot) + dice_loss(probabilities, onehot)
+
+
+def segmentation_loss_per_sample(probabilities: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+    """:func:`segmentation_loss` of each sample on its own (B,): its weighted cross-entropy (mean over its voxels)
+    plus its soft Dice (sums over its voxels); the batch's term is not their mean (Dice pools the batch)."""
+    target, p = onehot.float(), probabilities.float()
+    voxels = target.sum(dim=(1, 2, 3, 4), keepdim=True)
+    weights = 1.0 - target.sum(dim=(2, 3, 4), keepdim=True) / voxels
+    log_p = torch.log(torch.clamp(p, min=PROBABILITY_FLOOR, max=1.0))
+    cross_entropy = (-(weights * target * log_p).sum(dim=1)).flatten(1).mean(dim=1)
+    dims = (2, 3, 4)
+    dice = 2.0 * (p * target).sum(dim=dims) / (p.sum(dim=dims) + target.sum(dim=dims) + DICE_EPS)
+    return cross_entropy + 1.0 - dice.mean(dim=1)

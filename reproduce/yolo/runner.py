@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from reproduce.engine.runner import register_runner
 from reproduce.runs.config import SCHEMA, RunConfig
 from reproduce.runs.registry import Registry, git_commit
 from reproduce.runs.runtime import Runtime
@@ -75,6 +76,7 @@ def read_history(results_csv: Path) -> list[dict[str, float]]:
     return history
 
 
+@register_runner("ultralytics")
 class UltralyticsRunner:
     """Trains (or reuses) a run of a host registered with ``runner="ultralytics"``; see the module docstring.
     ``callbacks`` are called with (ultralytics trainer, batch number) after every training batch."""

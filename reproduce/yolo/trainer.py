@@ -3,7 +3,7 @@ host registry, MWAM measured on the RGB / IR halves of every batch and applied i
 losses, validation metrics and MWAM's FRM / T / K logged through the repository's tracker (W&B) and ``curves.csv``.
 
 Everything else -- augmentation, loss, EMA, warm-up, schedule, AMP, ``last.pt`` / ``best.pt``, plots and resume
-at epoch boundaries -- is ultralytics' own (see :mod:`reproduce.methods.ultralytics_recipe` for the recipe options).
+at epoch boundaries -- is ultralytics' own (see :mod:`reproduce.methods.ultralytics` for the recipe options).
 """
 
 from __future__ import annotations

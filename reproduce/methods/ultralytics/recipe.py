@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from reproduce.methods.base import Method, register_method
+from reproduce.methods.base import Plugin, register_method
 
 MWAM_EDITS = ("optimizer_step", "backward")
 MWAM_CLIPS = ("after_scaling", "before_scaling")
@@ -136,12 +136,12 @@ class UltralyticsOptions:
 
 
 @register_method("ultralytics")
-class UltralyticsRecipe(Method):
+class UltralyticsRecipe(Plugin):
     """Train with ultralytics' own loop (the runner of the host); see the module docstring."""
 
     options_class = UltralyticsOptions
 
-    def setup(self, trainer: Any, dependencies: Any) -> None:
+    def setup(self, ctx: Any, dependencies: Any) -> None:
         raise ValueError(
             "method 'ultralytics' is ultralytics' training loop: it runs with hosts registered with "
             "runner='ultralytics' (two_stream_yolov8n), not with the engine's trainer"

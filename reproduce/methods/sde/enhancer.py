@@ -1,4 +1,4 @@
-"""SDE as a variant of any host (``sde: true``): what the trainer does with ``sde.SDE``.
+"""SDE as a variant of any host (``sde: {enabled: true}``): forward hooks that enhance each branch's embedding.
 
 The host only has to name its per-modality branches (``Host.feature_branches()``: by default ``branches()``, the
 same contract MWAM uses; mmFormer names its CNN encoders, since its MWAM branches are never called whole). A forward
@@ -11,7 +11,7 @@ are)
    Enhancement", F' = U(Sigma + Delta)V^T); the hook adds that change to every pixel of the branch output, so that
    the spatial mean of the new output is exactly F' and everything downstream (masking, fusion, heads) sees the
    enhanced features;
-2. **keeps** the enhanced embeddings of the step, from which the trainer computes the dual-domain loss
+2. **keeps** the enhanced embeddings of the step, from which the SDE plug-in computes the dual-domain loss
    (``SDE.loss``) on every pair of modalities present in a sample (``HostOutput.present``, the mask the host
    applied; all present when the host returns none) and adds it to the task's loss. A host that returns its own
    per-modality embeddings (``HostOutput.features``, (B, C) each) has the loss computed on those instead: the host
@@ -36,7 +36,7 @@ class BranchEnhancer:
 
     def __init__(self, branches: dict[str, nn.Module], options: dict[str, Any], seed: int = 0) -> None:
         # The strong directions' random signs come from SDE's own generator, seeded by the run's seed unless the
-        # options name one; its state is part of the trainer's checkpoint (state_dict), so resume is exact.
+        # options name one; its state is part of the checkpoint (the plug-in's process state), so resume is exact.
         self.sde = SDE(SDEConfig(**{"seed": seed, **options}))
         self.modalities = tuple(branches)
         self.progress = 0.0

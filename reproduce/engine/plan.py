@@ -1,9 +1,10 @@
 """Which runs to train, in which order: the requested runs and the runs they depend on, each once, dependencies
 first (torch-free: ``--dry-run`` prints a plan without loading torch).
 
-A training method declares the runs a run needs (``Method.dependencies``: MMANet's frozen teacher; later GSS's
-RFNet initialisation and its stages); they are ordinary runs of the registry, trained before the runs that need
-them and shared by every run that needs the same one (one teacher for every MMANet column and seed).
+A run's plug-ins declare the runs it needs (``Plugin.dependencies``: MMANet's frozen teacher, GSS's RFNet
+initialisation and its stages); they are ordinary runs of the registry, trained before the runs that need them
+and shared by every run that needs the same one (one teacher for every MMANet column and seed). The planner sits
+above the plug-ins (``engine``), the run configuration below them (``runs``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def plan_key(config: RunConfig) -> str:
 def plan_runs(requests: Sequence[tuple[RunConfig, Runtime]]) -> list[PlannedRun]:
     """The runs of ``requests`` and their dependencies (recursively), each key once, every dependency before the
     runs that need it; a run both requested and needed keeps its requested runtime."""
-    from reproduce.methods import method_class
+    from reproduce.methods import run_dependencies
 
     planned: dict[str, PlannedRun] = {}
 
@@ -55,7 +56,7 @@ def plan_runs(requests: Sequence[tuple[RunConfig, Runtime]]) -> list[PlannedRun]
             raise ValueError(f"run {key} depends on itself (through {' -> '.join(path)})")
         if key not in planned:
             dependencies = {}
-            for role, dependency in method_class(config.method.name).dependencies(config).items():
+            for role, dependency in run_dependencies(config).items():
                 needed = runtime.replace(column=dependency.column, table=None)
                 dependencies[role] = visit(dependency.config, needed, False, (*path, key))
             planned[key] = PlannedRun(config, runtime, requested, dependencies)

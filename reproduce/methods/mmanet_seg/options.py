@@ -1,0 +1,55 @@
+"""MMANet-seg's options (torch-free: the run configuration and the planner read them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reproduce.methods.base import check_run_overrides
+from reproduce.methods.mmanet.options import RESERVED_TEACHER_SECTIONS
+
+TEACHER_BATCHNORM = ("batch", "running")
+
+
+@dataclass(frozen=True)
+class MMANetSegOptions:
+    """Options of MMANet-seg (``method.options``); defaults are the authors' NYUv2 settings
+    (``train_missing_mmanet.py``, ``train_nyuv2_mmanet.sh``; A.3).
+
+    teacher_host / teacher_host_options / teacher_run / teacher_seed: the frozen full-modality teacher's run (as in
+        the classification method). teacher_batchnorm: ``batch`` (the authors' teacher, never put in eval mode) or
+        ``running``.
+    search_epochs, begin_epoch: the search after epochs 6-9, the weak combination fixed after epoch 10, the extra
+        terms from epoch 11. search_split: where the search measures MIoU (the authors: the test split).
+    lambda_distill, lambda_auxiliary: (alpha, beta) = (4.0, 0.2). grid: MAD's pooled size (30, 40).
+    """
+
+    teacher_host: str = "esanet"
+    teacher_host_options: dict[str, Any] = field(default_factory=dict)
+    teacher_run: dict[str, Any] = field(default_factory=dict)
+    teacher_seed: int = 0
+    teacher_batchnorm: str = "batch"
+    search_epochs: tuple[int, ...] = (6, 7, 8, 9)
+    begin_epoch: int = 10
+    search_split: str = "test"
+    lambda_distill: float = 4.0
+    lambda_auxiliary: float = 0.2
+    grid: tuple[int, int] = (30, 40)
+
+    def __post_init__(self) -> None:
+        if self.teacher_batchnorm not in TEACHER_BATCHNORM:
+            raise ValueError(f"teacher_batchnorm must be one of {', '.join(TEACHER_BATCHNORM)}")
+        object.__setattr__(self, "search_epochs", tuple(int(e) for e in self.search_epochs))
+        object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))
+        if not self.search_epochs or list(self.search_epochs) != sorted(set(self.search_epochs)):
+            raise ValueError(f"search_epochs must be increasing, distinct and not empty, got {self.search_epochs}")
+        if min(self.search_epochs) < 0 or max(self.search_epochs) > self.begin_epoch:
+            raise ValueError(f"search_epochs {self.search_epochs} must lie in [0, begin_epoch={self.begin_epoch}]")
+        if len(self.grid) != 2 or min(self.grid) < 1:
+            raise ValueError(f"grid must be two positive sizes, got {self.grid}")
+        for name in ("lambda_distill", "lambda_auxiliary"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        instead = "teacher_host / teacher_host_options / teacher_seed"
+        check_run_overrides(self.teacher_run, "teacher_run", RESERVED_TEACHER_SECTIONS, instead)
