@@ -192,11 +192,21 @@ SF_MD_MWAM = ColumnRun("SF-MD +MWAM", "sf_md", "hybrid", {"aux_heads": True})
 # schedule preset); +MWAM edits the branch gradients without auxiliary heads (Sec. 5.2).
 MMANET = ColumnRun("MMANet", "mmanet", method="mmanet")
 MMANET_MWAM = MMANET.with_changes("MMANet +MWAM", mwam="grad")
-# Extension of Tables 4 / 16 (no paper numbers): SDE on SF-MD's branch embeddings, alone and with MWAM.
-SF_MD_SDE = ColumnRun("SF-MD +SDE", "sf_md", run={"sde": {"enabled": True}}, extension="sde")
-SF_MD_MWAM_SDE = dataclasses.replace(
-    SF_MD_MWAM, column="SF-MD +MWAM +SDE", run={"sde": {"enabled": True}}, extension="sde"
-)
+# Extensions ``sde`` (no paper numbers): SDE as a plug-in on a column's host -- its feature branches enhanced, the
+# dual-domain loss added -- alone and with MWAM, for every host the paper names (Tables 2, 3, 4 and 12).
+_SDE = {"sde": {"enabled": True}}
+
+
+def sde_column(column: ColumnRun, name: str) -> ColumnRun:
+    """``column`` with SDE on (extension ``sde``), named ``name``."""
+    return dataclasses.replace(column.with_changes(name, **_SDE), extension="sde")
+
+
+# Table 4: SF-MD's branch embeddings; MMANet's (the student's per-modality branches; the teacher never has SDE).
+SF_MD_SDE = sde_column(SF_MD, "SF-MD +SDE")
+SF_MD_MWAM_SDE = sde_column(SF_MD_MWAM, "SF-MD +MWAM +SDE")
+MMANET_SDE = sde_column(MMANET, "MMANet +SDE")
+MMANET_MWAM_SDE = sde_column(MMANET_MWAM, "MMANet +MWAM +SDE")
 # Extension of Table 4 (no paper numbers): each column as the authors' released code trains it -- the ``released``
 # schedule preset (epoch 0 skipped; SF-MD drops at 17, 34, 51; MMANet: lr 0 in epoch 1, warm-up in epochs 2-5,
 # drops at 22, 39, 56; the teacher SF's), and MWAM with the released code's weighting (MWAMConfig.released_code()).
@@ -267,13 +277,14 @@ MMFORMER = ColumnRun("mmFormer", "mmformer")
 MMFORMER_MWAM = MMFORMER.with_changes("mmFormer +MWAM", mwam="grad")
 GSS = ColumnRun("GSS", "rfnet", method="gss")
 GSS_MWAM = GSS.with_changes("GSS +MWAM", mwam="grad")
-# Extension of Table 2 (no paper numbers): SDE on the encoders' deepest level of RFNet and mmFormer, alone and with
-# MWAM.
-_SDE = {"sde": {"enabled": True}}
-RFNET_SDE = dataclasses.replace(RFNET.with_changes("RFNet +SDE", **_SDE), extension="sde")
-RFNET_MWAM_SDE = dataclasses.replace(RFNET_MWAM.with_changes("RFNet +MWAM +SDE", **_SDE), extension="sde")
-MMFORMER_SDE = dataclasses.replace(MMFORMER.with_changes("mmFormer +SDE", **_SDE), extension="sde")
-MMFORMER_MWAM_SDE = dataclasses.replace(MMFORMER_MWAM.with_changes("mmFormer +MWAM +SDE", **_SDE), extension="sde")
+# Extension of Table 2 (no paper numbers): SDE on the encoders' deepest level of RFNet, mmFormer and GSS (RFNet's
+# encoders in every GSS stage; its initial RFNet run has none), alone and with MWAM.
+RFNET_SDE = sde_column(RFNET, "RFNet +SDE")
+RFNET_MWAM_SDE = sde_column(RFNET_MWAM, "RFNet +MWAM +SDE")
+MMFORMER_SDE = sde_column(MMFORMER, "mmFormer +SDE")
+MMFORMER_MWAM_SDE = sde_column(MMFORMER_MWAM, "mmFormer +MWAM +SDE")
+GSS_SDE = sde_column(GSS, "GSS +SDE")
+GSS_MWAM_SDE = sde_column(GSS_MWAM, "GSS +MWAM +SDE")
 TABLE2_COLUMNS = (
     RFNET,
     RFNET_MWAM,
@@ -285,6 +296,8 @@ TABLE2_COLUMNS = (
     RFNET_MWAM_SDE,
     MMFORMER_SDE,
     MMFORMER_MWAM_SDE,
+    GSS_SDE,
+    GSS_MWAM_SDE,
 )
 
 
@@ -294,16 +307,31 @@ ESANET_MD = ColumnRun("ESANet-MD", "esanet_md")
 ESANET_MD_MWAM = ESANET_MD.with_changes("ESANet-MD +MWAM", mwam="grad")
 MMANET_SEG = ColumnRun("MMANet", "mmanet_seg", method="mmanet_seg")
 MMANET_SEG_MWAM = MMANET_SEG.with_changes("MMANet +MWAM", mwam="grad")
-# Extension of Table 3 (no paper numbers): SDE on each encoder's layer4, alone and with MWAM.
-ESANET_MD_SDE = dataclasses.replace(ESANET_MD.with_changes("ESANet-MD +SDE", **_SDE), extension="sde")
-ESANET_MD_MWAM_SDE = dataclasses.replace(ESANET_MD_MWAM.with_changes("ESANet-MD +MWAM +SDE", **_SDE), extension="sde")
-TABLE3_COLUMNS = (ESANET_MD, MMANET_SEG, ESANET_MD_MWAM, MMANET_SEG_MWAM, ESANET_MD_SDE, ESANET_MD_MWAM_SDE)
+# Extension of Table 3 (no paper numbers): SDE on each encoder's layer4 of ESANet-MD and of MMANet-seg's student (its
+# ESANet teacher never has SDE), alone and with MWAM.
+ESANET_MD_SDE = sde_column(ESANET_MD, "ESANet-MD +SDE")
+ESANET_MD_MWAM_SDE = sde_column(ESANET_MD_MWAM, "ESANet-MD +MWAM +SDE")
+MMANET_SEG_SDE = sde_column(MMANET_SEG, "MMANet +SDE")
+MMANET_SEG_MWAM_SDE = sde_column(MMANET_SEG_MWAM, "MMANet +MWAM +SDE")
+TABLE3_COLUMNS = (
+    ESANET_MD,
+    MMANET_SEG,
+    ESANET_MD_MWAM,
+    MMANET_SEG_MWAM,
+    ESANET_MD_SDE,
+    ESANET_MD_MWAM_SDE,
+    MMANET_SEG_SDE,
+    MMANET_SEG_MWAM_SDE,
+)
 
 # Table 12 (A.12): the two-stream YOLOv8n on DroneVehicle, trained by ultralytics (method "ultralytics", whose
 # options the data set's presets set: the fork's close_mosaic 0 ...). The baseline measures MWAM's FRM / T / K
 # without intervening, as every baseline column of this repository.
 T_YOLO = ColumnRun("T-yolov8n", "two_stream_yolov8n", method="ultralytics")
 T_YOLO_MWAM = ColumnRun("T-yolov8n +MWAM", "two_stream_yolov8n", "grad", method="ultralytics")
+# Extension of Table 12 (no paper numbers): SDE on the RGB and IR backbones, its loss added to ultralytics' own.
+T_YOLO_SDE = sde_column(T_YOLO, "T-yolov8n +SDE")
+T_YOLO_MWAM_SDE = sde_column(T_YOLO_MWAM, "T-yolov8n +MWAM +SDE")
 TABLE12_FIGURES = "reproduce.yolo.figures:table12_figures"
 
 
@@ -319,6 +347,8 @@ def _build_table_runs() -> dict[int, TableRuns]:
                 *TABLE4_PAPER_COLUMNS,
                 SF_MD_SDE,
                 SF_MD_MWAM_SDE,
+                MMANET_SDE,
+                MMANET_MWAM_SDE,
                 *(released_column(c) for c in TABLE4_PAPER_COLUMNS),
             ),
         ),
@@ -353,7 +383,9 @@ def _build_table_runs() -> dict[int, TableRuns]:
         ),
         9: TableRuns(9, surf, _weight_fn_columns()),
         10: TableRuns(10, surf, _batch_size_columns()),
-        12: TableRuns(12, "dronevehicle", (T_YOLO, T_YOLO_MWAM), figures=TABLE12_FIGURES),
+        12: TableRuns(
+            12, "dronevehicle", (T_YOLO, T_YOLO_MWAM, T_YOLO_SDE, T_YOLO_MWAM_SDE), figures=TABLE12_FIGURES
+        ),
         16: TableRuns(16, surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM)),
     }
 
