@@ -124,9 +124,11 @@ def test_table4_sde_columns_are_an_extension():
     plain = {runtime.column for _, runtime in spec.configs(None, smoke)}
     with_sde = {runtime.column: c for c, runtime in spec.configs(None, smoke, extensions=("sde",))}
     assert plain == {"SF-MD", "MMANet", "SF-MD +MWAM", "MMANet +MWAM"}
-    assert set(with_sde) == plain | {"SF-MD +SDE", "SF-MD +MWAM +SDE"}
+    assert {"SF-MD +SDE", "SF-MD +MWAM +SDE", "MMANet +SDE", "MMANet +MWAM +SDE"} <= set(with_sde) - plain
+    assert all(with_sde[c].sde.enabled for c in set(with_sde) - plain)
     assert with_sde["SF-MD +MWAM +SDE"].mwam.intervention == "hybrid" and with_sde["SF-MD +MWAM +SDE"].sde.enabled
     assert with_sde["SF-MD +SDE"].mwam.intervention == "none" and with_sde["SF-MD +SDE"].sde.enabled
+    assert with_sde["MMANet +MWAM +SDE"].method.name == "mmanet" and with_sde["MMANet +MWAM +SDE"].mwam.intervention == "grad"
     with pytest.raises(ValueError, match="no extension"):
         spec.configs(None, smoke, extensions=("sdf",))
 
