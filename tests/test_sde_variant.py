@@ -128,7 +128,8 @@ def test_table4_sde_columns_are_an_extension():
     assert all(with_sde[c].sde.enabled for c in set(with_sde) - plain)
     assert with_sde["SF-MD +MWAM +SDE"].mwam.intervention == "hybrid" and with_sde["SF-MD +MWAM +SDE"].sde.enabled
     assert with_sde["SF-MD +SDE"].mwam.intervention == "none" and with_sde["SF-MD +SDE"].sde.enabled
-    assert with_sde["MMANet +MWAM +SDE"].method.name == "mmanet" and with_sde["MMANet +MWAM +SDE"].mwam.intervention == "grad"
+    mmanet = with_sde["MMANet +MWAM +SDE"]
+    assert mmanet.method.name == "mmanet" and mmanet.mwam.intervention == "grad"
     with pytest.raises(ValueError, match="no extension"):
         spec.configs(None, smoke, extensions=("sdf",))
 
