@@ -79,7 +79,27 @@ def plan_table(
         for seed in seeds
         for pair in spec.configs(root, preset, seed, names, tuple(extensions), runtime, pretrained=pretrained)
     ]
+    table_layout(number, requested)  # a column that cannot be drawn is an error before anything trains
     return TablePlan(number, preset, plan_runs(requested), requested, root)
+
+
+def table_layout(number: int, requested: Sequence[tuple[RunConfig, Runtime]]) -> Any:
+    """The paper's Table ``number`` laid out for the ``requested`` runs: this repository's extension columns added
+    (in a block of their own modalities when they use fewer than the data set's), every paper column checked to be
+    trained on its block's modalities (ValueError otherwise). Reads only the configurations (torch-free)."""
+    from reproduce.tables.paper_data import check_column_modalities, load_paper_table, with_extension_columns
+
+    spec = table_runs(number)
+    paper = load_paper_table(number)
+    if paper.kind != "subsets":
+        return paper
+    used = {runtime.column: config.data.modalities for config, runtime in requested}
+    extensions = {c.column for c in spec.columns if c.extension}
+    for column, modalities in used.items():
+        if column not in extensions:
+            check_column_modalities(paper, column, modalities)
+    extra = {c.column: used[c.column] for c in spec.columns if c.extension and c.column in used}
+    return with_extension_columns(paper, extra) if extra else paper
 
 
 def run_table(
@@ -125,16 +145,11 @@ def render_table(
     """Write the table of the finished ``requested`` runs (and beside the paper's numbers) in every format."""
     from reproduce.io import write_text_atomic
     from reproduce.tables.model import from_paper, from_records
-    from reproduce.tables.paper_data import load_paper_table, with_extension_columns
     from reproduce.tables.render import FORMATS, render, render_side_by_side
 
     spec = table_runs(number)
     records = [r for config, runtime in requested for r in registry.records(config, runtime)]
-    paper = load_paper_table(number)
-    trained = {runtime.column for _, runtime in requested}
-    extra = [c.column for c in spec.columns if c.extension and c.column in trained]
-    if extra:
-        paper = with_extension_columns(paper, extra)
+    paper = table_layout(number, requested)
     ours, theirs = from_records(paper, records), from_paper(paper)
     written = []
     for fmt in FORMATS:

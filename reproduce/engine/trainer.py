@@ -43,6 +43,7 @@ from reproduce.engine.optimization import build_optimization
 from reproduce.engine.sampler import EpochBatchSampler
 from reproduce.methods import FinishedRun, PluginList, StepData, plugins_for, run_dependencies
 from reproduce.methods.context import NullTracker
+from reproduce.methods.legacy import legacy_checkpoint
 from reproduce.metrics.base import TaskMetric
 from reproduce.runs.config import SCHEMA, RunConfig
 from reproduce.runs.registry import Registry, git_commit
@@ -672,26 +673,3 @@ class Trainer:
         rule = {k: getattr(e, k) for k in ("select_metric", "select_mode", "select_after", "select_split")}
         return {"select": "best_val", **rule, "select_inputs": e.select_inputs,
                 "epoch": self.selected["epoch"], "value": self.selected["value"]}  # fmt: skip
-
-
-def legacy_checkpoint(state: dict[str, Any], plugins: list[str], method: str) -> dict[str, Any]:
-    """A resume checkpoint written before the training plug-ins (MWAM, SDE and the method as trainer attributes:
-    ``mwam`` / ``method`` and, per process, ``sde`` / ``epoch_sde`` / ``epoch_energy``) in today's layout, so that
-    a run interrupted then resumes after an upgrade."""
-    state = dict(state)
-    shared = {name: {} for name in plugins}
-    shared[method] = state.pop("method", {})
-    mwam = state.pop("mwam", None)
-    if "mwam" in shared:
-        shared["mwam"] = mwam
-    processes = []
-    for process in state["processes"]:
-        process = dict(process)
-        own = {name: {} for name in plugins}
-        sde = process.pop("sde", None), process.pop("epoch_sde", []), process.pop("epoch_energy", [])
-        if "sde" in own:
-            own["sde"] = {"sde": sde[0], "epoch_terms": sde[1], "epoch_energy": sde[2]}
-        process["plugins"] = own
-        processes.append(process)
-    state["plugins"], state["processes"] = shared, processes
-    return state

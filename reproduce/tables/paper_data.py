@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reproduce.subsets import dataset, subsets
+from reproduce.subsets import dataset, display_names, subsets
 
 PAPER_DIR = Path(__file__).resolve().parent / "paper"
 KINDS = ("subsets", "settings", "cost")
@@ -260,18 +261,52 @@ def available_tables(directory: Path = PAPER_DIR) -> list[int]:
     return sorted(int(p.stem[5:]) for p in Path(directory).glob("table[0-9][0-9].yaml"))
 
 
-def with_extension_columns(table: PaperTable, names: list[str]) -> PaperTable:
-    """``table`` with columns ``names`` added to its first block without numbers (NaN): this repository's
-    extensions of a paper table (e.g. SF-MD + SDE beside Table 4), rendered like the paper's columns."""
+def with_extension_columns(
+    table: PaperTable, columns: Sequence[str] | Mapping[str, tuple[str, ...] | None]
+) -> PaperTable:
+    """``table`` with this repository's extension ``columns`` (e.g. SF-MD + SDE beside Table 4) added without numbers
+    (NaN), rendered like the paper's. ``columns`` maps each name to the modalities its runs use (None: all of the data
+    set's, or give a plain list of names): a column on all modalities joins the first block; a column on fewer joins
+    the block of exactly those modalities, which is added (labelled with their printed names) when the table has
+    none -- its rows are then its own subsets, never the table's rows filled with "—"."""
     if table.kind != "subsets":
         raise ValueError(f"Table {table.number} is a {table.kind} table; only per-subset tables take extra columns")
-    first = table.blocks[0]
+    wanted = dict(columns) if isinstance(columns, Mapping) else dict.fromkeys(columns)
     existing = {c.name for b in table.blocks for c in b.columns}
-    clash = sorted(set(names) & existing)
+    clash = sorted(set(wanted) & existing)
     if clash:
         raise ValueError(f"Table {table.number} already has columns {clash}")
-    size = len(first.subsets)
-    extra = tuple(PaperColumn(name, (math.nan,) * size, table.metric) for name in names)
-    block = dataclasses.replace(first, columns=first.columns + extra)
-    note = f"Not in the paper (this repository's extension, no paper numbers): {', '.join(names)}."
-    return dataclasses.replace(table, blocks=(block, *table.blocks[1:]), notes=(*table.notes, note))
+    blocks = list(table.blocks)
+    dataset = blocks[0].dataset
+    for name, modalities in wanted.items():
+        if modalities is not None:
+            modalities = tuple(modalities)
+        index = next(
+            (i for i, b in enumerate(blocks) if b.dataset == dataset and b.modalities == modalities),
+            0 if modalities is None else None,
+        )
+        if index is None:  # a block of its own for a column on fewer modalities
+            label = " / ".join(display_names(dataset, modalities))
+            blocks.append(Block(dataset, (), modalities, label))
+            index = len(blocks) - 1
+        block = blocks[index]
+        column = PaperColumn(name, (math.nan,) * len(block.subsets), table.metric)
+        blocks[index] = dataclasses.replace(block, columns=(*block.columns, column))
+    note = f"Not in the paper (this repository's extension, no paper numbers): {', '.join(wanted)}."
+    return dataclasses.replace(table, blocks=tuple(blocks), notes=(*table.notes, note))
+
+
+def check_column_modalities(table: PaperTable, column: str, modalities: tuple[str, ...] | None) -> None:
+    """A paper column trained on ``modalities`` (None: all of the data set's) must sit in a block of the same
+    modalities; ValueError otherwise (its subsets would not be the rows the paper prints)."""
+    for block in table.blocks:
+        if any(c.name == column for c in block.columns):
+            if block.modalities != (tuple(modalities) if modalities is not None else None):
+                printed = block.modalities or "all of the data set's"
+                raise ValueError(
+                    f"Table {table.number}, column {column!r}: its runs use the modalities {list(modalities or [])} "
+                    f"but the paper's column is in the block of {printed}; train it on those modalities, or make it "
+                    "an extension column (it then gets a block of its own)"
+                )
+            return
+    raise ValueError(f"Table {table.number} has no column {column!r}")

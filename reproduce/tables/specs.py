@@ -207,6 +207,23 @@ SF_MD_SDE = sde_column(SF_MD, "SF-MD +SDE")
 SF_MD_MWAM_SDE = sde_column(SF_MD_MWAM, "SF-MD +MWAM +SDE")
 MMANET_SDE = sde_column(MMANET, "MMANet +SDE")
 MMANET_MWAM_SDE = sde_column(MMANET_MWAM, "MMANet +MWAM +SDE")
+# Extension ``resnet18`` of Table 4 (no paper numbers; the worked example of docs/architecture.md): the balancing
+# literature's host, one ResNet-18 per modality with concatenation, on RGB + Depth -- a two-modality column, drawn in
+# a block of its own -- plain and with fixed gradient weights that halve Depth's (CASIA-SURF's dominant modality,
+# Table 1), the static counterpart of MWAM's K.
+_RGB_DEPTH = ("rgb", "depth")
+RESNET18_CONCAT = ColumnRun(
+    "ResNet-18 concat",
+    "resnet18_concat",
+    host_options={"modalities": list(_RGB_DEPTH)},
+    run={"data": {"modalities": list(_RGB_DEPTH)}},
+    extension="resnet18",
+)
+RESNET18_CONCAT_SCALED = RESNET18_CONCAT.with_changes(
+    "ResNet-18 concat +Depth grad x0.5",
+    plugins=[{"name": "modality_gradient_scale", "options": {"scales": {"depth": 0.5}}}],
+)
+
 # Extension of Table 4 (no paper numbers): each column as the authors' released code trains it -- the ``released``
 # schedule preset (epoch 0 skipped; SF-MD drops at 17, 34, 51; MMANet: lr 0 in epoch 1, warm-up in epochs 2-5,
 # drops at 22, 39, 56; the teacher SF's), and MWAM with the released code's weighting (MWAMConfig.released_code()).
@@ -349,6 +366,8 @@ def _build_table_runs() -> dict[int, TableRuns]:
                 SF_MD_MWAM_SDE,
                 MMANET_SDE,
                 MMANET_MWAM_SDE,
+                RESNET18_CONCAT,
+                RESNET18_CONCAT_SCALED,
                 *(released_column(c) for c in TABLE4_PAPER_COLUMNS),
             ),
         ),

@@ -1,0 +1,88 @@
+"""ResNet-18 per modality with concatenation fusion ("vanilla ResNet18 + concat" of the balancing literature: OGM-GE,
+AGM, LFM ... and the paper's Tables 13, 14, 17): one ResNet-18 encoder per modality, from scratch, global average
+pooling to 512 features, the features concatenated in modality order, one linear classifier.
+
+The encoders are timm's ResNet-18 (``timm.create_model("resnet18", in_chans=C, num_classes=0)``: torchvision's
+architecture, conv1 with the modality's channel count, the classifier removed), imported when a host is built (timm
+costs seconds to import). Missing modalities are zeroed features (the per-sample mask ``present``), applied after the
+encoders, so that the 2^M - 1 subsets are evaluated with the encoders run once (``encode`` / ``fuse``).
+
+Per-modality predictions for the plug-ins that score each modality (``HostOutput.modality_logits``, read through
+``Task.modality_logits``): the concat head's slices, ``f_m W[:, slice_m]^T + b / M``, as the balancing methods' code
+computes them; they sum to the fused logits. They are not loss terms (``aux`` stays empty).
+
+Registered without an authors' parameter count: the configuration (modalities, channels, classes) is the user's. For
+two 3-channel modalities and 2 classes it has 2 x 11,176,512 + 2,050 = 22,355,074 parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .host import Host, HostOutput
+from .registry import register_model
+
+FEATURES = 512
+
+
+def resnet18_encoder(in_channels: int) -> nn.Module:
+    """timm's ResNet-18 trunk for ``in_channels`` input channels, ending in global average pooling to (B, 512)."""
+    import timm
+
+    return timm.create_model("resnet18", pretrained=False, in_chans=in_channels, num_classes=0)
+
+
+@register_model("resnet18_concat")
+class ResNet18Concat(Host):
+    """One ResNet-18 per modality, concatenated features, a linear head (module docstring).
+
+    modalities: the modalities in the data set's order (a run's ``data.modalities`` must be these); channels: input
+    channels, one number for every modality or a mapping per modality; num_classes: classifier outputs.
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str] = ("rgb", "depth"),
+        channels: int | Mapping[str, int] = 3,
+        num_classes: int = 2,
+    ) -> None:
+        super().__init__()
+        modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
+        if not modalities or len(set(modalities)) != len(modalities):
+            raise ValueError(f"resnet18_concat needs distinct modalities, got {list(modalities)}")
+        per_modality = dict(channels) if isinstance(channels, Mapping) else {m: channels for m in modalities}
+        if set(per_modality) != set(modalities) or not all(isinstance(c, int) and c > 0 for c in per_modality.values()):
+            raise ValueError(f"channels must be a positive integer or one per modality {modalities}, got {channels!r}")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.modalities = modalities
+        self.channels = per_modality
+        self.encoders = nn.ModuleDict({m: resnet18_encoder(per_modality[m]) for m in modalities})
+        self.head = nn.Linear(FEATURES * len(modalities), num_classes)
+
+    def branches(self) -> dict[str, nn.Module]:
+        return {m: self.encoders[m] for m in self.modalities}
+
+    def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
+
+    def fuse(self, features: Mapping[str, Any], present: torch.Tensor) -> HostOutput:
+        kept = {m: features[m] * present[:, i, None].to(features[m].dtype) for i, m in enumerate(self.modalities)}
+        logits = self.head(torch.cat([kept[m] for m in self.modalities], dim=1))
+        weight, bias, count = self.head.weight, self.head.bias, len(self.modalities)
+        slices = {
+            m: kept[m] @ weight[:, i * FEATURES : (i + 1) * FEATURES].T + bias / count
+            for i, m in enumerate(self.modalities)
+        }
+        return HostOutput(logits, features=kept, present=present, modality_logits=slices)
+
+    def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> HostOutput:
+        present = self.check_inputs(inputs, present)
+        return self.fuse(self.encode(inputs), present)
+
+    def example_inputs(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return {m: torch.randn(batch, self.channels[m], 32, 32, generator=generator) for m in self.modalities}
