@@ -150,3 +150,69 @@ def test_sf_md_with_sde_renders_beside_table4(tmp_path, monkeypatch):
     assert "SYNTHETIC" in text.splitlines()[0]
     assert "SF-MD +SDE Acc ours" in text and "SF-MD +MWAM +SDE Acc ours" in text
     assert "| — |" in text  # no paper numbers for the extension
+
+
+# ---------------------------------------------------------------- SDE on every host the engine trains
+@pytest.mark.parametrize(
+    "name", [n for n in models.list_models() if models.model_info(n).runner == "trainer"]
+)
+def test_the_sde_plugin_trains_every_host(name):
+    """SDE as a plug-in on the host's feature branches: training forward passes are enhanced and recorded per
+    modality, the dual-domain loss is finite and reaches every feature branch; evaluation is left alone."""
+    from reproduce.methods import LoopContext, StepData
+    from reproduce.methods.sde import SDEPlugin
+
+    torch.manual_seed(0)
+    host = models.build(name, **models.model_info(name).test_options)
+    inputs = host.example_inputs(4, torch.Generator().manual_seed(1))
+    host.eval()
+    with torch.no_grad():
+        before = host(inputs, None).logits
+    plugin = SDEPlugin(seed=0)
+    ctx = LoopContext(host=host, fixed_progress=0.5)
+    plugin.setup(ctx, {})
+    with torch.no_grad():
+        assert torch.equal(host(inputs, None).logits, before), "evaluation passes the branch outputs through"
+    host.train()
+    host.training_dropout = lambda present, generator=None: present  # every sample keeps every pair (SDE's loss)
+    plugin.before_forward(ctx, inputs)
+    output = host(inputs, None)
+    loss, parts = plugin.loss(ctx, StepData(inputs, output, {}, None), torch.zeros(()), {})
+    assert set(plugin.enhancer.embeddings) == set(host.modalities) and torch.isfinite(loss) and parts["sde/total"] > 0
+    loss.backward()
+    for modality, branch in host.feature_branches().items():
+        grads = [p.grad for p in branch.parameters() if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, modality
+
+
+@pytest.mark.parametrize(
+    "table, column, plain, shared",
+    [
+        (4, "MMANet +SDE", "MMANet", "teacher"),  # the SF teacher is MMANet's, without SDE
+        (4, "MMANet +MWAM +SDE", "MMANet +MWAM", "teacher"),
+        (3, "MMANet +SDE", "MMANet", "teacher"),  # MMANet-seg's ESANet teacher
+        (2, "GSS +SDE", "GSS", "init"),  # every GSS stage with SDE; the initial RFNet run is Table 2's RFNet column
+        (2, "GSS +MWAM +SDE", "GSS +MWAM", "init"),
+    ],
+)
+def test_sde_columns_of_methods_with_dependency_runs_share_the_plain_dependencies(table, column, plain, shared):
+    """SDE applies to the column's own training (every GSS stage), never to a teacher or an initial run: those are
+    the plain column's, trained once for both."""
+    from unittest import mock
+
+    from datasets import dataset_spec
+    from reproduce.engine.plan import plan_runs
+    from reproduce.runs.config import DataConfig
+
+    spec = table_runs(table)
+    smoke = dataset_spec(spec.dataset).preset("smoke")
+    with mock.patch.object(DataConfig, "fingerprint", lambda self: "data"):
+        with_sde, without = (
+            plan_runs([spec.configs(None, smoke, columns=[name], extensions=("sde",))[0]]) for name in (column, plain)
+        )
+        assert shared in with_sde[-1].dependencies or any(shared in p.dependencies for p in with_sde)
+        assert with_sde[-1].config.sde.enabled and with_sde[-1].requested
+        dependencies = {p.key for p in with_sde if not p.requested and not p.config.sde.enabled}
+        assert dependencies and dependencies <= {p.key for p in without}, "the plain column's dependency runs"
+        stages = [p for p in with_sde if p.config.method.name == with_sde[-1].config.method.name]
+        assert all(p.config.sde.enabled for p in stages), "every stage of the method trains with SDE"
