@@ -198,3 +198,19 @@ def _loop_gradients(host, inputs, target):
     host.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(host(inputs).logits, target).backward()
     return {n: p.grad.clone() for n, p in host.named_parameters()}
+
+
+def test_every_plugin_imports_without_torch():
+    """The catalog imports every plug-in package to validate a configuration: none of them may load torch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; from mwam_harness.catalog import PLUGINS; names = PLUGINS.names(); "
+        "print(len(names), 'torch' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    count, loaded = done.stdout.split()
+    assert int(count) >= 9 and loaded == "False", done.stdout
