@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,68 @@ def read_synthetic_marker(directory: str | Path) -> dict | None:
 
 PRESETS = ("paper", "smoke", "demo")
 
+
+def _subset_name(subset: tuple[str, ...]) -> str:
+    return "+".join(subset)
+
+
+@dataclass(frozen=True)
+class SubsetOrder:
+    """The paper's row order of a data set's missing-modality subsets and how its tables print them.
+
+    header: (modality, printed name) per check-mark column, in the printed column order (BraTS prints
+        ``F T1 T1c T2``: not the modality order, nor the row order).
+    order: every non-empty subset of the modalities once, each a tuple in the data set's modality order, in the
+        paper's row order; the full set is last.
+    evidence: why this is the order (the paper's text lost its check marks; docs/tables.md, "Subset row orders").
+
+    :meth:`check` validates it against a data set's modalities; :class:`DatasetSpec` calls it when built.
+    """
+
+    header: tuple[tuple[str, str], ...]
+    order: tuple[tuple[str, ...], ...]
+    evidence: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "header", tuple((str(m), str(printed)) for m, printed in self.header))
+        object.__setattr__(self, "order", tuple(tuple(subset) for subset in self.order))
+
+    def check(self, name: str, modalities: tuple[str, ...]) -> None:
+        """ValueError (naming data set ``name`` and what is wrong) unless the order holds every non-empty subset of
+        ``modalities`` exactly once, each in modality order, the full set last, and the header names every
+        modality once with a printed name."""
+        where = f"data set {name!r}"
+        known = ", ".join(modalities)
+        if not modalities or len(set(modalities)) != len(modalities):
+            raise ValueError(f"{where}: the modalities must be distinct and at least one, got {list(modalities)}")
+        header = [m for m, _ in self.header]
+        if sorted(header) != sorted(modalities):
+            raise ValueError(f"{where}: the subset header must name every modality ({known}) once, got {header}")
+        blank = [m for m, printed in self.header if not printed.strip()]
+        if blank:
+            raise ValueError(f"{where}: the subset header has no printed name for {blank}")
+        if not isinstance(self.evidence, str) or not self.evidence.strip():
+            raise ValueError(f"{where}: the subset order needs its evidence (why the paper's rows are in this order)")
+        seen: set[tuple[str, ...]] = set()
+        for row, subset in enumerate(self.order, start=1):
+            unknown = [m for m in subset if m not in modalities]
+            if not subset or unknown:
+                raise ValueError(f"{where}: subset row {row} {list(subset)} is not a non-empty subset of ({known})")
+            if subset != tuple(m for m in modalities if m in subset):
+                raise ValueError(f"{where}: subset row {row} {_subset_name(subset)} is not in modality order ({known})")
+            if subset in seen:
+                raise ValueError(f"{where}: the subset order repeats {_subset_name(subset)} (row {row})")
+            seen.add(subset)
+        every = [c for size in range(1, len(modalities) + 1) for c in itertools.combinations(modalities, size)]
+        missing = [_subset_name(subset) for subset in every if subset not in seen]
+        if missing:
+            raise ValueError(f"{where}: the subset order misses {', '.join(missing)}")
+        if self.order[-1] != tuple(modalities):
+            row = self.order.index(tuple(modalities)) + 1
+            raise ValueError(
+                f"{where}: the full set {_subset_name(tuple(modalities))} must be the last subset row, it is row "
+                f"{row} of {len(self.order)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -92,6 +155,8 @@ class DatasetSpec:
     generator: ``"module:function"`` writing the synthetic stand-in, ``function(out_dir, **arguments)``.
     checker: ``"module:function"``, ``function(root, progress=..., workers=...) -> list[Problem]``.
     presets: ``paper`` / ``smoke`` / ``demo`` run settings (:class:`DatasetPreset`).
+    subsets: the paper's row order of the missing-modality subsets, the printed header and the evidence
+        (:class:`SubsetOrder`, checked against ``modalities`` when the spec is built); ``reproduce.subsets`` reads it.
     schedules: named learning-rate schedules (``schedule.preset`` of a run): name -> host name (or ``"*"`` for every
         other host) -> ``ScheduleConfig`` fields.
     preparer: ``"module:function"`` turning a downloaded layout into the one the loader reads,
@@ -112,8 +177,16 @@ class DatasetSpec:
     generator: str
     checker: str
     presets: Mapping[str, DatasetPreset]
+    subsets: SubsetOrder
     schedules: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     preparer: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        if not isinstance(self.subsets, SubsetOrder):
+            kind = type(self.subsets).__name__
+            raise ValueError(f"data set {self.name!r}: subsets must be a SubsetOrder, got {kind}")
+        self.subsets.check(self.name, self.modalities)
 
     def split_files(self, root: str | Path) -> list[Path]:
         """The list files of every split under ``root`` (in ``splits`` order)."""

@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reproduce.io import write_text_atomic
 from reproduce.runs.records import RecordError, read_records
-from reproduce.subsets import DATASETS, dataset, display_names, marks, subset_key, subsets
+from reproduce.subsets import dataset, dataset_names, display_names, marks, subset_key, subsets
 from reproduce.tables.model import from_paper, from_records
 from reproduce.tables.paper_data import PaperDataError, available_tables, load_paper_table
 from reproduce.tables.render import FORMATS, render, render_side_by_side
+
+if TYPE_CHECKING:
+    from reproduce.tables.specs import TableRuns
 
 SUFFIX = {"md": "md", "csv": "csv", "tex": "tex"}
 
@@ -220,6 +225,28 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extensions_help(table_runs: Mapping[int, TableRuns]) -> str:
+    """``--with``'s help: per trainable table with extensions, each extension and the columns it adds."""
+    per_table = []
+    for number, runs in sorted(table_runs.items()):
+        added = [
+            f"{name} adds {', '.join(repr(c.column) for c in runs.columns if c.extension == name)}"
+            for name in runs.extensions
+        ]
+        if added:
+            per_table.append(f"Table {number}: {'; '.join(added)}")
+    listing = ". ".join(per_table) if per_table else "no table has any yet"
+    text = f"also train this repository's extra columns of the table (no paper numbers; docs/training.md). {listing}"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _preparable() -> list[str]:
+    """The registered data sets with a prepare step (a ``preparer`` in their spec)."""
+    from datasets.registry import dataset_spec, list_datasets
+
+    return [name for name in list_datasets() if dataset_spec(name).preparer is not None]
+
+
 FILTER_TABLES = ((18, "low-pass"), (19, "low-pass"), (20, "high-pass"), (21, "high-pass"))
 
 
@@ -292,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.set_defaults(run=cmd_cost)
 
     sub = commands.add_parser("subsets", help="list a data set's missing-modality subsets in paper order")
-    sub.add_argument("dataset", choices=sorted(DATASETS))
+    sub.add_argument("dataset", choices=dataset_names())
     sub.set_defaults(run=cmd_subsets)
 
     from datasets.registry import list_datasets
@@ -309,9 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         default=[],
         metavar="EXTENSION",
-        help="also train this repository's extra columns of the table (no paper numbers). Table 4: 'sde' adds "
-        "SF-MD +SDE and SF-MD +MWAM +SDE; 'released' adds each column as the authors' released code trains it "
-        "(released schedules, epoch 0 skipped, MWAM's released weighting)",
+        help=_extensions_help(TABLE_RUNS),
     )
     table.add_argument(
         "--dry-run",
@@ -373,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         "split; NYU-Depth V2: PNGs from the .mat files, NYU's 795 / 654 split, median-frequency class weights). "
         "Idempotent (prepared subjects are skipped), atomic, reports every bad input file.",
     )
-    prepare.add_argument("dataset", help="registered data set with a prepare step (brats2020, nyuv2, dronevehicle)")
+    prepare.add_argument("dataset", help=f"registered data set with a prepare step: {', '.join(_preparable())}")
     prepare.add_argument("source", type=Path, help="the download (raw folder or the authors' preprocessed one)")
     prepare.add_argument("out", type=Path, help="where to write the prepared root")
     prepare.add_argument("--split-files", nargs="+", type=Path, metavar="LIST",

@@ -1,12 +1,36 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
-from reproduce.subsets import DATASETS, marks, parse_subset_key, subset_key, subset_masks, subsets
+from datasets.paper_only import PAPER_ONLY, PaperOnlyDataset
+from datasets.registry import SubsetOrder, dataset_spec, list_datasets
+from mwam_harness.catalog import DATASETS as REGISTERED
+from reproduce.subsets import (
+    dataset,
+    dataset_names,
+    display_names,
+    marks,
+    parse_subset_key,
+    subset_key,
+    subset_masks,
+    subsets,
+)
+
+#: Every data set the paper's tables print (registered or known from the paper only).
+PAPER_DATASETS = {"casia_surf", "brats2020", "nyuv2", "dronevehicle", "ucf101", "fgvc_aircraft", "stanford_dogs"}
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_paper_data_set_has_an_order_in_exactly_one_place():
+    assert PAPER_DATASETS <= set(dataset_names())
+    assert set(dataset_names()) == set(list_datasets()) | set(PAPER_ONLY)
+    both = set(PAPER_ONLY) & set(list_datasets())
+    assert not both, f"{sorted(both)} registered: move the order into the spec and delete the paper_only entry"
+
+
+@pytest.mark.parametrize("name", dataset_names())
 def test_every_non_empty_subset_once_full_set_last(name):
-    info = DATASETS[name]
+    info = dataset(name)
     order = subsets(name)
     assert len(order) == 2 ** len(info.modalities) - 1 == len(set(order))
     assert order[-1] == info.modalities
@@ -57,3 +81,52 @@ def test_restricted_blocks_and_marks():
 def test_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "keys"),
+    [
+        ("casia_surf", ["Rgb", "Depth", "Ir"], None),
+        ("nyuv2", ["Rgb", "Depth"], ["rgb", "depth", "rgb+depth"]),
+        ("dronevehicle", ["RGB", "IR"], ["rgb", "ir", "rgb+ir"]),
+        ("ucf101", ["Video", "O.F."], ["video", "flow", "video+flow"]),
+        ("fgvc_aircraft", ["RGB", "Depth"], ["rgb", "depth", "rgb+depth"]),
+        ("stanford_dogs", ["Rgb", "Depth"], ["rgb", "depth", "rgb+depth"]),
+        ("brats2020", ["F", "T1", "T1c", "T2"], None),
+    ],
+)
+def test_printed_headers_and_two_modality_orders(name, header, keys):
+    assert display_names(name) == header
+    if keys is not None:
+        assert [subset_key(s) for s in subsets(name)] == keys
+
+
+def test_a_registered_data_set_is_read_from_its_spec():
+    for name in list_datasets():
+        info, order = dataset(name), dataset_spec(name).subsets
+        assert (info.order, info.header, info.evidence) == (order.order, order.header, order.evidence)
+    for name, entry in PAPER_ONLY.items():
+        assert dataset(name).order == entry.subsets.order and dataset(name).modalities == entry.modalities
+
+
+def test_subsets_holds_no_order_of_its_own(monkeypatch):
+    """A new spec (a monkeypatched catalog entry) brings its own order; so does a changed one."""
+    casia = dataset_spec("casia_surf")
+    order = (("ir",), ("depth",), ("rgb",), ("depth", "ir"), ("rgb", "ir"), ("rgb", "depth"), ("rgb", "depth", "ir"))
+    header = (("ir", "I"), ("rgb", "R"), ("depth", "D"))
+    toy = dataclasses.replace(casia, name="toy_surf", subsets=SubsetOrder(header, order, "a test's own order"))
+    monkeypatch.setitem(REGISTERED.entries, "toy_surf", toy)
+    assert "toy_surf" in dataset_names()
+    assert subsets("toy_surf") == list(order) and dataset("toy_surf").evidence == "a test's own order"
+    assert display_names("toy_surf") == ["I", "R", "D"] and marks("toy_surf", ("rgb",)) == ["○", "●", "○"]
+    assert subset_masks("toy_surf").tolist()[0] == [False, False, True]
+    assert parse_subset_key("toy_surf", "ir+rgb") == ("rgb", "ir")
+
+    monkeypatch.setitem(REGISTERED.entries, "casia_surf", dataclasses.replace(toy, name="casia_surf"))
+    assert subsets("casia_surf") == list(order)
+
+    paper_only = PaperOnlyDataset(
+        "toy_paper", "Toy", ("a", "b"), SubsetOrder((("b", "B"), ("a", "A")), (("b",), ("a",), ("a", "b")), "x")
+    )
+    monkeypatch.setitem(PAPER_ONLY, "toy_paper", paper_only)
+    assert subsets("toy_paper") == [("b",), ("a",), ("a", "b")] and display_names("toy_paper") == ["B", "A"]

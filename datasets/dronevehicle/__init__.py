@@ -14,7 +14,7 @@ Its runs train the ``detection`` task with the two-stream YOLOv8n host, through 
 
 from __future__ import annotations
 
-from datasets.registry import DatasetPreset, DatasetSpec, register_dataset
+from datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
 
 MODALITIES: tuple[str, ...] = ("rgb", "ir")
 #: Class ids 0-4, the fork's ``dataProcess/xmlToTxt.py`` order.
@@ -88,6 +88,16 @@ PRESETS = {
     ),
 }
 
+#: The paper's subset rows (reproduce.subsets, ``python -m reproduce subsets dronevehicle``) and why.
+SUBSETS = SubsetOrder(
+    header=(("rgb", "RGB"), ("ir", "IR")),
+    order=(("rgb",), ("ir",), ("rgb", "ir")),
+    evidence=(
+        "Header order RGB, IR; row 1 (mAP50 0.215, PCR 72.78) is the weak RGB stream -- DroneVehicle is "
+        "dominated by night scenes where infrared carries the objects -- and row 2 (0.669) infrared."
+    ),
+)
+
 SPEC = register_dataset(
     DatasetSpec(
         name="dronevehicle",
@@ -111,6 +121,7 @@ SPEC = register_dataset(
         generator="datasets.dronevehicle.synthetic:write_dronevehicle",
         checker="datasets.dronevehicle.check:check_data",
         presets=PRESETS,
+        subsets=SUBSETS,
         preparer="datasets.dronevehicle.prepare:prepare_dronevehicle",
     )
 )
