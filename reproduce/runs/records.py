@@ -27,10 +27,10 @@ class RecordError(ValueError):
 @dataclass(frozen=True)
 class ResultRecord:
     """table: the paper table the run belongs to (None when it belongs to none); column: the table column it
-    fills (e.g. ``SF-MD +MWAM``); variant: the run's variant name (e.g. ``mwam-grad``); dataset: a key of
-    a registered data set (or one of ``datasets.paper_only``); subset: ``rgb+ir`` style key; metric: display name (``Acc``); value: the
-    metric (percent where the paper prints percent); seed; run_id: the registry key; synthetic: whether the
-    data were synthetic (then every rendering says so)."""
+    fills (e.g. ``SF-MD +MWAM``); variant: the run's variant name (e.g. ``mwam-grad``); dataset: a registered
+    data set (or one of ``datasets.paper_only``); subset: ``rgb+ir`` style key; metric: display name (``Acc``);
+    value: the metric (percent where the paper prints percent); seed; run_id: the registry key; synthetic: whether
+    the data were synthetic (then every rendering says so)."""
 
     table: int | None
     column: str
