@@ -86,10 +86,13 @@ def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(
         assert with_mwam is not None and "mwam/K_applied/ir" in with_mwam  # only the +MWAM column edits
 
 
-def test_an_interrupted_run_resumes_at_its_epoch_boundary(tmp_path):
+def test_an_interrupted_run_resumes_at_its_epoch_boundary(tmp_path, monkeypatch):
+    """``T-yolov8n +MWAM +SDE`` interrupted in its second epoch, resumed: the plug-ins' state saved with epoch 1's
+    ``last.pt`` (MWAM's bank, SDE's generator) is what the resumed run starts from."""
     import datasets.dronevehicle as dronevehicle
     from reproduce.paths import results_root_set_to
     from reproduce.yolo.runner import UltralyticsRunner
+    from reproduce.yolo.trainer import TwoStreamDetectionTrainer
 
     class InterruptError(Exception):
         pass
@@ -98,20 +101,35 @@ def test_an_interrupted_run_resumes_at_its_epoch_boundary(tmp_path):
         if batch == len(trainer.train_loader) + 1:  # the first batch of epoch 2: epoch 1's last.pt is written
             raise InterruptError
 
+    restored = {}
+    load = TwoStreamDetectionTrainer.load_plugin_state
+
+    def spy(self):
+        load(self)
+        restored["bank"] = self.mwam.mwam.bank.value.clone()
+        restored["generator"] = self.sde.enhancer.sde.generator.get_state().clone()
+
+    monkeypatch.setattr(TwoStreamDetectionTrainer, "load_plugin_state", spy)
     with results_root_set_to(tmp_path / "results"):
         config, runtime = table_runs(12).configs(
-            None, dronevehicle.PRESETS["smoke"], columns=["T-yolov8n +MWAM"], runtime=RUNTIME
+            None, dronevehicle.PRESETS["smoke"], columns=["T-yolov8n +MWAM +SDE"], runtime=RUNTIME
         )[0]
         registry = Registry()
         with pytest.raises(InterruptError):
             UltralyticsRunner([stop_in_second_epoch]).run(config, registry, runtime)
         weights = registry.run_dir(config) / "ultralytics" / "weights"
-        assert (weights / "last.pt").is_file() and (weights / "mwam.pt").is_file() and not registry.has(config)
-        bank = torch.load(weights / "mwam.pt", weights_only=True)["bank.value"]
+        assert (weights / "last.pt").is_file() and (weights / "plugins.pt").is_file() and not registry.has(config)
+        saved = torch.load(weights / "plugins.pt", weights_only=True)
+        bank = saved["state"]["mwam"]["bank.value"]
+        generator = saved["process"]["sde"]["sde"]["_extra_state"]["generator"]
         resumed = UltralyticsRunner().run(config, registry, runtime, resume=True)
     assert registry.has(config) and len(resumed["history"]) == 2
     assert [row["epoch"] for row in resumed["history"]] == [1.0, 2.0]
     assert bank.abs().sum() > 0  # the bank that was resumed had been filled by epoch 1
+    assert torch.equal(restored["bank"], bank.to(restored["bank"].dtype))
+    fresh = torch.Generator().manual_seed(config.seed).get_state()
+    assert torch.equal(restored["generator"], generator) and not torch.equal(generator, fresh)  # SDE's draws go on
+    assert all("sde" in row for row in resumed["history"])  # epoch 1 from before the interruption, epoch 2 after
 
 
 def _boxes(rng, n, size):

@@ -1,6 +1,6 @@
 """The two-stream YOLOv8n (Table 12's host): layout, parameter count, the missing-modality rules, reloading,
-fusing, MWAM's editing of exactly the backbone gradients inside ultralytics' step, the run-to-ultralytics
-arguments and the offline set-up."""
+fusing, MWAM's editing (the MWAM plug-in) of exactly the backbone gradients inside ultralytics' step, the
+run-to-ultralytics arguments and the offline set-up."""
 
 import os
 import pickle
@@ -13,6 +13,8 @@ import models
 from models.two_stream_yolov8 import PARAMETERS
 from models.yolo.two_stream import FUSION_LAYERS, TwoStreamDetectionModel
 from mwam import MWAM
+from reproduce.methods.context import LoopContext
+from reproduce.methods.mwam.plugin import MWAMPlugin
 from reproduce.runs.config import ConfigError, RunConfig
 from reproduce.runs.runtime import Runtime
 from reproduce.yolo.arguments import check_config, train_arguments, ultralytics_device, validation_arguments
@@ -97,11 +99,21 @@ def test_pickles_and_fuses_like_an_ultralytics_checkpoint(model, tmp_path):
         assert torch.allclose(loaded(x)[0], before, atol=1e-3, rtol=1e-3)
 
 
-def _step(net, mwam, window, clip):
+def _plugin(net, window):
+    """The trainer's MWAM plug-in (``mwam_edit: optimizer_step``: deferred) on ``net``, with ``window`` as the K of
+    the mini-batches it measured since the last optimiser step."""
+    ctx = LoopContext(host=net)
+    plugin = MWAMPlugin("grad", deferred=True)
+    plugin.setup(ctx, {})
+    plugin.window.extend(window)
+    return plugin, ctx
+
+
+def _step(net, plugin, ctx, clip):
     """One ultralytics optimiser step as the trainer takes it (fp32: the scaler is disabled, no EMA)."""
     optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    return optimizer, lambda: optimizer_step_with_mwam(net, optimizer, scaler, None, mwam, window, clip)
+    return optimizer, lambda: optimizer_step_with_mwam(net, optimizer, scaler, None, plugin, ctx, clip)
 
 
 def _gradients(net, scale=1e-3):
@@ -114,9 +126,9 @@ def _gradients(net, scale=1e-3):
 @pytest.mark.parametrize("clip", ["after_scaling", "before_scaling"])
 def test_mwam_scales_exactly_the_backbone_gradients_in_ultralytics_step(clip):
     net = TwoStreamDetectionModel(ch=6, nc=5, verbose=False)
-    mwam = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
     window = [torch.tensor([0.5, 2.0]), torch.tensor([0.7, 1.0])]  # two accumulated mini-batches
-    optimizer, step = _step(net, mwam, window, clip)
+    plugin, ctx = _plugin(net, window)
+    optimizer, step = _step(net, plugin, ctx, clip)
     grads = _gradients(net, scale=1e-4)  # a small norm: the clip (10) does not act
     seen = {}
     optimizer.step = lambda: seen.update({n: p.grad.clone() for n, p in net.named_parameters()})
@@ -124,16 +136,64 @@ def test_mwam_scales_exactly_the_backbone_gradients_in_ultralytics_step(clip):
     factors = {"rgb_backbone": 0.6, "ir_backbone": 1.5, "model": 1.0}  # the window's mean K, 1 for the head
     for name, g in grads.items():
         assert torch.allclose(seen[name], g * factors[name.split(".")[0]], rtol=1e-6), name
-    assert window == [] and torch.allclose(applied, torch.tensor([0.6, 1.5]))
+    assert plugin.window == [] and torch.allclose(applied, torch.tensor([0.6, 1.5])) and applied is plugin.applied
     assert all(p.grad is None or not p.grad.any() for p in net.parameters()), "zero_grad after the step"
+    _gradients(net, scale=1e-4)
+    assert step() is None, "no mini-batch measured since: nothing applied in this step"
+
+
+@pytest.mark.parametrize("clip", ["after_scaling", "before_scaling"])
+def test_the_step_through_the_plugin_is_k_times_the_plain_gradients_from_a_real_backward(clip):
+    """Two measured mini-batches accumulated (ultralytics' accumulate 2) as the trainer takes them -- the plug-in's
+    ``before_forward`` on the halves, ultralytics' loss, backward, the step: what the optimiser sees is the plain
+    accumulated gradients times the mean K on each backbone's parameters and unchanged on the head (both up to the
+    global clip's common factor, read from the head); the plug-in logs the K applied."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils import DEFAULT_CFG
+
+    def accumulated(with_plugin):
+        torch.manual_seed(0)
+        net = TwoStreamDetectionModel(ch=6, nc=5, verbose=False)
+        net.args = get_cfg(DEFAULT_CFG)
+        net.train()
+        plugin, ctx = _plugin(net, [])
+        optimizer, step = _step(net, plugin if with_plugin else None, ctx, clip)
+        for seed in (0, 1):
+            x = images(2, 64, seed=seed)
+            plugin.before_forward(ctx, {"rgb": x[:, :3], "ir": x[:, 3:]})
+            batch = {"img": x, "batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[1.0], [2.0]]),
+                     "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.3], [0.3, 0.6, 0.1, 0.1]])}  # fmt: skip
+            net(batch)[0].sum().backward()
+        seen = {}
+        optimizer.step = lambda: seen.update(
+            {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+        )
+        step()
+        return seen, plugin
+
+    plain, _ = accumulated(False)
+    edited, plugin = accumulated(True)
+    k = plugin.applied
+    assert k.shape == (2,) and not torch.allclose(k, torch.ones(2)) and plugin.window == []
+    head = [n for n in plain if n.startswith("model.") and plain[n].norm() > 0]
+    common = float(edited[head[0]].norm() / plain[head[0]].norm())  # the clip's factor relative to the plain step
+    if clip == "before_scaling":
+        assert common == pytest.approx(1.0, rel=1e-5)  # both clip the same plain gradients
+    assert set(edited) == set(plain) and {n.split(".")[0] for n in plain} == {"rgb_backbone", "ir_backbone", "model"}
+    for name, g in plain.items():
+        factor = {"rgb_backbone": float(k[0]), "ir_backbone": float(k[1])}.get(name.split(".")[0], 1.0)
+        assert torch.allclose(edited[name], g * factor * common, rtol=1e-4, atol=1e-9), name
+    values = {}
+    plugin.on_log(LoopContext(host=None), values)
+    assert values["mwam/K_applied/rgb"] == pytest.approx(float(k[0])) and "mwam/K/ir" in values
 
 
 def test_the_clip_order_decides_whether_mwam_is_clipped():
     results = {}
     for clip in ("after_scaling", "before_scaling"):
         net = TwoStreamDetectionModel(ch=6, nc=5, verbose=False)
-        mwam = MWAM(branches=net.branches(), intervention="grad", gradient_hooks=False)
-        optimizer, step = _step(net, mwam, [torch.tensor([0.25, 4.0])], clip)
+        plugin, ctx = _plugin(net, [torch.tensor([0.25, 4.0])])
+        optimizer, step = _step(net, plugin, ctx, clip)
         _gradients(net, scale=1.0)  # a large norm: the clip acts
         norms = {}
 
@@ -209,13 +269,16 @@ def test_run_configuration_becomes_ultralytics_arguments(tmp_path):
         ({"method": {"name": "standard", "options": {}}}, "method.name: ultralytics"),
         ({"mwam": {"intervention": "loss"}}, "per-modality heads"),
         ({"optim": {"nesterov": False}}, "always Nesterov"),
-        ({"sde": {"enabled": True}}, "SDE"),
         ({"data": {"options": {"imgsz": 160, "crop": 3}}}, "data.options"),
     ],
 )
 def test_what_the_ultralytics_runner_cannot_honour_is_an_error(changes, message):
     with pytest.raises(ConfigError, match=message):
         check_config(_config(**changes))
+
+
+def test_sde_is_honoured_by_the_ultralytics_runner():
+    check_config(_config(sde={"enabled": True}, mwam={"intervention": "grad"}))
 
 
 def test_recipe_options_are_checked_against_ultralytics():

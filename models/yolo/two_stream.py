@@ -18,12 +18,17 @@ zeroes the absent stream's features at the three fusion points (as RFNet / mmFor
 which for a sum fusion is the present stream's features alone: the absent backbone is not run.
 ``absent="input"`` instead feeds the absent stream an all-zero image (a black frame), whose features are not zero
 (biases, BatchNorm shifts). Select the subset with :meth:`TwoStreamDetectionModel.use_modalities`.
+
+MWAM and SDE (the training plug-ins of ``reproduce.methods``, driven by ``reproduce/yolo/trainer.py``): ``branches()``
+are the two backbones (MWAM rescales their gradients), ``feature_branches()`` their last layers, the SPPF (SDE enhances
+their outputs), and :meth:`TwoStreamDetectionModel.add_training_loss` adds a term (SDE's dual-domain loss) to
+ultralytics' training loss in ultralytics' scale (:meth:`TwoStreamDetectionModel.loss`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from copy import deepcopy
 from typing import Any
 
@@ -50,6 +55,15 @@ class TwoStreamDetectionModel(DetectionModel):
 
     ``cfg``: an ultralytics model yaml of the YOLOv8 family (default ``yolov8n.yaml``); ``ch`` must be 6 (RGB + IR);
     ``nc``: classes; ``absent``: how a missing modality is removed (module docstring).
+
+    The Host-like contract of the training plug-ins: ``modalities``, ``branches()`` (MWAM: each backbone, layers
+    0-9, whose parameters it rescales) and ``feature_branches()`` (SDE: each backbone's last layer, the SPPF, layer
+    9). The SPPF is the module whose output is the modality's backbone output: the deepest map (P5, 256 x H/32 x
+    W/32 for YOLOv8n) that the stream contributes to the P5 sum, called exactly once per forward pass (the backbones
+    themselves are never called as a whole -- :meth:`_backbone` walks their layers to keep P3 / P4 -- so a hook on
+    them would never fire). SDE enhances that P5 map before the fusion, as it enhances RFNet's deepest encoder level
+    or ESANet's ``layer4``; the P3 / P4 taps (layers 4 and 6) pass as they are. Its gradient reaches every layer of
+    the backbone through the SPPF.
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -105,7 +119,43 @@ class TwoStreamDetectionModel(DetectionModel):
         return {"rgb": self.rgb_backbone, "ir": self.ir_backbone}
 
     def feature_branches(self) -> dict[str, nn.Module]:
-        return self.branches()
+        """The modules whose outputs SDE enhances: each backbone's SPPF (layer 9), its P5 output (class docstring)."""
+        return {"rgb": self.rgb_backbone[-1], "ir": self.ir_backbone[-1]}
+
+    # ------------------------------------------------------------------ training losses added by plug-ins
+    def add_training_loss(self, name: str, term: Callable[[dict[str, Any], Any], torch.Tensor]) -> None:
+        """Add ``term(batch, preds)`` -- a scalar on the scale of ultralytics' loss items (a batch mean, e.g. SDE's
+        dual-domain loss) -- to the training loss (:meth:`loss`). Training only; the terms are not part of the
+        model's pickled state (checkpoints, the EMA copy), so a reloaded model has none."""
+        terms = self.__dict__.setdefault("_training_losses", {})
+        if name in terms:
+            raise ValueError(f"a training loss {name!r} is already added")
+        terms[name] = term
+
+    def remove_training_loss(self, name: str) -> None:
+        self.__dict__.get("_training_losses", {}).pop(name, None)
+
+    def loss(self, batch: dict[str, Any], preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Ultralytics' detection loss, plus the terms of :meth:`add_training_loss` while training.
+
+        Ultralytics' criterion returns its per-image mean terms (box, cls, dfl, gains applied) times the batch size
+        B as a vector, and the detached means as the loss items; the trainer back-propagates the vector's sum. Each
+        added term (a batch mean) is appended to that vector times B as well, so the total is
+        ``B * (box + cls + dfl + term)``: relative to the detection loss, the term weighs what it weighs in the
+        engine's ``task loss + term``. The loss items (ultralytics' progress bar, ``results.csv``, the validation
+        loss) stay the detection terms; the plug-in logs its own."""
+        loss, items = super().loss(batch, preds)
+        terms = self.__dict__.get("_training_losses")
+        if not terms or not self.training:
+            return loss, items
+        size = batch["img"].shape[0]
+        extra = [term(batch, preds).reshape(1).to(loss.dtype) * size for term in terms.values()]
+        return torch.cat([loss.reshape(-1), *extra]), items
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_training_losses", None)  # callables of a training loop: never pickled or copied
+        return state
 
     @contextlib.contextmanager
     def use_modalities(self, modalities: Sequence[str]) -> Iterator[None]:

@@ -1,12 +1,14 @@
 """Speed of the two-stream YOLOv8n's ultralytics training step (``make bench-yolo``), with and without MWAM.
 
 One step is what ``TwoStreamDetectionTrainer`` does per optimiser step at accumulate = 1: ultralytics' batch
-preprocessing (/255) and MWAM's measurement of the RGB / IR halves (with MWAM), the forward pass and ultralytics'
+preprocessing (/255) and, with MWAM, the MWAM plug-in's ``before_forward`` (its measurement of the RGB / IR halves;
+``MWAMPlugin(deferred=True)`` through a ``LoopContext``, as the trainer), the forward pass and ultralytics'
 ``v8DetectionLoss`` (under fp16 autocast with a grad scaler on CUDA, as ultralytics' AMP; fp32 on the CPU),
-backward, then the trainer's ``optimizer_step_with_mwam`` -- unscale, MWAM's scaling of the backbone gradients, the
-global clip to norm 10, ultralytics' SGD (lr 0.01, momentum 0.937, Nesterov) -- and no EMA (a constant cost
-of both variants). Inputs: uint8 6-channel images and 4-12 random boxes per image, already on the device. The
-default size is the paper's: batch 16 at 640 x 640 on both devices (a CPU step takes seconds).
+backward, then the trainer's ``optimizer_step_with_mwam`` -- unscale, the plug-in's ``before_optimizer_step``
+(MWAM's scaling of the backbone gradients), the global clip to norm 10, ultralytics' SGD (lr 0.01, momentum 0.937,
+Nesterov) -- and no EMA (a constant cost of both variants). ``mwam_step_ms`` times MWAM's measurement alone.
+Inputs: uint8 6-channel images and 4-12 random boxes per image, already on the device. The default size is the
+paper's: batch 16 at 640 x 640 on both devices (a CPU step takes seconds).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: 
     from ultralytics.utils import DEFAULT_CFG
 
     import models
-    from mwam import MWAM
+    from reproduce.methods.context import LoopContext
+    from reproduce.methods.mwam.plugin import MWAMPlugin
     from reproduce.yolo.trainer import optimizer_step_with_mwam
 
     torch.manual_seed(0)
@@ -54,26 +57,26 @@ def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: 
     cuda = device.type == "cuda"
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937, nesterov=True)
     scaler = torch.amp.GradScaler(device.type, enabled=cuda)
-    mwam = MWAM(branches=model.branches(), intervention="grad", gradient_hooks=False).to(device)
-    window: list[torch.Tensor] = []
+    ctx = LoopContext(host=model, device=device, optimizer=optimizer)
+    mwam = MWAMPlugin("grad", deferred=True)
+    mwam.setup(ctx, {})
     raw = random_batch(batch, size, device)
 
     def step(batch_: dict[str, torch.Tensor], with_mwam: bool) -> None:
         data = dict(batch_)
         data["img"] = data["img"].float() / 255
         if with_mwam:
-            mwam.step({"rgb": data["img"][:, :3], "ir": data["img"][:, 3:]})
-            window.append(mwam.grad_scale.clone())
+            mwam.before_forward(ctx, {"rgb": data["img"][:, :3], "ir": data["img"][:, 3:]})
         with torch.autocast(device.type, dtype=torch.float16) if cuda else nullcontext():
             loss, _ = model(data)
         scaler.scale(loss.sum()).backward()
-        optimizer_step_with_mwam(model, optimizer, scaler, None, mwam if with_mwam else None, window)
+        optimizer_step_with_mwam(model, optimizer, scaler, None, mwam if with_mwam else None, ctx)
 
     plain = time_step(lambda b: step(b, False), raw, device, warmup, iters)
     with_mwam = time_step(lambda b: step(b, True), raw, device, warmup, iters)
     halves = {"rgb": raw["img"][:, :3].float() / 255, "ir": raw["img"][:, 3:].float() / 255}
     with torch.no_grad():
-        alone = time_step(mwam.step, halves, device, warmup, iters)
+        alone = time_step(mwam.mwam.step, halves, device, warmup, iters)
     return {
         "image": [size, size],
         "batch": batch,

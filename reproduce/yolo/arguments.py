@@ -6,8 +6,10 @@ The run's sections give what they can say -- ``train.epochs`` -> ``epochs``, ``t
 ``momentum``, ``weight_decay``), ``data.options.imgsz`` -- and the ``ultralytics`` method's options the rest.
 Settings the runner cannot honour are errors naming the key: a learning-rate ``schedule`` (ultralytics has its own:
 warm-up then linear or cosine to ``lrf``, method options), ``train.iterations_per_epoch``,
-``train.channels_last``, SDE, MWAM's loss-level interventions (the host has no per-modality heads), SGD without
-Nesterov (ultralytics' SGD is always Nesterov), ``eval.split`` other than test / val.
+``train.channels_last``, MWAM's loss-level interventions (the host has no per-modality heads), SGD without
+Nesterov (ultralytics' SGD is always Nesterov), ``eval.split`` other than test / val, listed ``plugins`` (the runner
+drives MWAM and SDE only). SDE (``sde: {enabled: true}``) is honoured: the trainer drives the SDE plug-in on the
+two backbones' SPPF outputs.
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ def check_config(config: RunConfig) -> None:
         raise ConfigError("train.iterations_per_epoch: ultralytics runs one pass over the training split per epoch")
     if config.train.channels_last is not None:
         raise ConfigError("train.channels_last: set through method.options.extra {channels_last: ...} for ultralytics")
-    if config.sde.enabled:
-        raise ConfigError("sde: SDE is not wired into the ultralytics runner")
+    if config.plugins:
+        raise ConfigError(
+            f"plugins {[p.name for p in config.plugins]}: the ultralytics runner drives the built-in plug-ins MWAM "
+            "and SDE only (its own loop calls no other plug-in)"
+        )
     if config.mwam.intervention not in MWAM_INTERVENTIONS:
         raise ConfigError(
             f"mwam.intervention {config.mwam.intervention!r}: the two-stream YOLO has no per-modality heads for "

@@ -2,15 +2,20 @@
 own loop, evaluate every modality subset, and write the registry entry every other run writes.
 
 A run's folder ``<results>/runs/<key>/`` holds ``config.yaml``, ``data.yaml`` (the data set for ultralytics, with
-absolute paths), ``ultralytics/`` (ultralytics' output: ``weights/last.pt`` / ``best.pt`` / ``mwam.pt``,
+absolute paths), ``ultralytics/`` (ultralytics' output: ``weights/last.pt`` / ``best.pt`` / ``plugins.pt``,
 ``results.csv``, ``args.yaml``, its plots), ``eval/<subset>/`` (per-subset validation, PR curve, detections),
 ``curves.csv`` and ``model.pt`` (the evaluated checkpoint, an ultralytics checkpoint:
 ``YOLO(path).val(data=..., validator=TwoStreamDetectionValidator)`` reloads it).
 
+MWAM (the run's ``mwam`` section) and SDE (``sde: {enabled: true}``) are the engine's plug-ins
+(``reproduce.methods.mwam`` / ``reproduce.methods.sde``), driven by :mod:`reproduce.yolo.trainer` inside
+ultralytics' loop; the registry entry's ``plugins`` describes them and its per-epoch ``history`` (ultralytics'
+``results.csv``) carries SDE's mean loss terms under ``sde``.
+
 Resume (``--resume``) continues from ``ultralytics/weights/last.pt`` through ultralytics' resume, i.e. at the
 last finished epoch: the interrupted epoch is trained again from its start (ultralytics saves no mid-epoch state
-and no data-loader RNG state, so a resumed run is not bit-identical to an uninterrupted one). MWAM's bank is
-restored from ``weights/mwam.pt``; the W&B run continues under the same id.
+and no data-loader RNG state, so a resumed run is not bit-identical to an uninterrupted one). The plug-ins' state
+(MWAM's bank, SDE's generator) is restored from ``weights/plugins.pt``; the W&B run continues under the same id.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ log = logging.getLogger(__name__)
 
 
 class RunLog:
-    """The trainer's ``log``: values to the tracker (W&B) and the loss / MWAM series to ``curves.csv``."""
+    """The trainer's ``log``: values to the tracker (W&B) and the loss / MWAM / SDE series to ``curves.csv``."""
 
-    SERIES = ("loss/", "mwam/K/", "mwam/frm/", "mwam/K_applied/")
+    SERIES = ("loss/", "mwam/K/", "mwam/frm/", "mwam/K_applied/", "sde/")
 
     def __init__(self, tracker: Any, curves_path: Path, panel: str) -> None:
         self.tracker = tracker
@@ -58,20 +63,26 @@ class RunLog:
                 self.curves.write(series, step)
 
 
-def read_history(results_csv: Path) -> list[dict[str, float]]:
-    """Ultralytics' ``results.csv`` (one row per epoch) as a list of dicts."""
+def read_history(results_csv: Path) -> list[dict[str, Any]]:
+    """Ultralytics' ``results.csv`` (one row per epoch) as a list of dicts; SDE's columns (``sde/...``) grouped
+    under ``"sde"``, as the engine's history keeps them."""
     if not results_csv.is_file():
         return []
     with results_csv.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     history = []
     for row in rows:
-        entry = {}
+        entry: dict[str, Any] = {}
         for key, value in row.items():
             try:
-                entry[key.strip()] = float(value)
+                number = float(value)
             except (TypeError, ValueError):
                 continue
+            key = key.strip()
+            if key.startswith("sde/"):
+                entry.setdefault("sde", {})[key] = number
+            else:
+                entry[key] = number
         history.append(entry)
     return history
 
@@ -94,6 +105,7 @@ class UltralyticsRunner:
         data_yaml = run_dir / "data.yaml"
         arguments = train_arguments(config, runtime, data_yaml, run_dir)  # ConfigError before anything is written
         from datasets.dronevehicle.layout import data_dict
+        from reproduce.methods.sde.plugin import SDEPlugin
         from reproduce.tracking import Tracker
         from reproduce.yolo.evaluation import evaluate_subsets
         from reproduce.yolo.trainer import TwoStreamDetectionTrainer, TwoStreamSettings
@@ -135,6 +147,9 @@ class UltralyticsRunner:
             mwam_options=dict(config.mwam.options),
             mwam_edit=options.mwam_edit,
             mwam_clip=options.mwam_clip,
+            sde=SDEPlugin.from_run(config, runtime),
+            config=config,
+            runtime=runtime,
             log=RunLog(tracker, run_dir / "curves.csv", runtime.column or config.variant),
             log_every=runtime.log_every,
             step_callbacks=self.callbacks,
@@ -211,6 +226,10 @@ class UltralyticsRunner:
                 "mwam_clip": options.mwam_clip,
                 "accumulate": int(trainer.accumulate),
             },
+            "plugins": [
+                {"name": "ultralytics", "method": "ultralytics"},
+                *({"name": p.name, **p.describe()} for p in trainer.plugins),
+            ],
             "torch": torch.__version__,
             "ultralytics": ultralytics.__version__,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -1,6 +1,32 @@
 """Ultralytics' ``DetectionTrainer`` for the two-stream YOLOv8n: the 6-channel data set, the model built by the
-host registry, MWAM measured on the RGB / IR halves of every batch and applied in ``optimizer_step``, and the
-losses, validation metrics and MWAM's FRM / T / K logged through the repository's tracker (W&B) and ``curves.csv``.
+host registry, the training plug-ins MWAM and SDE (``reproduce.methods``: the same :class:`MWAMPlugin` and
+:class:`SDEPlugin` as the engine's trainer uses, driven through a :class:`~reproduce.methods.context.LoopContext`),
+and the losses, validation metrics and the plug-ins' values logged through the repository's tracker (W&B) and
+``curves.csv``.
+
+Where ultralytics' loop calls each plug-in hook (``BaseTrainer._do_train`` of ultralytics 8.4):
+
+==========================  ==========================================================================================
+hook                        where
+==========================  ==========================================================================================
+``setup``                   ``_setup_train``, after ultralytics' own (model on the device, optimiser, EMA, resume)
+plug-in state (resume)      right after ``setup`` from ``weights/plugins.pt`` when resuming
+``on_train_start``          after that, before the first (or resumed) epoch
+``before_forward``          ``preprocess_batch`` (on the device, /255), autocast off: ``{"rgb": img[:, :3],
+                            "ir": img[:, 3:]}``; MWAM measures FRM -> bank -> T -> K, SDE starts the step at the
+                            run's progress (epoch + batch / batches) / epochs
+SDE's ``loss``              inside ``model(batch)``: :meth:`TwoStreamDetectionModel.loss` appends the term times the
+                            batch size to ultralytics' loss vector (see there for the scaling)
+``before_optimizer_step``   ``optimizer_step``, after ``scaler.unscale_``: MWAM's deferred edit (mean K of the
+                            accumulated mini-batches) before the global ``clip_grad_norm_(10)`` (``mwam_clip:
+                            after_scaling``) or after it (``before_scaling``); ``mwam_edit: backward`` edits in
+                            backward through MWAM's tensor hooks instead (the hook does nothing then)
+``on_log``                  ``on_train_batch_end`` every ``log_every`` batches: loss items, lr, SDE's step terms,
+                            MWAM's FRM / T / K / K applied, SDE's energies
+``on_epoch_end``            ``save_metrics`` (after validation, before ``save_model``): SDE's epoch means, its loss
+                            terms also as ``sde/*`` columns of ``results.csv`` (the run's history)
+plug-in state (saved)       ``save_model``: ``weights/plugins.pt`` beside ``last.pt`` (MWAM's bank, SDE's generator)
+==========================  ==========================================================================================
 
 Everything else -- augmentation, loss, EMA, warm-up, schedule, AMP, ``last.pt`` / ``best.pt``, plots and resume
 at epoch boundaries -- is ultralytics' own (see :mod:`reproduce.methods.ultralytics` for the recipe options).
@@ -9,7 +35,7 @@ at epoch boundaries -- is ultralytics' own (see :mod:`reproduce.methods.ultralyt
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from copy import copy
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +51,9 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from ultralytics.utils import LOGGER, WEIGHTS_DIR  # noqa: E402
 from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
 
-from mwam import MWAM  # noqa: E402
+from reproduce.methods.base import Plugin, StepData  # noqa: E402
+from reproduce.methods.context import LoopContext, NullTracker, TrainContext  # noqa: E402
+from reproduce.methods.mwam.plugin import GRADIENT_INTERVENTIONS, MWAMPlugin  # noqa: E402
 
 from .validator import TwoStreamDetectionValidator  # noqa: E402
 
@@ -40,9 +68,10 @@ class TwoStreamSettings:
 
     host: registered host name and options; hsv: the data set's HSV option; mwam_intervention: ``off`` / ``none``
     / ``grad`` (the run's ``mwam.intervention``) with ``mwam_options``; mwam_edit / mwam_clip: where MWAM edits the
-    step; log: called with (values, step) for the tracker (and ``log.start(step, resumed)``, if it has one, once
-    training is set up); log_every: batches between step logs; step_callbacks:
-    called with (trainer, batch number) after every batch.
+    step; sde: the run's :class:`~reproduce.methods.sde.plugin.SDEPlugin` (``SDEPlugin.from_run``) or None; config /
+    runtime: the run's, for the plug-ins' context; log: called with (values, step) for the tracker (and
+    ``log.start(step, resumed)``, if it has one, once training is set up); log_every: batches between step logs;
+    step_callbacks: called with (trainer, batch number) after every batch.
     """
 
     host: str = "two_stream_yolov8n"
@@ -52,9 +81,29 @@ class TwoStreamSettings:
     mwam_options: dict[str, Any] = field(default_factory=dict)
     mwam_edit: str = "optimizer_step"
     mwam_clip: str = "after_scaling"
+    sde: Any = None
+    config: Any = None
+    runtime: Any = None
     log: Callable[[dict[str, float], int], None] | None = None
     log_every: int = 10
     step_callbacks: list[Callable[[Any, int], None]] = field(default_factory=list)
+
+
+#: The plug-ins' resume file in ultralytics' ``weights/`` (``{"state": {name: ...}, "process": {name: ...}}``), and
+#: the file earlier versions kept MWAM's bank in (read when resuming such a run).
+PLUGIN_STATE = "plugins.pt"
+LEGACY_MWAM_STATE = "mwam.pt"
+
+
+class PluginTracker(NullTracker):
+    """The plug-ins' ``ctx.tracker``: what they log (SDE's ``epoch/sde/...``) goes to the trainer's ``log``."""
+
+    def __init__(self, log: Callable[[dict[str, float], int], None] | None) -> None:
+        self._log = log
+
+    def log(self, values: Any, step: int) -> None:
+        if self._log is not None:
+            self._log(dict(values), step)
 
 
 @contextlib.contextmanager
@@ -76,45 +125,67 @@ def offline_amp_check() -> Iterator[None]:
         ultralytics_trainer.check_amp = original
 
 
+@contextlib.contextmanager
+def forward_hooks_detached(modules: Iterable[torch.nn.Module]) -> Iterator[None]:
+    """Within the block ``modules`` have no forward hooks (restored after, in their order): a deep copy made
+    meanwhile (ultralytics' EMA) carries none of SDE's hooks, closures that could not be pickled into ``last.pt``."""
+    saved = [(module, dict(module._forward_hooks)) for module in modules]
+    for module, _ in saved:
+        module._forward_hooks.clear()
+    try:
+        yield
+    finally:
+        for module, hooks in saved:
+            module._forward_hooks.update(hooks)
+
+
 def optimizer_step_with_mwam(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: Any,
     ema: Any,
-    mwam: MWAM | None,
-    window: list[torch.Tensor],
+    mwam: MWAMPlugin | None,
+    ctx: TrainContext | None = None,
     clip: str = "after_scaling",
 ) -> torch.Tensor | None:
-    """Ultralytics' ``BaseTrainer.optimizer_step`` (unscale, clip to norm 10, step, update, zero, EMA) with MWAM's
-    K applied to the accumulated branch gradients: the mean of ``window`` (the K of each accumulated mini-batch,
-    emptied here), before the clip (``after_scaling``) or after it (``before_scaling``). ``mwam`` None: no editing.
-    Returns the K applied, or None."""
+    """Ultralytics' ``BaseTrainer.optimizer_step`` (unscale, clip to norm 10, step, update, zero, EMA) with the MWAM
+    plug-in's ``before_optimizer_step`` where Alg. 1 line 8 belongs: after ``unscale_`` and before the clip
+    (``after_scaling``) or after the clip (``before_scaling``). A deferred plug-in (``deferred=True``) multiplies
+    the accumulated branch gradients there by the mean K of the mini-batches it measured since the last step (its
+    window, emptied); otherwise the hook does nothing (``backward``: MWAM's tensor hooks scaled each mini-batch;
+    ``none``: it only measures). ``mwam`` None: no editing. ``ctx``: the plug-in's context (default: one on
+    ``model``). Returns the K applied in this step (the plug-in's ``applied``), or None."""
+    if mwam is not None and ctx is None:
+        ctx = LoopContext(host=unwrap_model(model))
+    before = None if mwam is None else mwam.applied
     scaler.unscale_(optimizer)
-    scale = torch.stack(window).mean(0) if mwam is not None and window else None
-    if scale is not None and clip == "after_scaling":
-        mwam.scale_gradients(scale)
+    if mwam is not None and clip == "after_scaling":
+        mwam.before_optimizer_step(ctx)
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=MAX_GRAD_NORM)
-    if scale is not None and clip == "before_scaling":
-        mwam.scale_gradients(scale)
-    window.clear()
+    if mwam is not None and clip == "before_scaling":
+        mwam.before_optimizer_step(ctx)
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad()
     if ema:
         ema.update(model)
-    return scale
+    return mwam.applied if mwam is not None and mwam.applied is not before else None
 
 
 class TwoStreamDetectionTrainer(DetectionTrainer):
-    """``DetectionTrainer`` with the two-stream model, the RGB+IR data set and MWAM (module docstring)."""
+    """``DetectionTrainer`` with the two-stream model, the RGB+IR data set, MWAM and SDE (module docstring)."""
 
     def __init__(self, settings: TwoStreamSettings, overrides: dict[str, Any], _callbacks: dict | None = None) -> None:
         self.settings = settings
-        self.mwam: MWAM | None = None
-        self.mwam_window: list[torch.Tensor] = []
-        self.applied_weight: torch.Tensor | None = None
+        self.mwam: MWAMPlugin | None = None
+        self.sde: Any = settings.sde
+        self.plugins: list[Plugin] = []
+        self.ctx: LoopContext | None = None
+        self.step_inputs: dict[str, torch.Tensor] = {}
+        self.step_parts: dict[str, torch.Tensor] = {}
         self.batches_seen = 0
         super().__init__(overrides=overrides, _callbacks=_callbacks)
+        self.add_callback("on_train_epoch_start", TwoStreamDetectionTrainer._before_epoch)
         self.add_callback("on_train_batch_end", TwoStreamDetectionTrainer._after_batch)
         self.add_callback("on_fit_epoch_end", TwoStreamDetectionTrainer._after_epoch)
 
@@ -142,63 +213,139 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
             hsv=self.settings.hsv,
         )  # fmt: skip
 
-    # ------------------------------------------------------------------ MWAM
+    # ------------------------------------------------------------------ the plug-ins
     def _setup_train(self) -> None:
         with offline_amp_check():
-            super()._setup_train()
-        self.mwam = self.build_mwam()
+            super()._setup_train()  # model on the device, optimiser, EMA (a copy without the plug-ins' hooks), resume
+        s = self.settings
+        host = unwrap_model(self.model)
         self.batches_seen = self.start_epoch * len(self.train_loader)
-        start = getattr(self.settings.log, "start", None)
+        self.ctx = self.build_context(host)
+        self.mwam = self.build_mwam()
+        self.plugins = [p for p in (self.mwam, self.sde) if p is not None]  # MWAM (order 10), SDE (20)
+        for plugin in self.plugins:
+            plugin.setup(self.ctx, {})
+        if self.sde is not None:
+            host.add_training_loss("sde", self._sde_loss)
+        start = getattr(s.log, "start", None)
         if start is not None:
             start(self.batches_seen, bool(self.resume))
-        state = self.wdir / "mwam.pt"
-        if self.mwam is not None and self.resume and state.is_file():
-            self.mwam.load_state_dict(torch.load(state, map_location=self.device, weights_only=True))
-            LOGGER.info(f"MWAM: resumed its FRM bank from {state}")
+        if self.resume:
+            self.load_plugin_state()
+        for plugin in self.plugins:
+            plugin.on_train_start(self.ctx)
 
-    def build_mwam(self) -> MWAM | None:
-        """MWAM on the trained model's backbones (``off``: none; ``none``: it measures only)."""
+    def build_context(self, host: Any) -> LoopContext:
+        """The plug-ins' view of this run; its position (epoch, step in it, global step) follows the loop."""
+        s = self.settings
+        amp = torch.bfloat16 if self.args.amp == "bf16" else torch.float16 if self.amp else None
+        return LoopContext(
+            host=host, device=self.device, config=s.config, runtime=s.runtime, model=self.model,
+            tracker=PluginTracker(s.log), optimizer=self.optimizer, autocast_dtype=amp, run_dir=self.save_dir,
+            epoch=self.start_epoch, global_step=self.batches_seen, epochs=self.epochs,
+            steps_per_epoch=len(self.train_loader),
+        )  # fmt: skip
+
+    def build_mwam(self) -> MWAMPlugin | None:
+        """The MWAM plug-in on the trained model's backbones (``off``: none; ``none``: it measures only). Its gradient
+        edit is deferred to ``optimizer_step`` (``mwam_edit: optimizer_step``) or made by its tensor hooks during
+        backward (``backward``)."""
         s = self.settings
         if s.mwam_intervention == "off":
             return None
-        model = unwrap_model(self.model)
-        hooks = s.mwam_edit == "backward"
-        mwam = MWAM(branches=model.branches(), intervention=s.mwam_intervention, gradient_hooks=hooks, **s.mwam_options)
-        return mwam.to(self.device)
+        deferred = s.mwam_intervention in GRADIENT_INTERVENTIONS and s.mwam_edit == "optimizer_step"
+        return MWAMPlugin(s.mwam_intervention, s.mwam_options, deferred=deferred)
+
+    def plugin_state(self) -> dict[str, Any]:
+        """What the resume file keeps: every plug-in's state and process state (MWAM's bank, SDE's generator)."""
+        return {
+            "state": {p.name: p.state_dict() for p in self.plugins},
+            "process": {p.name: p.process_state_dict() for p in self.plugins},
+        }
+
+    def load_plugin_state(self) -> None:
+        """Restore :meth:`plugin_state` from ``weights/plugins.pt`` (or MWAM's bank from an older run's
+        ``weights/mwam.pt``); a plug-in absent from the file is an error (the run's configuration is the same)."""
+        path, legacy = self.wdir / PLUGIN_STATE, self.wdir / LEGACY_MWAM_STATE
+        if path.is_file():
+            state = torch.load(path, map_location="cpu", weights_only=True)  # SDE's generator state stays on the CPU
+            missing = [p.name for p in self.plugins if p.name not in state["state"]]
+            if missing:
+                raise RuntimeError(f"{path} has no state for the plug-ins {missing}; it holds {sorted(state['state'])}")
+            for plugin in self.plugins:
+                plugin.load_state_dict(state["state"][plugin.name])
+                plugin.load_process_state_dict(state["process"][plugin.name])
+            LOGGER.info(f"plug-ins {[p.name for p in self.plugins]}: resumed from {path}")
+        elif legacy.is_file() and self.mwam is not None:
+            self.mwam.load_state_dict(torch.load(legacy, map_location="cpu", weights_only=True))
+            LOGGER.info(f"MWAM: resumed its FRM bank from {legacy}")
 
     def preprocess_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Ultralytics' preprocessing (device, /255, multi-scale), then MWAM measures the RGB and IR halves."""
+        """Ultralytics' preprocessing (device, /255, multi-scale), then the plug-ins' ``before_forward`` with the RGB
+        and IR halves (MWAM measures them; SDE starts the step at the run's progress)."""
         batch = super().preprocess_batch(batch)
-        if self.mwam is not None:
+        if self.plugins:
             image = batch["img"]
             with torch.autocast(self.device.type, enabled=False):
-                self.mwam.step({"rgb": image[:, :3].float(), "ir": image[:, 3:].float()})
-            self.mwam_window.append(self.mwam.grad_scale.clone())
+                self.step_inputs = {"rgb": image[:, :3].float(), "ir": image[:, 3:].float()}
+                for plugin in self.plugins:
+                    plugin.before_forward(self.ctx, self.step_inputs)
         return batch
 
-    def _edits_at_step(self) -> bool:
-        s = self.settings
-        return self.mwam is not None and s.mwam_intervention == "grad" and s.mwam_edit == "optimizer_step"
+    def _sde_loss(self, batch: dict[str, Any], preds: Any) -> torch.Tensor:
+        """SDE's dual-domain loss of this batch (a batch mean; the model scales it as ultralytics' loss, see
+        :meth:`TwoStreamDetectionModel.loss`), computed by the plug-in's ``loss`` hook; its parts kept for the log."""
+        zero = torch.zeros((), device=batch["img"].device)
+        loss, parts = self.sde.loss(self.ctx, StepData(self.step_inputs, preds, batch, None), zero, {})
+        parts.pop("loss/total", None)  # here SDE's term alone
+        self.step_parts = parts
+        return loss
 
     def optimizer_step(self) -> None:
         """Ultralytics' step with MWAM's Alg. 1 line 8 (:func:`optimizer_step_with_mwam`)."""
-        applied = optimizer_step_with_mwam(
-            self.model, self.optimizer, self.scaler, self.ema,
-            self.mwam if self._edits_at_step() else None, self.mwam_window, self.settings.mwam_clip,
-        )  # fmt: skip
-        if applied is not None:
-            self.applied_weight = applied
+        optimizer_step_with_mwam(
+            self.model, self.optimizer, self.scaler, self.ema, self.mwam, self.ctx, self.settings.mwam_clip
+        )
+
+    def _load_checkpoint_state(self, ckpt: dict[str, Any]) -> None:
+        """Ultralytics' restoring of optimiser, scaler and EMA. Mid-training (its NaN recovery, which redoes the
+        epoch) it rebuilds the EMA as a deep copy of the training model: SDE's hooks are detached meanwhile, and
+        MWAM's K of the abandoned mini-batches are dropped."""
+        modules = list(unwrap_model(self.model).feature_branches().values()) if self.sde is not None else []
+        with forward_hooks_detached(modules):
+            super()._load_checkpoint_state(ckpt)
+        if self.mwam is not None:
+            self.mwam.window.clear()
+
+    def save_metrics(self, metrics: dict[str, Any]) -> None:
+        """The epoch's row of ``results.csv``, after the plug-ins' ``on_epoch_end`` (SDE: its epoch means, logged as
+        ``epoch/sde/...``); SDE's mean loss terms (``sde/*``, the same columns every epoch) join the row."""
+        entry: dict[str, Any] = {}
+        for plugin in self.plugins:
+            plugin.on_epoch_end(self.ctx, self.epoch, entry)
+        columns = {
+            k: v for k, v in entry.get("sde", {}).items() if not k.startswith(("sde/energy/", "sde/dims/"))
+        }  # the energies come from the logged steps only, which an epoch may lack
+        super().save_metrics({**metrics, **columns})
 
     def save_model(self) -> Any:
-        """Ultralytics' ``last.pt`` / ``best.pt``, and MWAM's bank beside them (``weights/mwam.pt``) for resuming."""
+        """Ultralytics' ``last.pt`` / ``best.pt``, and the plug-ins' state beside them (``weights/plugins.pt``)."""
         saved = super().save_model()
-        if self.mwam is not None:
-            torch.save(self.mwam.state_dict(), self.wdir / "mwam.pt")
+        if self.plugins:
+            torch.save(self.plugin_state(), self.wdir / PLUGIN_STATE)
         return saved
 
-    # ------------------------------------------------------------------ logging
+    # ------------------------------------------------------------------ position and logging
+    def _before_epoch(self) -> None:
+        if self.ctx is not None:
+            self.ctx.epoch, self.ctx.step_in_epoch, self.ctx.epochs = self.epoch, 0, self.epochs
+            self.ctx.steps_per_epoch = len(self.train_loader)
+
     def _after_batch(self) -> None:
         self.batches_seen += 1
+        if self.ctx is not None:
+            self.ctx.step_in_epoch += 1
+            self.ctx.global_step = self.batches_seen
         s = self.settings
         for callback in s.step_callbacks:
             callback(self, self.batches_seen)
@@ -206,15 +353,9 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
             return
         values = {f"loss/{k}": float(v) for k, v in (self.loss_items or {}).items()}
         values["lr"] = float(self.optimizer.param_groups[0]["lr"])
-        if self.mwam is not None:
-            values.update(self.mwam.record().log_dict())
-            if self.applied_weight is not None:
-                values.update(
-                    {
-                        f"mwam/K_applied/{m}": float(k)
-                        for m, k in zip(self.mwam.modalities, self.applied_weight, strict=True)
-                    }
-                )
+        values.update({k: float(v) for k, v in self.step_parts.items()})
+        for plugin in self.plugins:
+            plugin.on_log(self.ctx, values)
         s.log(values, self.batches_seen)
 
     def _after_epoch(self) -> None:
