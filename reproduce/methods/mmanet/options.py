@@ -54,12 +54,18 @@ class MMANetOptions:
             )
         if list(self.search_epochs) != sorted(set(self.search_epochs)):
             raise ValueError(f"search_epochs must be increasing and distinct, got {self.search_epochs}")
-        for name in ("lambda_distill", "lambda_auxiliary"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        instead = "teacher_host / teacher_host_options / teacher_seed"
-        check_run_overrides(self.teacher_run, "teacher_run", RESERVED_TEACHER_SECTIONS, instead)
+        check_teacher_options(self)
+
+
+def check_teacher_options(options: Any) -> None:
+    """The checks MMANet's and MMANet-seg's options share: loss weights ``lambda_distill`` / ``lambda_auxiliary``
+    >= 0, and ``teacher_run`` overrides that leave the teacher's host, method, plug-ins and seed alone."""
+    for name in ("lambda_distill", "lambda_auxiliary"):
+        value = getattr(options, name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    instead = "teacher_host / teacher_host_options / teacher_seed"
+    check_run_overrides(options.teacher_run, "teacher_run", RESERVED_TEACHER_SECTIONS, instead)
 
 
 def teacher_dependency(config: Any, options: Any, label: str = "MMANet teacher") -> Dependency:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reproduce.methods.base import check_run_overrides
-from reproduce.methods.mmanet.options import RESERVED_TEACHER_SECTIONS
+from reproduce.methods.mmanet.options import check_teacher_options
 
 TEACHER_BATCHNORM = ("batch", "running")
 
@@ -47,9 +46,4 @@ class MMANetSegOptions:
             raise ValueError(f"search_epochs {self.search_epochs} must lie in [0, begin_epoch={self.begin_epoch}]")
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise ValueError(f"grid must be two positive sizes, got {self.grid}")
-        for name in ("lambda_distill", "lambda_auxiliary"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        instead = "teacher_host / teacher_host_options / teacher_seed"
-        check_run_overrides(self.teacher_run, "teacher_run", RESERVED_TEACHER_SECTIONS, instead)
+        check_teacher_options(self)
