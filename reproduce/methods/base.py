@@ -162,15 +162,18 @@ class Plugin:
 class PluginList(Sequence[Plugin]):
     """A run's plug-ins in their order, with one method per hook that calls every plug-in in turn."""
 
-    def __init__(self, plugins: Sequence[Plugin]) -> None:
+    def __init__(self, plugins: Sequence[Plugin], with_method: bool = True) -> None:
+        """``with_method``: the list holds the run's one method plug-in (the engine's runs); a loop that trains by
+        its own recipe (ultralytics') holds only the other plug-ins."""
         self._plugins = list(plugins)
         names = [p.name for p in self._plugins]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"a run holds each plug-in once; {repeated} appear more than once")
         methods = [p.name for p in self._plugins if p.kind == "method"]
-        if len(methods) != 1:
-            raise ValueError(f"a run has exactly one method plug-in, got {methods or 'none'}")
+        if len(methods) != (1 if with_method else 0):
+            wanted = "exactly one method plug-in" if with_method else "no method plug-in"
+            raise ValueError(f"this plug-in list takes {wanted}, got {methods or 'none'}")
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, str):

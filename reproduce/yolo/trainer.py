@@ -51,7 +51,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from ultralytics.utils import LOGGER, WEIGHTS_DIR  # noqa: E402
 from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
 
-from reproduce.methods.base import Plugin, StepData  # noqa: E402
+from reproduce.methods.base import PluginList, StepData  # noqa: E402
 from reproduce.methods.context import LoopContext, NullTracker, TrainContext  # noqa: E402
 from reproduce.methods.mwam.plugin import GRADIENT_INTERVENTIONS, MWAMPlugin  # noqa: E402
 
@@ -179,7 +179,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
         self.settings = settings
         self.mwam: MWAMPlugin | None = None
         self.sde: Any = settings.sde
-        self.plugins: list[Plugin] = []
+        self.plugins = PluginList([], with_method=False)
         self.ctx: LoopContext | None = None
         self.step_inputs: dict[str, torch.Tensor] = {}
         self.step_parts: dict[str, torch.Tensor] = {}
@@ -222,9 +222,9 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
         self.batches_seen = self.start_epoch * len(self.train_loader)
         self.ctx = self.build_context(host)
         self.mwam = self.build_mwam()
-        self.plugins = [p for p in (self.mwam, self.sde) if p is not None]  # MWAM (order 10), SDE (20)
-        for plugin in self.plugins:
-            plugin.setup(self.ctx, {})
+        plugins = [p for p in (self.mwam, self.sde) if p is not None]  # MWAM (order 10), SDE (20)
+        self.plugins = PluginList(plugins, with_method=False)
+        self.plugins.setup(self.ctx, {})
         if self.sde is not None:
             host.add_training_loss("sde", self._sde_loss)
         start = getattr(s.log, "start", None)
@@ -232,8 +232,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
             start(self.batches_seen, bool(self.resume))
         if self.resume:
             self.load_plugin_state()
-        for plugin in self.plugins:
-            plugin.on_train_start(self.ctx)
+        self.plugins.on_train_start(self.ctx)
 
     def build_context(self, host: Any) -> LoopContext:
         """The plug-ins' view of this run; its position (epoch, step in it, global step) follows the loop."""
@@ -258,24 +257,18 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
 
     def plugin_state(self) -> dict[str, Any]:
         """What the resume file keeps: every plug-in's state and process state (MWAM's bank, SDE's generator)."""
-        return {
-            "state": {p.name: p.state_dict() for p in self.plugins},
-            "process": {p.name: p.process_state_dict() for p in self.plugins},
-        }
+        return {"state": self.plugins.state_dict(), "process": self.plugins.process_state_dict()}
 
     def load_plugin_state(self) -> None:
         """Restore :meth:`plugin_state` from ``weights/plugins.pt`` (or MWAM's bank from an older run's
-        ``weights/mwam.pt``); a plug-in absent from the file is an error (the run's configuration is the same)."""
+        ``weights/mwam.pt``); the file must hold exactly this run's plug-ins (a resumed run has the same
+        configuration), else ValueError."""
         path, legacy = self.wdir / PLUGIN_STATE, self.wdir / LEGACY_MWAM_STATE
         if path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)  # SDE's generator state stays on the CPU
-            missing = [p.name for p in self.plugins if p.name not in state["state"]]
-            if missing:
-                raise RuntimeError(f"{path} has no state for the plug-ins {missing}; it holds {sorted(state['state'])}")
-            for plugin in self.plugins:
-                plugin.load_state_dict(state["state"][plugin.name])
-                plugin.load_process_state_dict(state["process"][plugin.name])
-            LOGGER.info(f"plug-ins {[p.name for p in self.plugins]}: resumed from {path}")
+            self.plugins.load_state_dict(state["state"])
+            self.plugins.load_process_state_dict(state["process"])
+            LOGGER.info(f"plug-ins {self.plugins.names}: resumed from {path}")
         elif legacy.is_file() and self.mwam is not None:
             self.mwam.load_state_dict(torch.load(legacy, map_location="cpu", weights_only=True))
             LOGGER.info(f"MWAM: resumed its FRM bank from {legacy}")
@@ -288,8 +281,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
             image = batch["img"]
             with torch.autocast(self.device.type, enabled=False):
                 self.step_inputs = {"rgb": image[:, :3].float(), "ir": image[:, 3:].float()}
-                for plugin in self.plugins:
-                    plugin.before_forward(self.ctx, self.step_inputs)
+                self.plugins.before_forward(self.ctx, self.step_inputs)
         return batch
 
     def _sde_loss(self, batch: dict[str, Any], preds: Any) -> torch.Tensor:
@@ -321,8 +313,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
         """The epoch's row of ``results.csv``, after the plug-ins' ``on_epoch_end`` (SDE: its epoch means, logged as
         ``epoch/sde/...``); SDE's mean loss terms (``sde/*``, the same columns every epoch) join the row."""
         entry: dict[str, Any] = {}
-        for plugin in self.plugins:
-            plugin.on_epoch_end(self.ctx, self.epoch, entry)
+        self.plugins.on_epoch_end(self.ctx, self.epoch, entry)
         columns = {
             k: v for k, v in entry.get("sde", {}).items() if not k.startswith(("sde/energy/", "sde/dims/"))
         }  # the energies come from the logged steps only, which an epoch may lack
@@ -354,8 +345,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
         values = {f"loss/{k}": float(v) for k, v in (self.loss_items or {}).items()}
         values["lr"] = float(self.optimizer.param_groups[0]["lr"])
         values.update({k: float(v) for k, v in self.step_parts.items()})
-        for plugin in self.plugins:
-            plugin.on_log(self.ctx, values)
+        self.plugins.on_log(self.ctx, values)
         s.log(values, self.batches_seen)
 
     def _after_epoch(self) -> None:
