@@ -164,16 +164,22 @@ def test_centring_removes_the_common_direction():
     assert spectral_split(x).rank == 0
 
 
+def _draw(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# The split is a statistical test: pure noise is called signal now and then, most often when the spectrum is short
+# (a 49x4 noise block: 26 of 2000 seeds, measured 2026-12-07). So every draw here is seeded.
 @pytest.mark.parametrize(
     ("name", "x", "rank"),
     [
         ("zero", torch.zeros(16, 8), 0),
-        ("one sample", torch.randn(1, 32), 0),
-        ("identical rows", torch.randn(1, 24).repeat(40, 1) * 1e3, 0),
-        ("constant columns", torch.cat([torch.randn(50, 4), torch.full((50, 6), 7.0)], 1), 0),
-        ("exact rank 2", torch.randn(60, 2) @ torch.randn(2, 20), 2),
-        ("exact rank 2, m < n", torch.randn(10, 2) @ torch.randn(2, 300), 2),
-        ("one column", torch.randn(30, 1), 0),
+        ("one sample", _draw(1, 32), 0),
+        ("identical rows", _draw(1, 24).repeat(40, 1) * 1e3, 0),
+        ("constant columns", torch.cat([_draw(50, 4), torch.full((50, 6), 7.0)], 1), 0),
+        ("exact rank 2", _draw(60, 2) @ _draw(2, 20, seed=1), 2),
+        ("exact rank 2, m < n", _draw(10, 2) @ _draw(2, 300, seed=1), 2),
+        ("one column", _draw(30, 1), 0),
         ("tiny scale", planted(256, 64, seed=5) * 1e-30, 6),
     ],
 )
