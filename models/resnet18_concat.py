@@ -9,10 +9,18 @@ encoders, so that the 2^M - 1 subsets are evaluated with the encoders run once (
 
 Per-modality predictions for the plug-ins that score each modality (``HostOutput.modality_logits``, read through
 ``Task.modality_logits``): the concat head's slices, ``f_m W[:, slice_m]^T + b / M``, as the balancing methods' code
-computes them; they sum to the fused logits. They are not loss terms (``aux`` stays empty).
+computes them (OGM-GE ``main.py`` l.88-93, BalanceBenchmark ``unimodality_calculate``); they sum to the fused logits.
+They are not loss terms (``aux`` stays empty). ``fusion="sum"``: one linear head per modality, the fused logits
+their sum (the model of the official LFM, ``model/AudioVideo.py``, and of the AGM repository's MSES / MSLR,
+``AVClassifier_Sum``); each modality's logits are its own head's output.
+
+Initialisation ``init="ogm"`` (default): OGM-GE's ``weight_init`` -- convolutions Kaiming-normal (fan_out, ReLU),
+linear layers Xavier-normal with zero bias, BatchNorm 1 / 0; timm's own initialisation already does this for the
+encoders, so it changes the head(s) only. ``init="timm"``: timm's and torch's defaults.
 
 Registered without an authors' parameter count: the configuration (modalities, channels, classes) is the user's. For
-two 3-channel modalities and 2 classes it has 2 x 11,176,512 + 2,050 = 22,355,074 parameters.
+two 3-channel modalities and 2 classes it has 2 x 11,176,512 + 2,050 = 22,355,074 parameters (``fusion="sum"``:
+2 x 11,176,512 + 2 x 1,026 = 22,355,076).
 """
 
 from __future__ import annotations
@@ -27,6 +35,22 @@ from .host import Host, HostOutput
 from .registry import register_model
 
 FEATURES = 512
+FUSIONS = ("concat", "sum")
+INITS = ("ogm", "timm")
+
+
+def ogm_init(module: nn.Module) -> None:
+    """OGM-GE's ``utils/utils.py::weight_init``: conv Kaiming-normal (fan_out, ReLU), linear Xavier-normal with zero
+    bias, BatchNorm weight 1 and bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            nn.init.constant_(m.bias, 0.0)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1.0)
+            nn.init.constant_(m.bias, 0.0)
 
 
 def resnet18_encoder(in_channels: int) -> nn.Module:
@@ -41,7 +65,9 @@ class ResNet18Concat(Host):
     """One ResNet-18 per modality, concatenated features, a linear head (module docstring).
 
     modalities: the modalities in the data set's order (a run's ``data.modalities`` must be these); channels: input
-    channels, one number for every modality or a mapping per modality; num_classes: classifier outputs.
+    channels, one number for every modality or a mapping per modality; num_classes: classifier outputs; fusion:
+    ``concat`` (one head on the concatenated features) or ``sum`` (one head per modality, summed); init: ``ogm``
+    (OGM-GE's ``weight_init``) or ``timm``.
     """
 
     def __init__(
@@ -49,6 +75,8 @@ class ResNet18Concat(Host):
         modalities: Sequence[str] = ("rgb", "depth"),
         channels: int | Mapping[str, int] = 3,
         num_classes: int = 2,
+        fusion: str = "concat",
+        init: str = "ogm",
     ) -> None:
         super().__init__()
         modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
@@ -59,10 +87,18 @@ class ResNet18Concat(Host):
             raise ValueError(f"channels must be a positive integer or one per modality {modalities}, got {channels!r}")
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        if fusion not in FUSIONS or init not in INITS:
+            raise ValueError(f"fusion must be one of {FUSIONS} and init one of {INITS}, got {fusion!r}, {init!r}")
         self.modalities = modalities
         self.channels = per_modality
+        self.fusion = fusion
         self.encoders = nn.ModuleDict({m: resnet18_encoder(per_modality[m]) for m in modalities})
-        self.head = nn.Linear(FEATURES * len(modalities), num_classes)
+        if fusion == "concat":
+            self.head = nn.Linear(FEATURES * len(modalities), num_classes)
+        else:
+            self.heads = nn.ModuleDict({m: nn.Linear(FEATURES, num_classes) for m in modalities})
+        if init == "ogm":
+            ogm_init(self)
 
     def branches(self) -> dict[str, nn.Module]:
         return {m: self.encoders[m] for m in self.modalities}
@@ -72,6 +108,10 @@ class ResNet18Concat(Host):
 
     def fuse(self, features: Mapping[str, Any], present: torch.Tensor) -> HostOutput:
         kept = {m: features[m] * present[:, i, None].to(features[m].dtype) for i, m in enumerate(self.modalities)}
+        if self.fusion == "sum":
+            slices = {m: self.heads[m](kept[m]) for m in self.modalities}
+            logits = torch.stack(list(slices.values())).sum(0)
+            return HostOutput(logits, features=kept, present=present, modality_logits=slices)
         logits = self.head(torch.cat([kept[m] for m in self.modalities], dim=1))
         weight, bias, count = self.head.weight, self.head.bias, len(self.modalities)
         slices = {

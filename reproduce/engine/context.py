@@ -113,3 +113,12 @@ class EngineContext:
         merged, with the host in eval mode (its mode restored)."""
         return self._trainer.evaluate_subsets(split, list(subsets) if subsets is not None else None, new_metric,
                                               description)  # fmt: skip
+
+    def loader(self, split: str) -> Any:
+        """``split``'s evaluation loader: every sample in order, no augmentation, this process's shard."""
+        return self._trainer.eval_loader(split)
+
+    def finish_training(self, reason: str) -> None:
+        """End training after the current epoch (agreed on by every process); the run is then evaluated and
+        recorded, with the epoch and ``reason`` in its history and result."""
+        self._trainer.request_finish(reason)

@@ -94,6 +94,7 @@ class Trainer:
         self.run_dir = self.registry.run_dir(self.key)
         self.checkpoint_path = self.run_dir / "last.pt"
         self._stop_requested = False
+        self._finish_reason: str | None = None
 
     # ------------------------------------------------------------------ build hooks
     def build_device(self) -> torch.device:
@@ -274,6 +275,11 @@ class Trainer:
     def request_stop(self) -> None:
         """Stop after the current step, checkpoint, and raise :class:`TrainingInterruptedError`."""
         self._stop_requested = True
+
+    def request_finish(self, reason: str) -> None:
+        """End training after the current epoch (a plug-in's decision, e.g. MSES once every modality is stopped);
+        unlike :meth:`request_stop` the run is then evaluated and recorded."""
+        self._finish_reason = str(reason)
 
     @contextmanager
     def _signals(self):
@@ -497,6 +503,10 @@ class Trainer:
     def end_epoch(self, epoch: int, entry: dict[str, Any]) -> None:
         """The plug-ins' end-of-epoch hooks, the history entry, the per-epoch scheduler step and the checkpoint."""
         self.plugins.on_epoch_end(self.ctx, epoch, entry)
+        reasons = [r for r in self.dist.gather(self._finish_reason) if r is not None]
+        if reasons and epoch + 1 < self.config.train.epochs:
+            entry["finished"] = reasons[0]
+        self._finish_reason = None
         self.history.append(entry)
         if self.config.schedule.interval == "epoch":
             with warnings.catch_warnings():
@@ -523,6 +533,8 @@ class Trainer:
             total=epochs,
         )
         for epoch in bar:
+            if self.finished_early is not None:  # resumed after a plug-in ended training: nothing left to train
+                break
             if epoch < self.config.schedule.skip_epochs:
                 self.skip_epoch(epoch)
             else:
@@ -531,7 +543,17 @@ class Trainer:
             self.validate(epoch, entry)
             self.select(epoch, entry)
             self.end_epoch(epoch, entry)
+            if self.finished_early is not None:
+                break
         self.restore_selected()
+
+    @property
+    def finished_early(self) -> dict[str, Any] | None:
+        """``{"epoch", "reason"}`` when a plug-in ended training before ``train.epochs`` (from the history)."""
+        for entry in reversed(self.history):
+            if "finished" in entry:
+                return {"epoch": entry["epoch"], "reason": entry["finished"]}
+        return None
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str | None = None) -> dict[str, dict[str, float]]:
@@ -657,6 +679,7 @@ class Trainer:
             "precision": self.precision,
             "tf32": tf32_settings(),
             "selection": self.selection_record(),
+            "finished_early": self.finished_early,
             "synthetic": c.data.spec.is_synthetic(self.task.root),
             "history": self.history,
             "method": self.plugins.method.describe(),
@@ -669,7 +692,8 @@ class Trainer:
         """Which weights were evaluated: the last epoch, or the selected one with its rule and value."""
         e = self.config.eval
         if e.select == "last":
-            return {"select": "last", "epoch": self.config.train.epochs - 1}
+            early = self.finished_early
+            return {"select": "last", "epoch": early["epoch"] if early else self.config.train.epochs - 1}
         rule = {k: getattr(e, k) for k in ("select_metric", "select_mode", "select_after", "select_split")}
         return {"select": "best_val", **rule, "select_inputs": e.select_inputs,
                 "epoch": self.selected["epoch"], "value": self.selected["value"]}  # fmt: skip

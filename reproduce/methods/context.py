@@ -22,7 +22,11 @@ class TrainContext(Protocol):
     autocast_dtype (how the engine runs the host), run_dir (where the run keeps its files; None outside the
     registry); the position -- epoch, step_in_epoch, global_step, epochs,
     steps_per_epoch and progress in [0, 1] -- and ``step`` (the same as the task's ``StepContext``); and
-    ``evaluate_subsets``, the engine's missing-modality evaluation on a split.
+    ``evaluate_subsets``, the engine's missing-modality evaluation on a split; ``loader(split)``, a split's
+    evaluation batches (in order, no augmentation: the training set as data to measure, e.g. CRMT's Lipschitz
+    estimate, MSES's per-modality validation loss); ``finish_training(reason)``, ending training after the current
+    epoch (MSES once every modality is stopped): the run is then evaluated and recorded as usual, with the epoch
+    and the reason.
     """
 
     @property
@@ -72,6 +76,10 @@ class TrainContext(Protocol):
         description: str | None = None,
     ) -> dict[str, dict[str, float]]: ...
 
+    def loader(self, split: str) -> Any: ...
+
+    def finish_training(self, reason: str) -> None: ...
+
 
 class NullTracker:
     """A tracker that records nothing (``log``, ``log_table``, ``summary``, ``finish``)."""
@@ -118,7 +126,9 @@ class LoopContext:
     position (``epoch``, ``step_in_epoch``, ``global_step``) as the loop advances.
 
     ``evaluator`` is called as ``evaluator(split, subsets, new_metric, description)`` by :meth:`evaluate_subsets`
-    (None: a plug-in that evaluates raises). ``progress`` is computed from the position unless set.
+    (None: a plug-in that evaluates raises); ``loaders`` maps a split to an iterable of its batches (for
+    :meth:`loader`). ``progress`` is computed from the position unless set. :meth:`finish_training` sets
+    ``finished`` to its reason: the loop reads it after each epoch.
     """
 
     host: Any
@@ -140,6 +150,8 @@ class LoopContext:
     steps_per_epoch: int = 1
     fixed_progress: float | None = None
     evaluator: Callable[..., dict[str, dict[str, float]]] | None = None
+    loaders: Mapping[str, Any] = field(default_factory=dict)
+    finished: str | None = None
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -175,3 +187,11 @@ class LoopContext:
         if self.evaluator is None:
             raise RuntimeError("this LoopContext has no evaluator: a plug-in that evaluates needs one")
         return self.evaluator(split, subsets, new_metric, description)
+
+    def loader(self, split: str) -> Any:
+        if split not in self.loaders:
+            raise RuntimeError(f"this LoopContext has no loader of split {split!r}; it has {sorted(self.loaders)}")
+        return self.loaders[split]
+
+    def finish_training(self, reason: str) -> None:
+        self.finished = reason
