@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
-        table10 table12 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 bench-yolo table3 clean-venv
+        table10 table12 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 bench-yolo table3 clean-venv \
+        table1 table13 table14 table17 figure1 demo-balance
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 # make table4 VARIANT=released: also the columns as the authors' released code trains them (VARIANT=sde: + SDE)
@@ -14,6 +15,7 @@ DATA_ROOT ?=
 VARIANT   ?=
 TABLE_ARGS = --preset $(PRESET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(VARIANT),--with $(VARIANT)) \
              $(if $(PRETRAINED),--pretrained $(PRETRAINED))
+FIGURE_ARGS = --preset $(PRESET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 help:
 	@echo "make demo        create .venv if needed, train Table 4 (SF-MD, MMANet, both + MWAM) on synthetic CASIA-SURF,"
@@ -37,6 +39,14 @@ help:
 	@echo "make table4-sde  Table 4 plus this repository's SF-MD + SDE and SF-MD + MWAM + SDE columns"
 	@echo "make table4 VARIANT=released  Table 4 plus each column as the authors' released code trains it"
 	@echo "                 (released schedules, epoch 0 skipped, MWAM's released weighting; docs/training.md)"
+	@echo "make table1      Table 1: the multi-modal model (SF) vs one model per subset, and each subset's FRM of the data"
+	@echo "make table13     Table 13: OGM-GE, LFM, AGM and MWAM on ResNet-18 concat, three CASIA-SURF pairs"
+	@echo "make table14     Table 14: MSES, MSLR and MWAM on ResNet-18 concat, three CASIA-SURF pairs"
+	@echo "make table17     Table 17: CRMT-JT and MWAM on RGB + Depth (COM and DCP: the paper's numbers only)"
+	@echo "                 (VARIANT=baseline: + the host alone; VARIANT=sum_fusion: LFM / MSES / MSLR on sum fusion)"
+	@echo "make figure1     Fig. 1 (loss and accuracy curves on frequency-filtered data) and Fig. 5 (the filters)"
+	@echo "make demo-balance the RGB + Depth block of Table 13 beside the host alone, on synthetic CASIA-SURF"
+	@echo "                 (results/demo/table13.md, labelled SYNTHETIC)"
 	@echo "make ablations-smoke  every ablation table above on synthetic data (minutes; results/smoke/)"
 	@echo "make bench       SF-MD training step with / without MWAM, loader throughput, and the evaluation of the"
 	@echo "                 7 subsets with the encoders run once vs one forward pass per subset (JSON lines)"
@@ -113,8 +123,16 @@ demo-brats: $(STAMP)
 	$(PY) -m reproduce table 2 --preset demo --output-dir results/demo --columns RFNet "RFNet +MWAM"
 	@echo "--> results/demo/table2.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
 
-table5 table7 table8 table9 table10 table16: table%: $(STAMP)
+table5 table7 table8 table9 table10 table16 table1 table13 table14 table17: table%: $(STAMP)
 	$(PY) -m reproduce table $* $(TABLE_ARGS)
+
+figure1: $(STAMP)
+	$(PY) -m reproduce figure 1 $(FIGURE_ARGS)
+
+demo-balance: $(STAMP)
+	$(PY) -m reproduce table 13 --preset demo --output-dir results/demo --with baseline --columns \
+	  "ResNet-18 concat (Rgb/Depth)" "OGM-GE (Rgb/Depth)" "LFM (Rgb/Depth)" "AGM (Rgb/Depth)" "MWAM (Rgb/Depth)"
+	@echo "--> results/demo/table13.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
 
 table4-sde: $(STAMP)
 	$(PY) -m reproduce table 4 --with sde $(TABLE_ARGS)

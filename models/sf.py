@@ -55,10 +55,20 @@ class SFConfig:
     features: bool = False
     in_channels: int = 3
     se_reduction: int = 16
+    fixed_modalities: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.num_classes < 1 or self.in_channels < 1:
             raise ValueError(f"SFConfig: num_classes and in_channels must be >= 1, got {self}")
+        if self.fixed_modalities is not None:
+            fixed = (self.fixed_modalities,) if isinstance(self.fixed_modalities, str) else self.fixed_modalities
+            fixed = tuple(fixed)
+            if not fixed or not set(fixed) <= set(SFHost.modalities) or len(set(fixed)) != len(fixed):
+                raise ValueError(
+                    f"SFConfig: fixed_modalities must be distinct modalities of {SFHost.modalities}, got "
+                    f"{self.fixed_modalities!r}"
+                )
+            self.fixed_modalities = fixed
 
 
 class SFHost(SubsetDropout, Host):
@@ -105,6 +115,8 @@ class SFHost(SubsetDropout, Host):
             else None
         )
         self.register_subsets(SUBSETS)
+        fixed = cfg.fixed_modalities or self.modalities
+        self.register_buffer("fixed_mask", torch.tensor([m in fixed for m in self.modalities]), persistent=False)
 
     def branches(self) -> dict[str, nn.Module]:
         """The three special bones (the parameters the authors' MWAM code rescales)."""
@@ -142,7 +154,7 @@ class SFHost(SubsetDropout, Host):
     def fuse(self, features: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:
         """Feature-level masking by ``present`` (B, 3), concatenation, shared trunk, auxiliary heads."""
         feats = [features[m] for m in self.modalities]
-        mask = present.to(feats[0].device)
+        mask = present.to(feats[0].device) & self.fixed_mask
         gates = mask.to(feats[0].dtype)
         fused = torch.cat([f * gates[:, i, None, None, None] for i, f in enumerate(feats)], dim=1)
         layer4 = self.shared_bone[1](self.shared_bone[0](fused))

@@ -137,6 +137,26 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figure(args: argparse.Namespace) -> int:
+    from reproduce.runargs import output_dir, run_options, runtime_from
+
+    if args.dry_run:
+        from reproduce.experiments import describe_plan, format_plan, plan_figure
+        from reproduce.paths import results_root_set_to
+        from reproduce.runs.registry import Registry
+
+        with results_root_set_to(args.results_dir):
+            plan = plan_figure(
+                args.figure, args.preset, args.data_root, tuple(args.seeds), runtime_from(args), require_data=False
+            )
+            sys.stdout.write(format_plan(plan, describe_plan(plan, Registry())))
+        return 0
+    from reproduce.experiments import run_figure
+
+    _report(run_figure(args.figure, output_dir=output_dir(args), **run_options(args)), args.preset)
+    return 0
+
+
 def cmd_ablations(args: argparse.Namespace) -> int:
     from reproduce.experiments import run_ablations
     from reproduce.runargs import output_dir, run_options
@@ -361,6 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(table)
     table.set_defaults(run=cmd_table)
+
+    figure = commands.add_parser(
+        "figure", help="train the runs a paper figure needs (if missing) and draw it (Fig. 1, with Fig. 5)"
+    )
+    figure.add_argument("figure", type=int, choices=(1,), help="paper figure number")
+    figure.add_argument("--dry-run", action="store_true", help="train nothing: print every run with its key")
+    add_run_arguments(figure, default_output="results/ (results/<preset>/ for synthetic)")
+    figure.set_defaults(run=cmd_figure)
 
     run = commands.add_parser(
         "run",

@@ -28,13 +28,14 @@ DATA_ROOT_VARIABLE = "MWAM_DATA_ROOT"
 
 @dataclass
 class TablePlan:
-    """The runs of a table under a preset: the plan (dependencies first) and the table's own runs."""
+    """The runs of a table (or figure: ``kind``) under a preset: the plan (dependencies first) and its own runs."""
 
     number: int
     preset: Any
     plan: list[PlannedRun]
     requested: list[tuple[RunConfig, Runtime]]
     data_root: str | None
+    kind: str = "Table"
 
 
 def resolve_data_root(spec: Any, preset: Any, data_root: str | None, required: bool = True) -> str | None:
@@ -97,7 +98,7 @@ def table_layout(number: int, requested: Sequence[tuple[RunConfig, Runtime]]) ->
     extensions = {c.column for c in spec.columns if c.extension}
     for column, modalities in used.items():
         if column not in extensions:
-            check_column_modalities(paper, column, modalities)
+            check_column_modalities(paper, spec.column(column).fills, modalities)
     extra = {c.column: used[c.column] for c in spec.columns if c.extension and c.column in used}
     return with_extension_columns(paper, extra) if extra else paper
 
@@ -148,7 +149,11 @@ def render_table(
     from reproduce.tables.render import FORMATS, render, render_side_by_side
 
     spec = table_runs(number)
-    records = [r for config, runtime in requested for r in registry.records(config, runtime)]
+    records = [r for config, runtime in requested for r in column_records(spec, config, runtime, registry)]
+    if spec.computed is not None:
+        from datasets.registry import load_object
+
+        records.extend(load_object(spec.computed)(requested))
     paper = table_layout(number, requested)
     ours, theirs = from_records(paper, records), from_paper(paper)
     written = []
@@ -160,6 +165,88 @@ def render_table(
 
         written.extend(load_object(spec.figures)(requested, registry, output_dir, stem))
     return written
+
+
+def plan_figure(
+    number: int,
+    preset_name: str = "paper",
+    data_root: str | None = None,
+    seeds: Sequence[int] = (0,),
+    runtime: Runtime | None = None,
+    require_data: bool = True,
+) -> TablePlan:
+    """The runs of Fig. ``number`` (``FIGURE_RUNS``) for every seed."""
+    from datasets import dataset_spec
+    from reproduce.tables.specs import FIGURE_RUNS
+
+    if number not in FIGURE_RUNS:
+        raise ValueError(f"this repository trains the runs of Figs. {sorted(FIGURE_RUNS)}, not Fig. {number}")
+    spec = FIGURE_RUNS[number]
+    dataset = dataset_spec(spec.dataset)
+    preset = dataset.preset(preset_name)
+    root = resolve_data_root(dataset, preset, data_root, required=require_data)
+    requested = [pair for seed in seeds for pair in spec.configs(root, preset, seed, runtime=runtime)]
+    return TablePlan(number, preset, plan_runs(requested), requested, root, kind="Fig.")
+
+
+def run_figure(
+    number: int,
+    preset_name: str = "paper",
+    data_root: str | None = None,
+    seeds: tuple[int, ...] = (0,),
+    force: bool = False,
+    resume: bool = False,
+    runtime: Runtime | None = None,
+    output_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    nproc: int = 1,
+) -> list[Path]:
+    """Train the runs of Fig. ``number`` that the registry lacks, then draw it (Fig. 1: the training loss,
+    validation loss and validation accuracy per epoch of each filtered data set, seed 0's runs; with it Fig. 5, the
+    filters on one training image per modality) into ``output_dir``."""
+    from reproduce.engine.runner import execute
+    from reproduce.figures_frequency import figure1
+
+    with results_root_set_to(results_dir):
+        plan = plan_figure(number, preset_name, data_root, seeds, runtime)
+        registry = Registry()
+        execute(plan.plan, registry, resume=resume, force=force, nproc=nproc)
+        output = Path(output_dir) if output_dir is not None else default_output_dir(plan.preset)
+        first = [(config, rt) for config, rt in plan.requested if config.seed == seeds[0]]
+        histories = {rt.column: registry.load(config)["history"] for config, rt in first}
+        synthetic = any(bool(registry.load(config)["synthetic"]) for config, _ in first)
+        written = [figure1(histories, output / f"figure{number}.png", synthetic=synthetic)]
+        written.append(_figure5(first[0][0], output / "figure5.png", synthetic))
+        return written
+
+
+def _figure5(config: RunConfig, path: Path, synthetic: bool) -> Path:
+    """Fig. 5: the first training image of each modality, raw and under each filter of Fig. 1."""
+    from datasets import dataset_spec
+    from reproduce.figures_frequency import figure5
+    from reproduce.tables.specs import FIGURE1_WINDOWS, figure1_filter
+
+    spec = dataset_spec(config.data.dataset)
+    options = {k: v for k, v in config.data.options.items() if k != "filter"}
+    dataset = spec.build_dataset(str(config.data.locate()), "train", train=False, seed=config.seed, **options)
+    images = dataset.resized(0)
+    filters = [figure1_filter(kind, size) for kind in ("high", "low") for size in FIGURE1_WINDOWS]
+    return figure5(images, filters, path, synthetic=synthetic)
+
+
+def column_records(spec: Any, config: RunConfig, runtime: Runtime, registry: Registry) -> list[Any]:
+    """The records a finished run gives its table: all of its subsets under its column, or, for a run that fills a
+    part of a paper column (``ColumnRun.part_of``), only its ``rows`` under that column."""
+    import dataclasses
+
+    from reproduce.subsets import subset_key
+
+    column = spec.column(runtime.column) if runtime.column else None
+    records = registry.records(config, runtime)
+    if column is None or column.part_of is None:
+        return records
+    rows = {subset_key(r) for r in column.rows}
+    return [dataclasses.replace(r, column=column.part_of) for r in records if r.subset in rows]
 
 
 def run_ablations(
@@ -263,8 +350,8 @@ def format_plan(table: TablePlan, descriptions: list[dict[str, Any]]) -> str:
     finished = sum(d["status"] == "finished" for d in descriptions)
     data = " (SYNTHETIC data)" if table.preset.synthetic else f", data {table.data_root or 'not given'}"
     lines = [
-        f"Table {table.number}, preset {table.preset.name}{data}: {len(descriptions)} runs, {finished} finished, "
-        f"{todo} to train",
+        f"{table.kind} {table.number}, preset {table.preset.name}{data}: {len(descriptions)} runs, "
+        f"{finished} finished, {todo} to train",
         "",
     ]
     for d in descriptions:

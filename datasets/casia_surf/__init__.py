@@ -30,6 +30,11 @@ PRESETS = {
                 "select_inputs": "training_dropout",
             },
         },
+        # CRMT-JT (Table 17): the 100 epochs of every column for its step 1, then its step 2 (only the per-class
+        # scales) for 100 // 3 = 33 more, as the authors' n_epochs + n_epochs // 3 (plug-in crmt's scale_epochs); the
+        # evaluated weights are chosen, as every column's, by validation accuracy, but among the step-2 epochs only
+        # (the model CRMT certifies).
+        host_runs={"resnet18_crmt": {"train": {"epochs": 133}, "eval": {"select_after": 99}}},
     ),
     # Synthetic presets shrink the images (crop 40 / 64 instead of 112) so that SF-MD trains on a 2-core CPU; 40
     # keeps layer4 at 2 x 2 pixels, so that batch size 1 still trains (Table 10).

@@ -12,6 +12,9 @@ of MMANet / the SURF baseline do (``datasets/surf_txt.py`` of their release):
   the authors' exclusive bound); horizontal flip with probability 0.5. One angle, crop and flip per
   sample, shared by the three modalities. Then ``(x - 127.5) / 128``.
 - test: resize to 112 x 112, then ``(x - 127.5) / 128``.
+- ``filter`` (option, default None: none): a frequency filter (``datasets.frequency_filter``; Fig. 1 / A.5, A.16)
+  applied to every decoded image of every modality, at its stored resolution, before the resize and augmentation,
+  in every split alike: the loader then reads a frequency-filtered data set, as the paper trains on.
 
 The augmentation randomness is a ``numpy.random.Generator`` seeded from ``(seed, epoch, index)`` only, so
 a sample's augmentation does not depend on the worker, the process or the order of reading: call
@@ -31,6 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.casia_surf import MODALITIES, SPLITS
+from datasets.frequency_filter import FrequencyFilter
 
 LABELS: dict[int, str] = {1: "real", 0: "attack"}
 
@@ -198,6 +202,10 @@ class CasiaSurfDataset(Dataset):
     keeps each decoded, resized uint8 image in memory after its first read: 3 x resize^2 x 3 B per sample
     when training (144: 182 KiB), 3 x crop^2 x 3 B otherwise (112: 110 KiB); about 5.2 GiB for the 29,266
     training samples of CASIA-SURF. The cache lives in each process: every DataLoader worker fills its own.
+
+    ``filter``: None (default), a :class:`~datasets.frequency_filter.FrequencyFilter` or its fields as a mapping
+    (``{"kind": "low", "size": 15}``): each decoded uint8 image is filtered (and brought back to uint8 as the filter's
+    ``restore`` says) before the resize, the augmentation and the normalisation (module docstring).
     """
 
     def __init__(
@@ -209,6 +217,7 @@ class CasiaSurfDataset(Dataset):
         seed: int = 0,
         resize: int = TRAIN_RESIZE,
         crop: int = CROP,
+        filter: FrequencyFilter | dict | None = None,
     ) -> None:
         if not (isinstance(crop, int) and isinstance(resize, int) and 8 <= crop < int(resize * CANVAS_SCALE)):
             raise CasiaSurfError(
@@ -224,6 +233,7 @@ class CasiaSurfDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self._cache: dict[int, dict[str, np.ndarray]] = {}
+        self.filter = FrequencyFilter.from_option(filter)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation of ``epoch`` (each (seed, epoch, index) always gives the same sample)."""
@@ -248,7 +258,10 @@ class CasiaSurfDataset(Dataset):
             return cached
         side = self.resize if self.train else self.crop
         sample = self.samples[index]
-        images = {m: cv2.resize(read_image(sample.path(m)), (side, side)) for m in MODALITIES}
+        images = {m: read_image(sample.path(m)) for m in MODALITIES}
+        if self.filter is not None:
+            images = {m: self.filter(image) for m, image in images.items()}
+        images = {m: cv2.resize(image, (side, side)) for m, image in images.items()}
         if self.cache:
             self._cache[index] = images
         return images

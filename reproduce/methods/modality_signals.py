@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where it is used: the plug-in catalog imports this module without it
+    import torch
+    from torch import nn
 
-if TYPE_CHECKING:
     from reproduce.methods.context import TrainContext
 
 #: Which parameters of a modality's branch a gradient rule edits: ``conv`` (conv weights, 4-D / 5-D: OGM-GE's
@@ -50,6 +50,8 @@ def classification_logits(logits: torch.Tensor, who: str) -> torch.Tensor:
 
 def correct_class_probability(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """softmax(logits)[target] per sample (B,), in float32 (OGM-GE's score terms)."""
+    import torch
+
     probs = torch.softmax(logits.float(), dim=1)
     return probs.gather(1, target.long().unsqueeze(1)).squeeze(1)
 
@@ -74,26 +76,28 @@ def branch_parameters(host: nn.Module, modality: str, rule: str = "all") -> list
     return out
 
 
-@torch.no_grad()
 def unimodal_validation(ctx: TrainContext, split: str = "val", who: str = "plug-in") -> dict[str, dict[str, float]]:
     """Each modality's own prediction on ``split`` (complete inputs, the host in eval mode, its mode restored):
     ``{modality: {"acc": percent, "loss": mean task loss per sample}}``, merged over the processes."""
+    import torch
+
     host, task, device = ctx.host, ctx.task, ctx.device
     was_training = host.training
     host.eval()
     sums: dict[str, list[float]] = {m: [0.0, 0.0, 0.0, 0.0] for m in task.modalities}  # correct, n, loss sum, n
     try:
-        for batch in ctx.loader(split):
-            inputs = task.inputs(batch, device)
-            output = host(inputs, None)
-            target = task.target(batch, device)
-            for m, logits in unimodal_logits(ctx, output, who).items():
-                logits = classification_logits(logits, who)
-                s = sums[m]
-                s[0] += float((logits.argmax(1) == target).sum())
-                s[1] += float(target.numel())
-                s[2] += float(task.per_sample_loss(logits.float(), batch).sum())
-                s[3] += float(logits.shape[0])
+        with torch.no_grad():
+            for batch in ctx.loader(split):
+                inputs = task.inputs(batch, device)
+                output = host(inputs, None)
+                target = task.target(batch, device)
+                for m, logits in unimodal_logits(ctx, output, who).items():
+                    logits = classification_logits(logits, who)
+                    s = sums[m]
+                    s[0] += float((logits.argmax(1) == target).sum())
+                    s[1] += float(target.numel())
+                    s[2] += float(task.per_sample_loss(logits.float(), batch).sum())
+                    s[3] += float(logits.shape[0])
     finally:
         host.train(was_training)
     merged = _merge(ctx, sums)

@@ -372,7 +372,8 @@ def _subsets_side_grids(ours: TableView, paper_columns: dict[str, Column], fmt: 
         names = display_names(block.dataset, block.modalities)
         header = list(names)
         for c in block.columns:
-            header += [f"{c.name} {c.metric} ours", "paper", "Δ", "PCR ours", "paper", "Δ"]
+            title = c.name if c.metric == c.name else f"{c.name} {c.metric}"  # Table 1's FRM: no "FRM FRM"
+            header += [f"{title} ours", "paper", "Δ"] + (["PCR ours", "paper", "Δ"] if c.with_pcr else [])
         rows = []
         last = len(block.subsets) - 1
         for i, subset in enumerate(block.subsets):
@@ -380,13 +381,15 @@ def _subsets_side_grids(ours: TableView, paper_columns: dict[str, Column], fmt: 
             for c in block.columns:
                 ref = paper_columns[c.name]
                 row += _compared(c.values[i], ref.values[i], ours.decimals, fmt)
-                row += ["/", "/", ""] if i == last else _compared(c.pcr[i], ref.pcr[i], 2, fmt)
+                if c.with_pcr:
+                    row += ["/", "/", ""] if i == last else _compared(c.pcr[i], ref.pcr[i], 2, fmt)
             rows.append(row)
         average = ["Average"] + [""] * (len(names) - 1)
         for c in block.columns:
             ref = paper_columns[c.name]
             average += _compared(c.average, ref.average, ours.decimals, fmt)
-            average += _compared(c.average_pcr, ref.average_pcr, 2, fmt)
+            if c.with_pcr:
+                average += _compared(c.average_pcr, ref.average_pcr, 2, fmt)
         rows.append(average)
         if block.label:
             parts += [f"*{block.label}*" if fmt == "md" else f"% {block.label}", ""]

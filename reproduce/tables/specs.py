@@ -36,6 +36,8 @@ class ColumnRun:
         (``DatasetPreset.methods``) come first.
     extension: None for the paper's columns; a name (``"sde"``, ``"released"``) for a column this repository adds
         to the table (no paper numbers), trained only when that extension is asked for.
+    part_of / rows: a run that fills only ``rows`` (subsets) of the paper column ``part_of`` -- Table 1's Uni-modal
+        column is one model per subset, each giving the row of its own subset; None: the run is its own column.
     """
 
     column: str
@@ -46,6 +48,13 @@ class ColumnRun:
     method: str = "standard"
     method_options: dict[str, Any] = field(default_factory=dict)
     extension: str | None = None
+    part_of: str | None = None
+    rows: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def fills(self) -> str:
+        """The table column this run's results go to (``part_of`` or its own name)."""
+        return self.part_of or self.column
 
     def with_changes(self, column: str, mwam: str | None = None, **sections: Mapping[str, Any]) -> ColumnRun:
         """A copy named ``column`` with nested settings merged into its run (``train={"batch_size": 4}``;
@@ -87,12 +96,15 @@ def teacher_overrides(preset_run: Mapping[str, Any], column_run: Mapping[str, An
 class TableRuns:
     """A table's trainable columns on ``dataset``; ``figures``: ``"module:function"`` drawing the table's figures
     from its finished runs, called as ``function(requested, registry, output_dir, stem) -> [paths]`` when the table
-    is rendered (Table 12: Fig. 6 and Fig. 7)."""
+    is rendered (Table 12: Fig. 6 and Fig. 7); ``computed``: ``"module:function"`` giving the result records of the
+    columns computed from the data rather than trained (Table 1's FRM), ``function(requested) -> [ResultRecord]``.
+    ``table`` is None for the runs of a figure (``FIGURE_RUNS``)."""
 
-    table: int
+    table: int | None
     dataset: str
     columns: tuple[ColumnRun, ...]
     figures: str | None = None
+    computed: str | None = None
 
     def column(self, name: str) -> ColumnRun:
         for c in self.columns:
@@ -101,6 +113,15 @@ class TableRuns:
         raise ValueError(
             f"Table {self.table} has no trainable column {name!r}; it has {[c.column for c in self.columns]}"
         )
+
+    def columns_named(self, names: list[str]) -> tuple[ColumnRun, ...]:
+        """The column runs of ``names``: a run's own name, or a paper column that several runs fill in part (Table 1's
+        ``Uni-modal``: all of its runs)."""
+        out: list[ColumnRun] = []
+        for name in names:
+            parts = [c for c in self.columns if c.part_of == name and c.column != name]
+            out.extend(c for c in (parts or [self.column(name)]) if c.column not in {o.column for o in out})
+        return tuple(out)
 
     @property
     def extensions(self) -> tuple[str, ...]:
@@ -113,7 +134,7 @@ class TableRuns:
             raise ValueError(f"Table {self.table} has no extension {unknown}; it has {list(self.extensions) or 'none'}")
         if columns is None:
             return tuple(c for c in self.columns if c.extension is None or c.extension in extensions)
-        return tuple(self.column(name) for name in columns)
+        return self.columns_named(list(columns))
 
     def configs(
         self,
@@ -352,9 +373,134 @@ T_YOLO_MWAM_SDE = sde_column(T_YOLO_MWAM, "T-yolov8n +MWAM +SDE")
 TABLE12_FIGURES = "reproduce.yolo.figures:table12_figures"
 
 
+# Tables 13, 14 and 17 (A.13, A.15): "vanilla ResNet18 + concat" on pairs of CASIA-SURF's modalities, each
+# balancing method a plug-in on that host with its authors' defaults, MWAM the gradient intervention on its two
+# encoders. The paper states no settings for these tables: the columns take the preset's (A.3's CASIA-SURF settings
+# under the paper preset: batch 64, SGD lr 1e-3, 100 epochs, 112 x 112; docs/balancing.md). The MWAM columns are the
+# same runs in Tables 13, 14 and 17 (one training each). Extensions: ``baseline`` (the host alone) and ``sum_fusion``
+# (LFM, MSES, MSLR on the sum-fusion model their authors' code uses; the paper says concat).
+SURF_PAIRS: tuple[tuple[str, str], ...] = (("rgb", "depth"), ("rgb", "ir"), ("depth", "ir"))
+_PRINTED = {"rgb": "Rgb", "depth": "Depth", "ir": "Ir"}  # CASIA-SURF's printed names (its SubsetOrder header)
+
+
+def pair_label(pair: tuple[str, ...]) -> str:
+    """``("rgb", "depth")`` -> ``"Rgb/Depth"``, the suffix of the paper's column names in Tables 13 and 14."""
+    return "/".join(_PRINTED[m] for m in pair)
+
+
+def balancing_column(
+    name: str,
+    pair: tuple[str, ...],
+    plugin: str | None = None,
+    mwam: str = "none",
+    host: str = "resnet18_concat",
+    host_options: Mapping[str, Any] | None = None,
+    extension: str | None = None,
+    suffix: bool = True,
+) -> ColumnRun:
+    """A column of Tables 13 / 14 / 17: ``host`` on the modalities ``pair`` with the balancing ``plugin`` (its
+    defaults) or MWAM's ``mwam`` intervention; named ``"<name> (<pair>)"`` (``suffix``) or ``name``."""
+    run: dict[str, Any] = {"data": {"modalities": list(pair)}}
+    if plugin is not None:
+        run["plugins"] = [{"name": plugin}]
+    return ColumnRun(
+        f"{name} ({pair_label(pair)})" if suffix else name,
+        host,
+        mwam,
+        host_options={"modalities": list(pair), **(host_options or {})},
+        run=run,
+        extension=extension,
+    )
+
+
+def _balancing_columns(methods: Mapping[str, str], sum_fusion: tuple[str, ...]) -> tuple[ColumnRun, ...]:
+    """Per pair block: each method's column, MWAM's, then the extensions (baseline; sum fusion)."""
+    out: list[ColumnRun] = []
+    for pair in SURF_PAIRS:
+        out.extend(balancing_column(name, pair, plugin) for name, plugin in methods.items())
+        out.append(balancing_column("MWAM", pair, mwam="grad"))
+    for pair in SURF_PAIRS:
+        out.append(balancing_column("ResNet-18 concat", pair, extension="baseline"))
+        for name in sum_fusion:
+            summed = balancing_column(f"{name} [sum]", pair, methods[name], host_options={"fusion": "sum"})
+            out.append(dataclasses.replace(summed, extension="sum_fusion"))
+    return tuple(out)
+
+
+TABLE13_COLUMNS = _balancing_columns({"OGM-GE": "ogm_ge", "LFM": "lfm", "AGM": "agm"}, sum_fusion=("LFM",))
+TABLE14_COLUMNS = _balancing_columns({"MSES": "mses", "MSLR": "mslr"}, sum_fusion=("MSES", "MSLR"))
+# Table 17: CRMT-JT (its orthogonal, per-class-scaled head: host resnet18_crmt; the two-step training: plug-in crmt)
+# and MWAM on RGB + Depth; COM (no public code) and DCP (CLIP prompts for image + text only) are the paper's numbers
+# only (the table's notes say why).
+TABLE17_COLUMNS = (
+    balancing_column("CRMT-JT", ("rgb", "depth"), "crmt", host="resnet18_crmt", suffix=False),
+    balancing_column("MWAM", ("rgb", "depth"), mwam="grad", suffix=False),
+    balancing_column("ResNet-18 concat", ("rgb", "depth"), extension="baseline"),
+)
+
+# Table 1 (Sec. 1): the multi-modal model (trained on complete data, evaluated on every subset) against one model
+# per subset trained and evaluated on that subset only (Uni-modal; its full row is the multi-modal model, as the
+# paper prints 98.12 in both). The paper names no host: SF, with the authors' recipe for a model of one subset --
+# SURF_Baseline with a fixed modality mask (``fixed_modalities``; more-host-facts section 4). RFNet's column is the
+# paper's numbers only (no public CASIA-SURF RFNet); FRM is computed from the training data (Eq. 4 summed).
+SURF_PARTIAL_SUBSETS: tuple[tuple[str, ...], ...] = (
+    ("rgb",),
+    ("depth",),
+    ("ir",),
+    ("rgb", "depth"),
+    ("rgb", "ir"),
+    ("depth", "ir"),
+)  # CASIA-SURF's paper rows without the full set (tests/test_table_layout.py checks them against its SubsetOrder)
+SURF_FULL = ("rgb", "depth", "ir")
+MULTI_MODAL = ColumnRun("Multi-modal", "sf")
+TABLE1_COLUMNS = (
+    MULTI_MODAL,
+    *(
+        ColumnRun(
+            f"Uni-modal ({'+'.join(_PRINTED[m] for m in subset)})",
+            "sf",
+            host_options={"fixed_modalities": list(subset)},
+            part_of="Uni-modal",
+            rows=(subset,),
+        )
+        for subset in SURF_PARTIAL_SUBSETS
+    ),
+    dataclasses.replace(MULTI_MODAL, column="Uni-modal (Rgb+Depth+Ir)", part_of="Uni-modal", rows=(SURF_FULL,)),
+)
+TABLE1_FRM = "reproduce.tables.frm_column:frm_records"
+
+# Fig. 1 (Sec. 3.1, A.5): the multi-modal model (SF, as Table 1) trained on frequency-filtered CASIA-SURF -- raw,
+# low-pass and high-pass with the windows A.5 names (15, 30) -- with its validation loss per epoch (plug-in
+# ``validation_loss``) for the figure's three panels.
+FIGURE1_WINDOWS = (15, 30)
+_VAL_LOSS = [{"name": "validation_loss"}]
+
+
+def figure1_filter(kind: str, size: int) -> dict[str, Any]:
+    """A Fig. 1 filter (``datasets.frequency_filter``). The high-pass image (zero mean) is rescaled to 0..255
+    (``restore: minmax``): clipping it would keep only its positive half, a nearly black image (the paper does not
+    say how its filtered images were stored; docs/balancing.md). The low-pass image is rounded and clipped."""
+    return {"kind": kind, "size": size, **({"restore": "minmax"} if kind == "high" else {})}
+
+
+def _filtered(kind: str, size: int) -> ColumnRun:
+    return ColumnRun(
+        f"{kind}-pass {size}",
+        "sf",
+        run={"data": {"options": {"filter": figure1_filter(kind, size)}}, "plugins": _VAL_LOSS},
+    )
+
+
+FIGURE1_COLUMNS = (
+    ColumnRun("Raw dataset", "sf", run={"plugins": _VAL_LOSS}),
+    *(_filtered(kind, size) for kind in ("low", "high") for size in FIGURE1_WINDOWS),
+)
+
+
 def _build_table_runs() -> dict[int, TableRuns]:
     surf = "casia_surf"
     return {
+        1: TableRuns(1, surf, TABLE1_COLUMNS, computed=TABLE1_FRM),
         2: TableRuns(2, "brats2020", TABLE2_COLUMNS),
         3: TableRuns(3, "nyuv2", TABLE3_COLUMNS),
         4: TableRuns(
@@ -405,11 +551,16 @@ def _build_table_runs() -> dict[int, TableRuns]:
         12: TableRuns(
             12, "dronevehicle", (T_YOLO, T_YOLO_MWAM, T_YOLO_SDE, T_YOLO_MWAM_SDE), figures=TABLE12_FIGURES
         ),
+        13: TableRuns(13, surf, TABLE13_COLUMNS),
+        14: TableRuns(14, surf, TABLE14_COLUMNS),
         16: TableRuns(16, surf, (SF_MD, MMANET, SF_MD_MWAM, MMANET_MWAM)),
+        17: TableRuns(17, surf, TABLE17_COLUMNS),
     }
 
 
 TABLE_RUNS: dict[int, TableRuns] = _build_table_runs()
+#: The runs of the paper's figures that this repository trains (``python -m reproduce figure N``).
+FIGURE_RUNS: dict[int, TableRuns] = {1: TableRuns(None, "casia_surf", FIGURE1_COLUMNS)}
 #: The CASIA-SURF ablations ``make ablations-smoke`` runs (every trainable table except the main Table 4).
 ABLATION_TABLES = (5, 7, 8, 9, 10, 16)
 
