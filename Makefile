@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
         table10 table12 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 bench-yolo table3 clean-venv \
-        table1 table13 table14 table17 figure1 demo-balance
+        table1 table13 table14 table17 figure1 demo-balance bench-balancing
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 # make table4 VARIANT=released: also the columns as the authors' released code trains them (VARIANT=sde: + SDE)
@@ -56,6 +56,8 @@ help:
 	@echo "make bench-yolo  two-stream YOLOv8n: ultralytics training step (batch 16, 640) with / without MWAM, images/s,"
 	@echo "                 MWAM's share (CPU, and CUDA when present; JSON lines)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
+	@echo "make bench-balancing  the training step of ResNet-18 concat with each balancing plug-in beside MWAM's,"
+	@echo "                 interleaved (median, spread, ratio to plain; MSLR / MSES validation per epoch; JSON line)"
 	@echo "make paper-tables render every paper table (md, csv, tex) and Fig. 9 into results/paper/"
 	@echo "make lint        ruff"
 
@@ -144,6 +146,10 @@ ablations-smoke: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_train.py --device all
 	$(PY) scripts/bench_eval.py --device all
+	$(PY) scripts/bench_balancing.py
+
+bench-balancing: $(STAMP)
+	$(PY) scripts/bench_balancing.py
 
 clean-venv:
 	rm -rf $(VENV)
