@@ -24,6 +24,7 @@ help:
 	@echo "make table4      train what Table 4 needs and render it (PRESET=paper|smoke|demo, DATA_ROOT=...):"
 	@echo "                 SF-MD, MMANet (teacher trained first) and both + MWAM"
 	@echo "make table2      Table 2 (BraTS2020, Dice per subset): RFNet, mmFormer and GSS, each with and without MWAM"
+	@echo "                 (VARIANT=balancing: + OGM-GE and AGM on RFNet, per-voxel scores, docs/balancing.md)"
 	@echo "make table3      Table 3 (NYU-Depth V2, MIoU): ESANet-MD and MMANet (from its ESANet teacher), each +/- MWAM"
 	@echo "make table12     Table 12 (DroneVehicle, mAP50): two-stream YOLOv8n +/- MWAM on pip ultralytics, with the PR"
 	@echo "                 curves (Fig. 7) and detections (Fig. 6) per subset"

@@ -481,6 +481,37 @@ def test_the_clip_reads_the_fusion_head_and_clips_every_gradient():
                 assert torch.equal(after, before), (variant, big)
 
 
+def test_the_head_can_be_named_and_the_clip_turned_off(pair_root):
+    host = PairHost()
+    assert (
+        [n for n, _ in fusion_head_weights(host, "head")]
+        == ["head.weight"]
+        == [n for n, _ in fusion_head_weights(host, "head.weight")]
+    )
+    assert fusion_head_weights(host, "hea") == [], "a module path, not a string prefix"
+    with pytest.raises(ValueError, match="names no trainable weight"):
+        AGM(AGMOptions(head="branch.rgb.9")).setup(LoopContext(host=host, task=PairTask()), {})
+    for bad, message in [
+        ({"clipping": "no"}, "clipping must be true or false"),
+        ({"head": ""}, "head must be a parameter name"),
+        ({"head": "head", "clipping": False}, "with clipping: false it has no use"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            AGMOptions(**bad)
+    assert pair_config(pair_root, {"clipping": True, "head": None}).plugins[0].options == {}
+    for variant in ("official", "balancebenchmark"):
+        plugin = AGM(AGMOptions(variant=variant, clipping=False))
+        ctx = LoopContext(host=HeadlessHost(), task=PairTask())
+        plugin.setup(ctx, {})  # no fusion head needed
+        for p in ctx.host.parameters():
+            p.grad = torch.full_like(p, 100.0)
+        plugin.before_optimizer_step(ctx)
+        assert all(torch.equal(p.grad, torch.full_like(p, 100.0)) for p in ctx.host.parameters()), variant
+        values = {}
+        plugin.on_log(ctx, values)
+        assert values["agm/clipped"] == 0.0 and plugin.describe()["clipping"] is False
+
+
 # ---------------------------------------------------------------- runs
 @pytest.mark.parametrize("variant", ["official", "balancebenchmark"])
 def test_toy_runs_train_and_resume_exactly(tmp_path, pair_root, variant):

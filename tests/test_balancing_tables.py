@@ -111,3 +111,14 @@ def test_table1_plan_has_seven_runs():
     plan = plan_table(1, "smoke", require_data=False)
     assert len(plan.plan) == 7
     assert load_paper_table(1).blocks[0].columns[2].name == "RFNet", "RFNet stays the paper's numbers only"
+
+
+def test_table2_balancing_extension_puts_ogm_ge_and_agm_on_rfnet_with_four_modalities():
+    from datasets.brats2020 import PRESETS as BRATS
+
+    configs = {rt.column: cfg for cfg, rt in table_runs(2).configs(None, BRATS["smoke"], extensions=("balancing",))}
+    ogm, agm = configs["RFNet +OGM-GE"], configs["RFNet +AGM"]
+    assert ogm.host.name == agm.host.name == "rfnet" and ogm.data.modalities is None, "all four modalities"
+    assert ogm.plugins[0].options["variant"] == "balancebenchmark" and ogm.plugins[0].options["modulation_start"] == 0
+    assert agm.plugins[0].options == {"variant": "balancebenchmark", "head": "decoder_fuse.seg_layer"}
+    assert "RFNet +OGM-GE" not in {rt.column for _, rt in table_runs(2).configs(None, BRATS["smoke"])}

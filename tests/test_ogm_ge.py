@@ -359,6 +359,23 @@ def test_clear_errors_for_other_modality_counts_and_hosts_without_per_modality_p
         OGMGE().before_optimizer_step(LoopContext(host=host))
 
 
+def test_balancebenchmark_takes_three_modalities(tmp_path, pair_root):
+    """Its rule for more than two modalities (cos-softmax of the correct samples over the minimum score: the
+    formula's tests are in tests/test_balancing_dense.py) on the toy host's three modalities."""
+    options = {"variant": "balancebenchmark", "modulation_start": 0}
+    trainer = Trainer(
+        toy_config(pair_root, plugins=[{"name": "ogm_ge", "options": options}]), Registry(tmp_path), RUNTIME
+    )
+    result = trainer.run()
+    assert all(math.isfinite(entry["loss"]) for entry in result["history"])
+    values = {}
+    trainer.plugins["ogm_ge"].on_log(trainer.ctx, values)
+    assert {f"ogm_ge/ratio/{m}" for m in ("rgb", "depth", "ir")} <= set(values) and "ogm_ge/ratio" not in values
+    assert all(math.isfinite(v) for v in values.values())
+    record = next(p for p in result["plugins"] if p["name"] == "ogm_ge")
+    assert "softmax(cos(out_m))" in record["score"] and "min" in record["score"]
+
+
 # ---------------------------------------------------------------- the real host
 def test_one_step_on_resnet18_concat():
     torch.manual_seed(0)

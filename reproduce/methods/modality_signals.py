@@ -3,8 +3,10 @@ host's per-modality predictions, the parameters of a modality's branch under a s
 modality's own validation accuracy and loss.
 
 Every function takes the :class:`~reproduce.methods.context.TrainContext` (or the host) and needs a host with
-per-modality predictions (``Task.modality_logits``). The scores are classification scores: logits (B, C) against
-class labels (``Task.target``); a dense task (labels with a void class, resized targets) needs its own reading.
+per-modality predictions (``Task.modality_logits``). ``correct_class_probability`` and ``unimodal_validation``
+are classification readings: logits (B, C) against class labels (``Task.target``). ``correct_class_score`` is the
+task's own reading (``Task.correct_class_score``: the mean over a sample's labelled positions, so dense predictions
+-- segmentation's voxels / pixels, void excluded, labels resized -- are scored with the task's label conventions).
 """
 
 from __future__ import annotations
@@ -54,6 +56,29 @@ def correct_class_probability(logits: torch.Tensor, target: torch.Tensor) -> tor
 
     probs = torch.softmax(logits.float(), dim=1)
     return probs.gather(1, target.long().unsqueeze(1)).squeeze(1)
+
+
+def correct_class_score(
+    ctx: TrainContext,
+    logits: torch.Tensor,
+    batch: Mapping[str, Any],
+    who: str,
+    *,
+    cosine: bool = False,
+    correct_only: bool = False,
+) -> torch.Tensor:
+    """Per sample (B,), float32: the mean over its labelled positions of softmax(logits)[true class] (``cosine``:
+    softmax(cos(logits)); ``correct_only``: only where argmax(logits) is the true class), read by the run's task
+    (``Task.correct_class_score``). A task object without that accessor (a plain loop's) gets the classification
+    reading: (B, C) logits against ``task.target(batch)``, a clear error naming ``who`` otherwise."""
+    task = ctx.task
+    if hasattr(task, "correct_class_score"):
+        return task.correct_class_score(logits, batch, cosine=cosine, correct_only=correct_only)
+    from reproduce.tasks.base import correct_class_scores
+
+    logits = classification_logits(logits, who)
+    target = task.target(batch, logits.device)
+    return correct_class_scores(logits, target, cosine=cosine, correct_only=correct_only)
 
 
 def branch_parameters(host: nn.Module, modality: str, rule: str = "all") -> list[tuple[str, nn.Parameter]]:

@@ -3,9 +3,11 @@
 A task owns the data sets of a run (through the data-set registry), the loss (the fused term and the
 per-modality auxiliary terms, which the plug-ins reweight and combine, e.g. MWAM's Eq. 7), the prediction on a
 subset of the modalities (``predict`` / ``predict_subsets``: where a sliding-window inferer plugs in), the collation
-of samples and the metric. Three accessors let a plug-in written once serve every task: ``target(batch)``,
-``modality_logits(output)`` (the per-modality predictions a host has) and ``per_sample_loss(logits, batch)``. The
-subset order of the paper's tables is the data set's (its ``DatasetSpec``).
+of samples and the metric. Four accessors let a plug-in written once serve every task: ``target(batch)``,
+``modality_logits(output)`` (the per-modality predictions a host has), ``per_sample_loss(logits, batch)`` and
+``correct_class_score(logits, batch)`` (the mean softmax probability of the true class over a sample's labelled
+positions: OGM-GE's score, dense predictions included). The subset order of the paper's tables is the data set's
+(its ``DatasetSpec``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,40 @@ from torch.utils.data import Dataset, default_collate
 from models.host import Host, HostOutput, forward_subsets
 from reproduce.metrics.base import TaskMetric
 from reproduce.subsets import subsets
+
+
+def correct_class_scores(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    *,
+    cosine: bool = False,
+    correct_only: bool = False,
+) -> torch.Tensor:
+    """Per sample (B,), in float32: the mean over its labelled positions of softmax(logits)[true class].
+
+    ``logits``: (B, C) or (B, C, *spatial); ``labels``: (B,) or (B, *spatial) class indices into C at the labelled
+    positions (anything elsewhere); ``valid``: (B, *spatial) bool, the labelled positions (None: all). A sample
+    without a labelled position scores 0. ``cosine``: softmax(cos(logits)) instead (BalanceBenchmark's OGM score for
+    more than two modalities, ``OGM_trainer.py`` l.116: ``softmax(torch.cos(out))``, the cosine of each logit);
+    ``correct_only``: a position counts only where argmax(logits) (of the logits themselves, not their cosine) is
+    the true class, 0 elsewhere (the same line's ``if label[i] == torch.argmax(out[i]) else 0``). For (B, C)
+    logits without ``valid`` this is softmax(logits)[y] itself (one position: no division)."""
+    x = logits.float()
+    probabilities = torch.softmax(torch.cos(x) if cosine else x, dim=1)
+    target = labels.long()
+    if valid is not None:
+        target = torch.where(valid, target, torch.zeros_like(target))
+    score = probabilities.gather(1, target.unsqueeze(1)).squeeze(1)
+    if correct_only:
+        score = torch.where(x.argmax(dim=1) == target, score, torch.zeros_like(score))
+    if valid is not None:
+        score = torch.where(valid, score, torch.zeros_like(score))
+    if score.dim() == 1:  # one position per sample: its score (0 where unlabelled)
+        return score
+    flat = score.flatten(1)
+    count = flat.new_full((flat.shape[0],), flat.shape[1]) if valid is None else valid.flatten(1).sum(dim=1).float()
+    return flat.sum(dim=1) / count.clamp_min(1.0)
 
 
 @dataclass(frozen=True)
@@ -111,6 +147,18 @@ class Task(ABC):
     def per_sample_loss(self, logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
         """The task's loss of one prediction (fused or a modality's) per sample, (B,), with gradient: what a
         plug-in scores a prediction by (MMANet's auxiliary term, the balancing methods' per-modality losses)."""
+
+    def correct_class_score(
+        self, logits: torch.Tensor, batch: Mapping[str, Any], *, cosine: bool = False, correct_only: bool = False
+    ) -> torch.Tensor:
+        """The mean over each sample's labelled positions of softmax(logits)[true class], (B,), float32, with the
+        task's own label conventions (classification: one position; segmentation: every labelled voxel / pixel):
+        OGM-GE's per-sample score term (:func:`correct_class_scores`; ``cosine`` / ``correct_only``: its
+        BalanceBenchmark multi-modality reading). Not detached: a caller that only reads it detaches."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no correct-class score (Task.correct_class_score): the balancing plug-ins "
+            "that score each modality's prediction by it (OGM-GE) do not serve this task"
+        )
 
     def predict(self, host: Host, inputs: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:
         """The host's prediction with modality mask ``present`` (B, M); default: one forward pass."""

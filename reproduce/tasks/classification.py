@@ -12,7 +12,7 @@ from models.host import HostOutput
 from reproduce.metrics import BinaryAccuracy, MulticlassAccuracy
 from reproduce.metrics.base import TaskMetric
 from reproduce.tasks import register_task
-from reproduce.tasks.base import LossTerms, StepContext, Task
+from reproduce.tasks.base import LossTerms, StepContext, Task, correct_class_scores
 
 
 @register_task("classification")
@@ -32,6 +32,15 @@ class ClassificationTask(Task):
     def per_sample_loss(self, logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
         """Cross-entropy per sample (B,)."""
         return F.cross_entropy(logits.float(), self.target(batch, logits.device), reduction="none")
+
+    def correct_class_score(
+        self, logits: torch.Tensor, batch: Mapping[str, Any], *, cosine: bool = False, correct_only: bool = False
+    ) -> torch.Tensor:
+        """softmax(logits)[y] per sample (B,): one position per sample (logits (B, C), labels (B,))."""
+        if logits.dim() != 2:
+            raise ValueError(f"classification scores (B, C) logits, got shape {tuple(logits.shape)}")
+        target = self.target(batch, logits.device)
+        return correct_class_scores(logits, target, cosine=cosine, correct_only=correct_only)
 
     def new_metric(self) -> TaskMetric:
         return BinaryAccuracy() if self.spec.metric == "pad" else MulticlassAccuracy(self.num_classes)

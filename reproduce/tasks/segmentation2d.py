@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from models.host import HostOutput
 from reproduce.metrics.base import TaskMetric
 from reproduce.tasks import register_task
-from reproduce.tasks.base import LossTerms, StepContext, Task
+from reproduce.tasks.base import LossTerms, StepContext, Task, correct_class_scores
 
 VOID = 0
 
@@ -100,6 +100,16 @@ class Segmentation2DTask(Task):
         divisor = torch.where(target >= 0, weights[target.clamp_min(0)], torch.zeros_like(per_pixel))
         total, divisor = per_pixel.flatten(1).sum(dim=1), divisor.flatten(1).sum(dim=1)
         return total / divisor.clamp_min(torch.finfo(total.dtype).tiny)
+
+    def correct_class_score(
+        self, logits: torch.Tensor, batch: Mapping[str, Any], *, cosine: bool = False, correct_only: bool = False
+    ) -> torch.Tensor:
+        """The mean over each sample's non-void pixels of softmax(logits)[label - 1] per sample (B,) (labels 1..C,
+        0 = void; resized to the prediction by nearest neighbour, as ``per_sample_loss``); unweighted (the class
+        weights are the loss's, not the score's); 0 for a sample without a non-void pixel."""
+        labels = downsampled_labels(self.target(batch, logits.device), tuple(logits.shape[-2:]))
+        valid = labels != VOID
+        return correct_class_scores(logits, labels.long() - 1, valid, cosine=cosine, correct_only=correct_only)
 
     def new_metric(self) -> TaskMetric:
         from reproduce.metrics.miou import MeanIoU

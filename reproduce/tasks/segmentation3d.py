@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from models.host import Host, HostOutput
 from reproduce.metrics.base import TaskMetric
 from reproduce.tasks import register_task
-from reproduce.tasks.base import LossTerms, StepContext, Task
+from reproduce.tasks.base import LossTerms, StepContext, Task, correct_class_scores
 from reproduce.tasks.segmentation_losses import segmentation_loss, segmentation_loss_per_sample
 
 OVERLAP = 0.5
@@ -66,6 +66,21 @@ class Segmentation3DTask(Task):
     def per_sample_loss(self, logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
         """The authors' per-output term (weighted cross-entropy plus soft Dice) of one prediction per sample (B,)."""
         return segmentation_loss_per_sample(torch.softmax(logits.float(), dim=1), self.onehot(batch, logits.device))
+
+    def correct_class_score(
+        self, logits: torch.Tensor, batch: Mapping[str, Any], *, cosine: bool = False, correct_only: bool = False
+    ) -> torch.Tensor:
+        """The mean over every voxel of softmax(logits)[label] per sample (B,): BraTS labels are class indices
+        0..C-1 at every voxel (0 = background, a class the loss scores like the others, no void; the crop's padding
+        is background too), the same voxels the one-hot target of the loss covers; the prediction has the label's
+        size (RFNet's separate decoders: full resolution)."""
+        labels = self.target(batch, logits.device)
+        if tuple(logits.shape[2:]) != tuple(labels.shape[1:]):
+            raise ValueError(
+                f"segmentation3d scores full-resolution predictions: logits {tuple(logits.shape)} vs labels "
+                f"{tuple(labels.shape)}"
+            )
+        return correct_class_scores(logits, labels, cosine=cosine, correct_only=correct_only)
 
     # ------------------------------------------------------------------ prediction
     def predict(self, host: Host, inputs: Mapping[str, torch.Tensor], present: torch.Tensor) -> HostOutput:

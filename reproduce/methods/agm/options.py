@@ -42,6 +42,12 @@ class AGMOptions:
         ``release``).
     all_zero_pass: official only: also run the host on all-zero inputs (the authors' ``zero_padding_out``, computed
         every step and never used: it changes no number, only the cost); None: official true.
+    clipping: the clip above on (both codes: true) or off (``false``: no clipping, no fusion head needed; for hosts
+        where the rule has no counterpart).
+    head: which parameters are the fusion head whose gradient triggers the clip: a parameter name of the host or a
+        module prefix (``decoder_fuse.seg_layer``: RFNet's fused-output layer), its trainable weights of more than
+        one dimension; None: every trainable weight of more than one dimension outside ``host.branches()``
+        (resnet18_concat: ``head.weight``, the authors' ``fusion_module.fc_out.weight``).
     """
 
     variant: str = "official"
@@ -52,6 +58,8 @@ class AGMOptions:
     clip: float | None = None
     after_modulation: str | None = None
     all_zero_pass: bool | None = None
+    clipping: bool = True
+    head: str | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -75,6 +83,12 @@ class AGMOptions:
             )
         if self.all_zero_pass is not None and not isinstance(self.all_zero_pass, bool):
             raise ValueError(f"all_zero_pass must be true, false or null, got {self.all_zero_pass!r}")
+        if not isinstance(self.clipping, bool):
+            raise ValueError(f"clipping must be true or false, got {self.clipping!r}")
+        if self.head is not None and (not isinstance(self.head, str) or not self.head.strip(".")):
+            raise ValueError(f"head must be a parameter name or module prefix of the host, or null, got {self.head!r}")
+        if self.head is not None and not self.clipping:
+            raise ValueError("head names the parameters that trigger the clip; with clipping: false it has no use")
         if self.variant == "balancebenchmark" and self.all_zero_pass:
             raise ValueError("all_zero_pass is the official variant's unused all-zero pass; balancebenchmark has none")
 
@@ -84,6 +98,8 @@ class AGMOptions:
             "variant": self.variant,
             "modulation_start": self.modulation_start,
             "modulation_end": self.modulation_end,
+            "clipping": self.clipping,
+            "head": self.head,
         }
         for name, default in VARIANT_DEFAULTS[self.variant].items():
             value = getattr(self, name)

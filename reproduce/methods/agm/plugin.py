@@ -21,12 +21,34 @@ def run_modalities(ctx: TrainContext) -> tuple[str, ...]:
     return tuple(getattr(ctx.task, "modalities", None) or ctx.host.modalities)
 
 
-def fusion_head_weights(host: Any) -> list[tuple[str, Any]]:
-    """The fusion head's weights: the host's trainable parameters outside its ``branches()`` with more than one
-    dimension (resnet18_concat: ``head.weight``, the authors' ``fusion_module.fc_out.weight``; with
+def fusion_head_weights(host: Any, head: str | None = None) -> list[tuple[str, Any]]:
+    """The fusion head's weights: with ``head`` (a parameter name or a module prefix), the host's trainable
+    parameters of that name or under that prefix with more than one dimension (RFNet's ``decoder_fuse.seg_layer``:
+    ``decoder_fuse.seg_layer.weight``); without, its trainable parameters outside its ``branches()`` with more than
+    one dimension (resnet18_concat: ``head.weight``, the authors' ``fusion_module.fc_out.weight``; with
     ``fusion="sum"``: each ``heads[m].weight``)."""
+    if head is not None:
+        prefix = head.strip(".")
+        return [
+            (n, p)
+            for n, p in host.named_parameters()
+            if (n == prefix or n.startswith(prefix + ".")) and p.requires_grad and p.dim() > 1
+        ]
     in_branches = {id(p) for branch in host.branches().values() for p in branch.parameters()}
     return [(n, p) for n, p in host.named_parameters() if id(p) not in in_branches and p.requires_grad and p.dim() > 1]
+
+
+def mono_modal_score(ctx: TrainContext, output: Any, batch: Mapping[str, Any]) -> Any:
+    """A mono-modal output's score s_m (detached, float32): classification logits (B, C), the authors' batch mean of
+    -log softmax(o_m)[y] with p floored at 1e-8 (:func:`maths.loss_score`); a dense output (B, C, *spatial), the
+    batch mean of the task's own per-sample loss (``Task.per_sample_loss``: BraTS, the weighted cross-entropy plus
+    soft Dice each RFNet output is trained with; NYUv2, ESANet's class-weighted cross-entropy over the non-void
+    pixels), the dense counterpart of "the cross-entropy the output is trained with"."""
+    from reproduce.methods.agm import maths
+
+    if output.dim() == 2:
+        return maths.loss_score(output, ctx.task.target(batch, output.device))
+    return ctx.task.per_sample_loss(output.detach().float(), batch).detach().float().mean()
 
 
 @contextmanager
@@ -86,13 +108,22 @@ class AGM(Plugin):
         missing = [m for m in self.modalities if m not in branches]
         if missing:
             raise ValueError(f"agm: the host {type(ctx.host).__name__} has no branch for {missing}")
-        self.head = [p for _, p in fusion_head_weights(ctx.host)]
-        if not self.head:
-            raise ValueError(
-                f"agm clips when a gradient of the fusion head's weights exceeds +-{self.settings['clip']}, but the "
-                f"host {type(ctx.host).__name__} has no trainable weight matrix outside its branches (the fusion "
-                "head is read as the parameters outside host.branches())"
-            )
+        self.head = []
+        if self.settings["clipping"]:
+            head = self.settings["head"]
+            self.head = [p for _, p in fusion_head_weights(ctx.host, head)]
+            if not self.head and head is None:
+                raise ValueError(
+                    f"agm clips when a gradient of the fusion head's weights exceeds +-{self.settings['clip']}, but "
+                    f"the host {type(ctx.host).__name__} has no trainable weight matrix outside its branches (the "
+                    "fusion head is read as the parameters outside host.branches()): name it (options.head) or set "
+                    "clipping: false"
+                )
+            if not self.head:
+                raise ValueError(
+                    f"agm: options.head {head!r} names no trainable weight (more than one dimension) of the host "
+                    f"{type(ctx.host).__name__}"
+                )
         if self.settings["variant"] == "balancebenchmark":
             self.parameters = {m: [p for _, p in branch_parameters(ctx.host, m, "matrix")] for m in self.modalities}
         self.running = [0.0] * count
@@ -139,10 +170,9 @@ class AGM(Plugin):
         from reproduce.methods.agm import maths
         from reproduce.methods.modality_signals import classification_logits
 
-        total = classification_logits(step.output.logits, WHO)
-        target = ctx.task.target(step.batch, total.device)
         official = self.settings["variant"] == "official"
         if official:
+            total = classification_logits(step.output.logits, WHO)
             runner = self._runner(ctx)
             with eval_mode(ctx.host):
                 pads = [runner(zeroed(step.inputs, {m}), None).logits for m in self.modalities]
@@ -154,7 +184,7 @@ class AGM(Plugin):
             if self._outputs is None:
                 raise RuntimeError("agm: no coalition outputs this step (its before_forward hook did not run)")
             outputs, self._outputs = self._outputs, None
-        local = [float(s) for s in torch.stack([maths.loss_score(o, target) for o in outputs]).tolist()]
+        local = [float(s) for s in torch.stack([mono_modal_score(ctx, o, step.batch) for o in outputs]).tolist()]
         gathered = ctx.distributed.gather(local)
         scores = [sum(part[i] for part in gathered) / len(gathered) for i in range(len(local))]
         rule = maths.official_coefficients if official else maths.balancebenchmark_coefficients
@@ -197,6 +227,9 @@ class AGM(Plugin):
                     if p.grad is not None:
                         p.grad.mul_(k)
         clip = self.settings["clip"]
+        if not self.settings["clipping"]:
+            self._clipped = False
+            return
         grads = [p.grad for p in self.head if p.grad is not None]
         self._clipped = bool(grads) and bool(torch.stack([g.detach().abs().max() for g in grads]).max() > clip)
         if self._clipped:

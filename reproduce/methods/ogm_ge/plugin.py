@@ -55,10 +55,34 @@ def balancebenchmark_coefficients(
     return coefficients, ratios[1]
 
 
-def coefficients(scores: Sequence[float], settings: Mapping[str, Any]) -> tuple[list[float], float]:
-    """The variant's coefficients ``[k_0, k_1]`` and ratio for ``scores`` (``OGMGEOptions.settings()``)."""
+def multimodal_coefficients(
+    scores: Sequence[float], alpha: float, eps: float = 1e-5, clamp: bool = True
+) -> tuple[list[float], list[float]]:
+    """BalanceBenchmark's rule for more than two modalities (``OGM_trainer.py`` l.109, 112-123, 144-151: written for
+    three, applied here to M >= 3 unchanged), on the scores s_m = batch sums of the cos-softmax of the correctly
+    predicted positions (:meth:`OGMGE.loss`): rho_m = s_m / (min_n s_n + eps), k_m = max(1 - tanh(alpha rho_m), 0)
+    where rho_m > 1, else 1 (so the weakest modality, rho < 1, is never modulated). A score of exactly 0 (no
+    correctly predicted position in the batch: their ``sum`` of integer zeros, which fails ``.detach()`` and is
+    skipped by ``except: continue`` before ``minscore = min(...)``) is left out of the minimum; its own ratio is 0
+    (k = 1), where their next line raises a KeyError. With every score 0 the minimum stays inf: every k = 1.
+    Returns ``(k, rho)``, each in the modalities' order."""
+    values = [float(s) for s in scores]
+    minimum = min((s for s in values if s != 0.0), default=math.inf)
+    ratios = [s / (minimum + eps) for s in values]
+    coefficients = []
+    for rho in ratios:
+        k = 1.0 - math.tanh(alpha * rho) if rho > 1 else 1.0
+        coefficients.append(max(k, 0.0) if clamp and rho > 1 else k)
+    return coefficients, ratios
+
+
+def coefficients(scores: Sequence[float], settings: Mapping[str, Any]) -> tuple[list[float], float | list[float]]:
+    """The variant's coefficients (one per modality) and ratio(s) for ``scores`` (``OGMGEOptions.settings()``):
+    two modalities, ``(k, rho_1)``; more (BalanceBenchmark only), ``(k, [rho_m])``."""
     if settings["variant"] == "official":
         return official_coefficients(scores, settings["alpha"])
+    if len(scores) > 2:
+        return multimodal_coefficients(scores, settings["alpha"], settings["ratio_eps"], settings["clamp"])
     return balancebenchmark_coefficients(scores, settings["alpha"], settings["ratio_eps"], settings["clamp"])
 
 
@@ -84,17 +108,22 @@ class OGMGE(Plugin):
 
     # ------------------------------------------------------------------ hooks
     def setup(self, ctx: TrainContext, dependencies: Mapping[str, Any]) -> None:
-        """The two modalities, their modulated branch parameters and the noise generator (on their device)."""
+        """The modalities (official: two; BalanceBenchmark: two or more), their modulated branch parameters and the
+        noise generator (on their device)."""
         import torch
 
         from reproduce.methods.modality_signals import branch_parameters
 
         self.modalities = run_modalities(ctx)
-        if len(self.modalities) != 2:
+        count = len(self.modalities)
+        if self.settings["variant"] == "official" and count != 2:
             raise ValueError(
                 f"ogm_ge modulates exactly two modalities (Eq. 10 compares the two scores); this run has "
-                f"{len(self.modalities)}: {list(self.modalities)}. Train it on a pair (data.modalities)"
+                f"{count}: {list(self.modalities)}. Train it on a pair (data.modalities) or use variant: "
+                "balancebenchmark (its rule for more modalities: ratios over the minimum score)"
             )
+        if count < 2:
+            raise ValueError(f"ogm_ge balances modalities: it needs at least two, this run has {list(self.modalities)}")
         rule = self.settings["parameters"]
         self.parameters = {m: [p for _, p in branch_parameters(ctx.host, m, rule)] for m in self.modalities}
         empty = [m for m, params in self.parameters.items() if not params]
@@ -111,20 +140,17 @@ class OGMGE(Plugin):
             self.generator.manual_seed(seed)
 
     def loss(self, ctx: TrainContext, step: StepData, loss: Any, parts: dict[str, Any]) -> tuple[Any, dict]:
-        """Record, detached, each modality's score: the batch sum of softmax(out_m)[y] (``main.py`` l.105-106)."""
+        """Record, detached, each modality's score: the batch sum of the task's correct-class score of out_m
+        (classification: softmax(out_m)[y], ``main.py`` l.105-106; dense: its mean over the sample's labelled
+        positions); with more than two modalities BalanceBenchmark's cos-softmax on the correct positions."""
         import torch
 
-        from reproduce.methods.modality_signals import (
-            classification_logits,
-            correct_class_probability,
-            unimodal_logits,
-        )
+        from reproduce.methods.modality_signals import correct_class_score, unimodal_logits
 
         logits = unimodal_logits(ctx, step.output, WHO)
-        first = logits[self.modalities[0]]
-        target = ctx.task.target(step.batch, first.device)
+        multi = len(self.modalities) > 2
         scores = [
-            correct_class_probability(classification_logits(logits[m], WHO).detach(), target).sum()
+            correct_class_score(ctx, logits[m].detach(), step.batch, WHO, cosine=multi, correct_only=multi).sum()
             for m in self.modalities
         ]
         self._scores = torch.stack(scores)
@@ -141,7 +167,11 @@ class OGMGE(Plugin):
         scores = [sum(part[i] for part in gathered) / len(gathered) for i in range(len(local))]
         k, ratio = coefficients(scores, self.settings)
         modulating = self.settings["modulation_start"] <= ctx.epoch <= self.settings["modulation_end"]
-        self.last = {f"{WHO}/ratio": ratio, f"{WHO}/modulating": float(modulating)}
+        self.last = {f"{WHO}/modulating": float(modulating)}
+        if isinstance(ratio, list):  # more than two modalities: rho_m = s_m / (min s + eps) each
+            self.last.update({f"{WHO}/ratio/{m}": r for m, r in zip(self.modalities, ratio, strict=True)})
+        else:
+            self.last[f"{WHO}/ratio"] = ratio
         for m, s, k_m in zip(self.modalities, scores, k, strict=True):
             self.last[f"{WHO}/k/{m}"] = k_m
             self.last[f"{WHO}/score/{m}"] = s
@@ -189,4 +219,14 @@ class OGMGE(Plugin):
             **self.settings,
             "modulation_epochs": "0-based, inclusive",
             "noise_std": "std of the unmodulated gradient + 1e-8" if self.settings["noise"] else None,
+            "score": self.score_rule(),
         }
+
+    def score_rule(self) -> str:
+        """How each modality is scored and compared (in the registry entry)."""
+        if len(self.modalities) > 2:
+            return (
+                "batch sum of the mean over labelled positions of softmax(cos(out_m))[y] where argmax(out_m) = y "
+                "(else 0); rho_m = s_m / (min of the nonzero s + 1e-5)"
+            )
+        return "batch sum of the mean over labelled positions of softmax(out_m)[y]; rho = ratio of the two scores"
