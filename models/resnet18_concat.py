@@ -60,6 +60,22 @@ def resnet18_encoder(in_channels: int) -> nn.Module:
     return timm.create_model("resnet18", pretrained=False, in_chans=in_channels, num_classes=0)
 
 
+def checked_modalities(
+    host: str, modalities: Sequence[str] | str, channels: int | Mapping[str, int], num_classes: int
+) -> tuple[tuple[str, ...], dict[str, int]]:
+    """The modalities as a tuple and the input channels per modality; ValueError naming ``host`` for distinct
+    modalities missing, channels that are not positive integers (one number or one per modality), or classes < 1."""
+    modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
+    if not modalities or len(set(modalities)) != len(modalities):
+        raise ValueError(f"{host} needs distinct modalities, got {list(modalities)}")
+    per_modality = dict(channels) if isinstance(channels, Mapping) else {m: channels for m in modalities}
+    if set(per_modality) != set(modalities) or not all(isinstance(c, int) and c > 0 for c in per_modality.values()):
+        raise ValueError(f"channels must be a positive integer or one per modality {modalities}, got {channels!r}")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return modalities, per_modality
+
+
 @register_model("resnet18_concat")
 class ResNet18Concat(Host):
     """One ResNet-18 per modality, concatenated features, a linear head (module docstring).
@@ -79,14 +95,7 @@ class ResNet18Concat(Host):
         init: str = "ogm",
     ) -> None:
         super().__init__()
-        modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
-        if not modalities or len(set(modalities)) != len(modalities):
-            raise ValueError(f"resnet18_concat needs distinct modalities, got {list(modalities)}")
-        per_modality = dict(channels) if isinstance(channels, Mapping) else {m: channels for m in modalities}
-        if set(per_modality) != set(modalities) or not all(isinstance(c, int) and c > 0 for c in per_modality.values()):
-            raise ValueError(f"channels must be a positive integer or one per modality {modalities}, got {channels!r}")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        modalities, per_modality = checked_modalities("resnet18_concat", modalities, channels, num_classes)
         if fusion not in FUSIONS or init not in INITS:
             raise ValueError(f"fusion must be one of {FUSIONS} and init one of {INITS}, got {fusion!r}, {init!r}")
         self.modalities = modalities

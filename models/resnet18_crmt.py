@@ -47,7 +47,7 @@ from torch import nn
 
 from .host import Host, HostOutput
 from .registry import register_model
-from .resnet18_concat import FEATURES, ogm_init, resnet18_encoder
+from .resnet18_concat import FEATURES, checked_modalities, ogm_init, resnet18_encoder
 
 ENCODERS = ("resnet18", "tiny")
 INITS = ("crmt", "ogm", "timm")
@@ -117,14 +117,7 @@ class ResNet18CRMT(Host):
         scale_init: float = 0.1,
     ) -> None:
         super().__init__()
-        modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
-        if not modalities or len(set(modalities)) != len(modalities):
-            raise ValueError(f"resnet18_crmt needs distinct modalities, got {list(modalities)}")
-        per_modality = dict(channels) if isinstance(channels, Mapping) else {m: channels for m in modalities}
-        if set(per_modality) != set(modalities) or not all(isinstance(c, int) and c > 0 for c in per_modality.values()):
-            raise ValueError(f"channels must be a positive integer or one per modality {modalities}, got {channels!r}")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        modalities, per_modality = checked_modalities("resnet18_crmt", modalities, channels, num_classes)
         if encoder not in ENCODERS or init not in INITS:
             raise ValueError(f"encoder must be one of {ENCODERS} and init one of {INITS}, got {encoder!r}, {init!r}")
         groups = num_classes if norm_groups is None else norm_groups
