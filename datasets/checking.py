@@ -3,8 +3,9 @@ progress bar (decoding images and volumes releases the GIL)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 from datasets.registry import Problem
@@ -25,3 +26,146 @@ def gather_problems(
         ):
             found += item_problems
     return found
+
+
+# ---------------------------------------------------------------- files of every kind (BraTS2020, NYU-Depth V2)
+#: The last 12 bytes of every complete PNG: the IEND chunk (length 0, type, CRC).
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_list_lines(path: str | Path, hint: str = "") -> list[tuple[int, str]]:
+    """``(line number, stripped text)`` of every non-blank line of the UTF-8 list file ``path``; ListFileError (a
+    ValueError, :func:`read_list_text`) naming the file, the line and the byte when it is not UTF-8 or cannot be read
+    (``hint``: how to write it again, added to the message)."""
+    try:
+        text = read_list_text(path)
+    except ListFileError as error:
+        if not hint:
+            raise
+        raise ListFileError(f"{error}; {hint}", error.line) from None
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def file_problem(path: str | Path, what: str) -> str | None:
+    """What is wrong with the existence of file ``path`` (``what``: e.g. ``"label file of case X"``): missing, not a
+    file, or empty (0 bytes); None when it is a non-empty file."""
+    path = Path(path)
+    if not path.exists():
+        return f"missing {what}"
+    if not path.is_file():
+        return f"{what} is not a file"
+    if path.stat().st_size == 0:
+        return f"empty file (0 bytes): the {what} was never written or was truncated"
+    return None
+
+
+def json_problem(path: str | Path, rebuild: str) -> str | None:
+    """What is wrong with the JSON file ``path`` when it exists: unreadable or torn (does not parse), with
+    ``rebuild`` (how to write it again); None when it is absent or parses."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return f"unreadable or torn JSON file ({type(error).__name__}: {error}); {rebuild}"
+    return None
+
+
+# ---------------------------------------------------------------- images and list files (CASIA-SURF, DroneVehicle)
+#: The first and the last bytes of a complete JPEG (start- and end-of-image markers).
+JPEG_START = b"\xff\xd8"
+JPEG_END = b"\xff\xd9"
+
+
+def image_file_problem(path: str | Path) -> str | None:
+    """What is wrong with the image file at ``path`` before decoding it (None: nothing found): missing, empty
+    (0 bytes), or a JPEG / PNG without its end marker (JPEG ``FF D9``, PNG ``IEND``, as the last bytes: a file
+    cut short, which OpenCV decodes with only a warning, filling the lost part with grey). Reads the first and last
+    few bytes only; other formats are left to the decoder."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "empty file (0 bytes)"
+        with path.open("rb") as handle:
+            head = handle.read(len(PNG_SIGNATURE))
+            handle.seek(max(0, size - len(PNG_END)))
+            tail = handle.read()
+    except FileNotFoundError:
+        return "missing file"
+    except OSError as error:
+        return f"cannot read the file ({error.strerror or error})"
+    if head.startswith(JPEG_START) and not tail.endswith(JPEG_END):
+        return (
+            f"truncated JPEG: no end-of-image marker (FF D9) at the end of its {size} bytes (a copy cut short? "
+            "OpenCV would decode it with only a warning); copy the file again"
+        )
+    if head.startswith(PNG_SIGNATURE) and not tail.endswith(PNG_END):
+        return (
+            f"truncated PNG: no IEND chunk at the end of its {size} bytes (a copy cut short? OpenCV would decode it "
+            "with only a warning); copy the file again"
+        )
+    return None
+
+
+class ListFileError(ValueError):
+    """A list file that cannot be read as text; the message names the file, ``line`` the line of a decoding error
+    (None when the file cannot be read at all)."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def read_list_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """The whole text of the list file at ``path`` (``encoding``: ``utf-8``, or ``utf-8-sig`` where a byte-order mark
+    is allowed, as ultralytics reads its lists); ListFileError naming the file, the line and the byte when it is not
+    valid UTF-8, or naming the file when it cannot be read."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ListFileError(f"{path}: cannot read the list file ({error.strerror or error})") from error
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ListFileError(
+            f"{path}: not valid UTF-8 text (line {line}, byte {error.start}: {error.reason}); list files must be "
+            "UTF-8: re-save it as UTF-8",
+            line,
+        ) from None
+
+
+def shared_cases(splits: Mapping[str, tuple[str | Path, Sequence[tuple[int, Sequence[Hashable]]]]]) -> list[Problem]:
+    """Duplicates within a split and cases shared between splits, as Problems naming the list file and line.
+
+    ``splits``: split name -> (its list file, ``(line number, keys)`` of each parsed line). A line's keys identify
+    its case (e.g. the normalised paths of its images): a line sharing a key with an earlier line of the same split
+    is a duplicate; a line sharing a key with a line of an earlier split is a case in two splits (train and val /
+    test: the test scores would be on training data). Each line is reported once, naming the first line it repeats.
+    """
+    problems: list[Problem] = []
+    seen: dict[Hashable, tuple[str, Path, int]] = {}  # key -> (split, list file, line) of its first listing
+    for split, (list_file, lines) in splits.items():
+        list_file = Path(list_file)
+        for number, keys in lines:
+            first = next((seen[key] for key in keys if key in seen), None)
+            if first is not None:
+                other_split, other_file, other_line = first
+                key = next(key for key in keys if key in seen)
+                if other_split == split:
+                    message = f"duplicate: {key} is already listed on line {other_line}; remove one of the two lines"
+                else:
+                    message = (
+                        f"in two splits: {key} is also in split {other_split!r} ({other_file.name}, line "
+                        f"{other_line}); a case must be in one split only"
+                    )
+                problems.append(Problem(str(list_file), message, number))
+            for key in keys:
+                seen.setdefault(key, (split, list_file, number))
+    return problems

@@ -6,31 +6,142 @@ of ``reproduce``) and is used for data-set files, registry entries, tables and c
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+#: errno values of a file system that refuses writes: permissions, a read-only mount.
+NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+#: errno values of a full file system or an exhausted quota.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class NotWritableError(PermissionError):
+    """A file could not be written because its folder is read-only (permissions or a read-only mount)."""
+
+    def __init__(self, path: str | Path, cause: OSError) -> None:
+        folder = Path(path).parent
+        message = (
+            f"cannot write {path}: {cause.strerror or cause} ({folder} is not writable: read-only or owned by another "
+            "user); make it writable or choose another results / output folder (e.g. MWAM_RESULTS_DIR)"
+        )
+        super().__init__(cause.errno or errno.EACCES, message, str(path))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NoSpaceError(OSError):
+    """A file could not be written because its file system is full (or the quota is exhausted)."""
+
+    def __init__(self, path: str | Path, cause: BaseException | str) -> None:
+        message = (
+            f"no space left on device writing {path} ({cause}); its file system has {free_space(path)} free: "
+            "free some space or choose another results / output folder (e.g. MWAM_RESULTS_DIR)"
+        )
+        super().__init__(errno.ENOSPC, message, str(path))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def free_space(path: str | Path) -> str:
+    """The free space of the file system holding ``path`` (its nearest existing folder), human-readable."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = float(shutil.disk_usage(folder).free)
+    except OSError:
+        return "an unknown amount of space"
+    unit = "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if free < 1024 or unit == "TB":
+            break
+        free /= 1024
+    return f"{free:.0f} B" if unit == "B" else f"{free:.1f} {unit}"
+
+
+def _temporary_beside(path: Path) -> Path:
+    """A new, empty temporary file beside ``path``: ``.<name>.<random>.tmp<suffix>`` (see :func:`temporaries_of`)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    return Path(name)
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` to a temporary file beside ``path`` (same folder, same suffix), then ``os.replace`` it onto
-    ``path``; on any failure the temporary file is removed and ``path`` is left as it was. Returns ``path``."""
+    ``path``; on any failure the temporary file is removed and ``path`` is left as it was. Returns ``path``.
+
+    A folder that refuses writes raises :class:`NotWritableError` (a ``PermissionError``), a full file system
+    :class:`NoSpaceError` (an ``OSError``), both naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temporary_beside(path)
+    except OSError as error:
+        raise _clear(path, error) from error
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates the file owner-only; give it the usual permissions
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise _clear(path, error) from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _clear(path: Path, error: OSError) -> OSError:
+    """``error`` as :class:`NotWritableError` / :class:`NoSpaceError` when it is one of those, else unchanged."""
+    if isinstance(error, (NotWritableError, NoSpaceError)):
+        return error
+    if error.errno in NOT_WRITABLE:
+        return NotWritableError(path, error)
+    if error.errno in NO_SPACE:
+        return NoSpaceError(path, error.strerror or error)
+    return error
+
+
+def temporaries_of(path: str | Path) -> list[Path]:
+    """The temporary files :func:`atomic_write` leaves beside ``path`` when its process is killed mid-write."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f".{path.name}.*.tmp{path.suffix}"))
+
+
+def remove_stale_temporaries(path: str | Path, min_age_s: float = 60.0) -> list[Path]:
+    """Remove :func:`temporaries_of` ``path`` not modified for ``min_age_s`` seconds (left by a writer that was
+    killed; a live writer keeps its file's modification time fresh). Returns the removed files."""
+    removed = []
+    now = time.time()
+    for tmp in temporaries_of(path):
+        try:
+            if now - tmp.stat().st_mtime < min_age_s:
+                continue
+            size = tmp.stat().st_size
+            tmp.unlink()
+        except FileNotFoundError:  # removed meanwhile (its writer finished or failed)
+            continue
+        except OSError as error:  # e.g. a read-only folder: the first write says so clearly
+            log.warning("could not remove the stale temporary file %s: %s", tmp, error)
+            continue
+        log.warning("removed %s (%.1f MB), left by an interrupted write of %s", tmp, size / 2**20, Path(path).name)
+        removed.append(tmp)
+    return removed
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -67,14 +67,54 @@ def prepared_cases(root: Path) -> list[str]:
     return sorted(p.name[: -len("_vol.npy")] for p in (root / "vol").glob("*_vol.npy"))
 
 
-def read_split(root: Path, split: str) -> list[str]:
-    """The case names a split list holds (sorted, as the authors' loader sorts them); ValueError if empty."""
+LIST_HINT = "`python -m reproduce prepare brats2020 SOURCE ROOT` writes the split lists"
+
+
+def parse_split(root: Path, split: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """The cases ``split``'s list names, ``(line number, case)`` in file order, and its problems, ``(line number,
+    what is wrong)``: a case listed twice. FileNotFoundError naming the list when it is missing; ValueError naming it
+    when it is not UTF-8 text."""
+    from datasets.checking import read_list_lines
+
     path = root / SPLITS[split]
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: missing split list of BraTS2020 (a prepared root holds {', '.join(SPLITS.values())})"
+            f"{path}: missing split list of BraTS2020 (a prepared root holds {', '.join(SPLITS.values())}; {LIST_HINT})"
         )
-    names = sorted(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    entries: list[tuple[int, str]] = []
+    problems: list[tuple[int, str]] = []
+    first: dict[str, int] = {}
+    for number, name in read_list_lines(path, LIST_HINT):
+        if name in first:
+            problems.append((number, f"case {name} is listed twice (first on line {first[name]})"))
+            continue
+        first[name] = number
+        entries.append((number, name))
+    return entries, problems
+
+
+def read_split(root: Path, split: str) -> list[str]:
+    """The case names a split list holds (sorted, as the authors' loader sorts them); ValueError naming the list and
+    its bad lines (a case listed twice, text that is not UTF-8) or an empty split."""
+    path = root / SPLITS[split]
+    entries, problems = parse_split(root, split)
+    if problems:
+        shown = "\n  ".join(f"line {n}: {message}" for n, message in problems[:20])
+        raise ValueError(f"{path}: {len(problems)} bad line(s):\n  {shown}")
+    names = sorted(name for _, name in entries)
     if not names:
         raise ValueError(f"{path}: the {split} split is empty")
     return names
+
+
+def shared_cases(root: Path, split: str, cases: list[str]) -> list[tuple[str, str]]:
+    """``(case, other list file)`` for each of ``cases`` (of ``split``) that another split's list names too; lists
+    that are missing are skipped."""
+    mine = set(cases)
+    shared = []
+    for other, file_name in SPLITS.items():
+        if other == split or not (root / file_name).is_file():
+            continue
+        entries, _ = parse_split(root, other)
+        shared += [(name, file_name) for _, name in entries if name in mine]
+    return shared

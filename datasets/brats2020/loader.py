@@ -17,7 +17,9 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.brats2020 import MODALITIES, SPLITS
-from datasets.brats2020.layout import label_path, read_split, volume_path
+from datasets.brats2020.check import load_npy
+from datasets.brats2020.layout import label_path, read_split, shared_cases, volume_path
+from datasets.brats2020.prepare import non_finite_message
 from datasets.brats2020.transforms import training_transforms
 
 
@@ -48,6 +50,13 @@ class Brats2020Dataset(Dataset):
         self.root = Path(root)
         self.split = split
         self.cases = read_split(self.root, split)
+        shared = shared_cases(self.root, split, self.cases)
+        if shared:
+            listed = ", ".join(f"{case} (also in {other})" for case, other in shared[:5])
+            raise ValueError(
+                f"{self.root / SPLITS[split]}: {len(shared)} case(s) of the {split} split are in another split too: "
+                f"{listed}; a case belongs to one split only (python -m reproduce check-data brats2020 ROOT lists them)"
+            )
         missing = [str(p) for case in self.cases for p in (volume_path(self.root, case), label_path(self.root, case))
                    if not p.is_file()]  # fmt: skip
         if missing:
@@ -56,8 +65,37 @@ class Brats2020Dataset(Dataset):
                 "(python -m reproduce check-data brats2020 ROOT lists them all)"
             )
         self.train = split == "train" if train is None else bool(train)
+        self._check_headers(int(crop) if self.train else None)
         self.seed, self.epoch, self.crop = int(seed), 0, int(crop)
         self.transforms = training_transforms(crop, angle=angle, intensity_per=intensity_per) if self.train else None
+
+    def _check_headers(self, crop: int | None) -> None:
+        """Refuse, before any sample is read, what no sample of this split could be: an empty or unreadable ``.npy``
+        file, shapes other than (H, W, D, 4) / (H, W, D), a volume smaller than the training ``crop`` (``.npy``
+        headers only: nothing but the headers is read)."""
+        problems = []
+        for case in self.cases:
+            volume_file, label_file = volume_path(self.root, case), label_path(self.root, case)
+            volume, volume_error = load_npy(volume_file, f"file of case {case}")
+            labels, label_error = load_npy(label_file, f"file of case {case}")
+            problems += [f"{path}: {error}" for path, error in ((volume_file, volume_error), (label_file, label_error))
+                         if error is not None]  # fmt: skip
+            if volume is None or labels is None:
+                continue
+            if volume.ndim != 4 or volume.shape[3] != len(MODALITIES) or volume.shape[:3] != labels.shape:
+                problems.append(
+                    f"{volume_file}: volume {volume.shape} and labels {labels.shape} ({label_file.name}) are not "
+                    f"(H, W, D, {len(MODALITIES)}) and (H, W, D)"
+                )
+            elif crop is not None and min(volume.shape[:3]) < crop:
+                problems.append(f"{volume_file}: volume {volume.shape[:3]} is smaller than the {crop}^3 crop")
+        if problems:
+            shown = "\n  ".join(problems[:10])
+            more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+            raise ValueError(
+                f"{len(problems)} problem(s) in the {self.split} split of {self.root} (python -m reproduce check-data "
+                f"brats2020 ROOT lists every problem):\n  {shown}{more}"
+            )
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation of ``epoch`` (each (seed, epoch, index) always gives the same sample)."""
@@ -73,21 +111,34 @@ class Brats2020Dataset(Dataset):
     def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The memory-mapped (H, W, D, 4) volume and (H, W, D) labels of case ``index``."""
         case = self.cases[index]
-        volume = np.load(volume_path(self.root, case), mmap_mode="r")
-        labels = np.load(label_path(self.root, case), mmap_mode="r")
+        volume_file, label_file = volume_path(self.root, case), label_path(self.root, case)
+        volume, volume_error = load_npy(volume_file, f"file of case {case}")
+        labels, label_error = load_npy(label_file, f"file of case {case}")
+        if volume is None or labels is None:
+            raise ValueError(f"{volume_file if volume is None else label_file}: {volume_error or label_error}")
         if volume.ndim != 4 or volume.shape[3] != len(MODALITIES) or volume.shape[:3] != labels.shape:
-            raise ValueError(f"{case}: volume {volume.shape} and labels {labels.shape} are not (H, W, D, 4), (H, W, D)")
+            raise ValueError(
+                f"{volume_file}: volume {volume.shape} and labels {labels.shape} are not (H, W, D, 4), (H, W, D)"
+            )
         return volume, labels
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         volume, labels = self.arrays(index)
         image = np.ascontiguousarray(np.moveaxis(volume, 3, 0), dtype=np.float32)  # (4, H, W, D)
+        case = self.cases[index]
+        if not np.isfinite(image).all():
+            raise ValueError(
+                f"{volume_path(self.root, case)}: {non_finite_message(image)} (non-finite intensities would train on "
+                "NaN losses); prepare the case again (python -m reproduce check-data brats2020 ROOT lists them all)"
+            )
         label = np.asarray(labels, dtype=np.int64)[None]
+        if label.size and not 0 <= int(label.min()) <= int(label.max()) <= 3:
+            raise ValueError(f"{label_path(self.root, case)}: labels outside 0-3 (python -m reproduce check-data "
+                             "brats2020 ROOT lists them all)")  # fmt: skip
         if self.transforms is not None:
             if min(image.shape[1:]) < self.crop:
-                raise ValueError(
-                    f"{self.cases[index]}: volume {image.shape[1:]} is smaller than the {self.crop}^3 crop"
-                )
+                raise ValueError(f"{volume_path(self.root, case)}: volume {image.shape[1:]} is smaller than the "
+                                 f"{self.crop}^3 crop")  # fmt: skip
             self.transforms.set_random_state(seed=augmentation_seed(self.seed, self.epoch, index))
             out = self.transforms({"image": image, "label": label})
             image, label = np.asarray(out["image"]), np.asarray(out["label"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,7 +40,7 @@ from datasets.brats2020.layout import (
     raw_subjects,
     volume_path,
 )
-from datasets.brats2020.preprocess import MINIMUM_WINDOW, preprocess_subject
+from datasets.brats2020.preprocess import MINIMUM_WINDOW, RAW_LABELS, preprocess_subject
 from datasets.files import atomic_write, write_text_atomic
 
 MANIFEST = "prepare.json"
@@ -50,42 +51,98 @@ class PrepareError(ValueError):
     """Input that cannot be prepared; the message names every subject and file at fault."""
 
 
-def read_subject(source: Path, subject: str) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
-    """The four volumes, the segmentation and header facts of one raw subject; ValueError naming the file."""
+def non_finite_message(array: np.ndarray) -> str | None:
+    """``"N NaN voxels, N +Inf voxels, N -Inf voxels"`` when ``array`` holds non-finite values, else None."""
+    if not np.issubdtype(array.dtype, np.floating) or np.isfinite(array).all():
+        return None
+    counts = (int(np.isnan(array).sum()), int(np.isposinf(array).sum()), int(np.isneginf(array).sum()))
+    return "{} NaN voxels, {} +Inf voxels, {} -Inf voxels".format(*counts)
+
+
+def inspect_subject(source: Path, subject: str) -> tuple[dict[str, np.ndarray], dict[str, Any], list[tuple[str, str]]]:
+    """Read and check one raw subject: ``(arrays by modality and "seg", header facts, problems)``, each problem
+    ``(file or subject folder, what is wrong)``; every file is read and every problem listed (missing, empty or
+    unreadable files, a volume not 3-D, NaN or +-Inf voxels, shapes or affines that differ, labels outside
+    {0, 1, 2, 4})."""
     import nibabel as nib
 
+    from datasets.checking import file_problem
+
     files = raw_files(source, subject)
-    missing = [str(path) for path in files.values() if not path.is_file()]
+    folder = str(files["seg"].parent)
+    missing = [str(path) for path in files.values() if not path.exists()]
+    problems: list[tuple[str, str]] = []
     if missing:
-        raise ValueError(f"missing file(s): {', '.join(missing)}")
+        problems.append((folder, f"missing file(s): {', '.join(missing)}"))
     arrays, shapes, affines, spacing = {}, {}, {}, None
     for name, path in files.items():
+        if str(path) in missing:
+            continue
+        problem = file_problem(path, f"{name} NIfTI of {subject}")
+        if problem is not None:
+            problems.append((str(path), problem))
+            continue
         try:
             image = nib.load(str(path))
             data = np.asanyarray(image.dataobj)
         except (OSError, EOFError, zlib.error, nib.filebasedimages.ImageFileError, ValueError) as error:
-            raise ValueError(f"{path}: unreadable NIfTI ({type(error).__name__}: {error})") from None
+            problems.append((str(path), f"unreadable NIfTI ({type(error).__name__}: {error})"))
+            continue
         if data.ndim != 3:
-            raise ValueError(f"{path}: a 3-D volume expected, got shape {data.shape}")
-        if name != "seg" and np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
-            raise ValueError(f"{path}: {int(np.isnan(data).sum())} NaN voxels")
+            problems.append((str(path), f"a 3-D volume expected, got shape {data.shape}"))
+            continue
+        non_finite = non_finite_message(data)
+        if non_finite is not None:
+            what = "labels" if name == "seg" else "intensities"
+            problems.append((str(path), f"{non_finite}: non-finite {what} cannot be prepared (fix or leave out "
+                                        "this subject)"))  # fmt: skip
+            continue
         arrays[name], shapes[name], affines[name] = data, data.shape, image.affine
         spacing = spacing or tuple(float(z) for z in image.header.get_zooms()[:3])
     if len(set(shapes.values())) > 1:
-        raise ValueError(f"modalities of different shapes: {shapes}")
-    reference = affines["flair"]
-    different = [name for name, affine in affines.items() if not np.allclose(affine, reference, atol=1e-3)]
-    if different:
-        raise ValueError(f"affines differ from flair's in {different} ({files[different[0]]})")
+        problems.append((folder, f"modalities of different shapes: {shapes}"))
+    if "flair" in affines:
+        different = [name for name, affine in affines.items()
+                     if not np.allclose(affine, affines["flair"], atol=1e-3)]  # fmt: skip
+        if different:
+            problems.append((str(files[different[0]]), f"affines differ from flair's in {different}"))
+    if "seg" in arrays:
+        unexpected = sorted(set(np.unique(arrays["seg"]).tolist()) - set(RAW_LABELS))
+        if unexpected:
+            problems.append((str(files["seg"]), f"labels outside {{0, 1, 2, 4}}: {unexpected[:5]}"))
+    shape = shapes.get("flair")
+    return arrays, {"shape": list(shape or ()), "spacing": list(spacing or ())}, problems
+
+
+def read_subject(source: Path, subject: str) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    """The four volumes, the segmentation and header facts of one raw subject; ValueError naming every file at fault
+    (:func:`inspect_subject`)."""
+    arrays, facts, problems = inspect_subject(source, subject)
+    if problems:
+        raise ValueError("; ".join(f"{where}: {message}" for where, message in problems))
     segmentation = arrays.pop("seg")
-    if np.issubdtype(segmentation.dtype, np.floating) and np.isnan(segmentation).any():
-        raise ValueError(f"{files['seg']}: NaN labels")
-    return arrays, segmentation, {"shape": list(shapes["flair"]), "spacing": list(spacing or ())}
+    return arrays, segmentation, facts
 
 
 def _stamp(source: Path, subject: str) -> list[list[Any]]:
     """Sizes and modification times of a subject's source files: what decides whether to prepare it again."""
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in raw_files(source, subject).values()]
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The record of subjects prepared before (``prepare.json``); one that is torn or unreadable is set aside with a
+    warning naming it, and every subject is prepared again."""
+    if not path.is_file():
+        return {"subjects": {}}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and isinstance(manifest.get("subjects"), dict):
+            return manifest
+        problem = "not a prepare record"
+    except (OSError, ValueError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    warnings.warn(f"{path}: unreadable or torn ({problem}); every subject is prepared again", stacklevel=3)
+    return {"subjects": {}}
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
@@ -245,7 +302,7 @@ def prepare_brats2020(
     out_dir.mkdir(parents=True, exist_ok=True)
     if is_raw(source):
         manifest_path = out_dir / MANIFEST
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"subjects": {}}
+        manifest = _read_manifest(manifest_path)
         subjects = raw_subjects(source)
         entries: dict[str, dict[str, Any]] = {}
         todo = []

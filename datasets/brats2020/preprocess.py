@@ -45,6 +45,8 @@ def normalize(volume: np.ndarray) -> np.ndarray:
     """Z-score each modality of a (4, X, Y, Z) stack over the brain (sum over modalities > 0), in place."""
     brain = volume.sum(axis=0) > 0
     for k in range(volume.shape[0]):
+        if not np.isfinite(volume[k]).all():
+            raise ValueError(f"{MODALITIES[k]} has non-finite intensities (NaN or +-Inf): it cannot be normalised")
         values = volume[k][brain]
         std = values.std()
         if not std > 0:

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.casia_surf import MODALITIES, SPLITS
+from datasets.checking import ListFileError, image_file_problem, read_list_text
 from datasets.frequency_filter import FrequencyFilter
 
 LABELS: dict[int, str] = {1: "real", 0: "attack"}
@@ -95,9 +96,9 @@ def parse_split(root: str | Path, split: str) -> tuple[list[tuple[int, SurfSampl
     path = list_file(root, split)
     root = path.parent.resolve()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise CasiaSurfError(f"{path}: cannot read list file ({error})") from error
+        text = read_list_text(path)
+    except ListFileError as error:
+        raise CasiaSurfError(str(error)) from error
     samples: list[tuple[int, SurfSample]] = []
     problems: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -140,9 +141,13 @@ def read_split(root: str | Path, split: str) -> list[SurfSample]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """``cv2.imread(path, IMREAD_COLOR)`` as uint8 (H, W, 3) BGR; raises CasiaSurfError if unreadable or empty."""
+    """``cv2.imread(path, IMREAD_COLOR)`` as uint8 (H, W, 3) BGR; raises CasiaSurfError if unreadable or empty, or
+    if a JPEG / PNG lacks its end marker (cut short: OpenCV would decode it with only a warning)."""
     if not Path(path).is_file():
         raise CasiaSurfError(f"{path}: missing image (listed, but not found)")
+    problem = image_file_problem(path)
+    if problem is not None:
+        raise CasiaSurfError(f"{path}: unreadable or empty image: {problem}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise CasiaSurfError(f"{path}: unreadable or empty image (cv2.imread returned nothing)")

@@ -1,8 +1,15 @@
 """``check-data`` for DroneVehicle, either layout: every problem with the file (and list line) at fault.
 
-A prepared root (what runs read): the three list files present and non-empty; every listed RGB image exists and
-decodes, its IR twin (``images`` -> ``image``) exists, decodes and has the same size, and its label file parses
-(5 numbers a line, an integer class 0-4, ``xc yc w h`` within [0, 1], positive ``w`` / ``h``). A release (what
+A prepared root (what runs read): the three list files present, UTF-8 and non-empty; no image listed twice in a
+split nor in two splits (a case is one RGB image file: the release numbers each split from 00001, so a name alone
+is no case); every listed RGB image and its IR twin (``images`` -> ``image``) non-empty, complete (a JPEG / PNG ends
+with its end marker: OpenCV decodes one cut short with only a warning, and ultralytics would re-encode it in place)
+and decodable, the RGB image 640 x 512 (``IMAGE_SIZE``: prepared images are the release's with the border cropped;
+a box label is relative to that crop) and its IR twin the same size; its label file UTF-8 and parsing (5 numbers a
+line, an integer class 0-4, ``xc yc w h`` within [0, 1], positive ``w`` / ``h``; empty: no objects); and
+``synthetic.json`` / ``prepare.json`` not torn. The loader (``loader.py``) refuses the same list, image, twin and
+label faults when it is built, before training (an image of another size than 640 x 512 it would letterbox and
+train on: check-data alone reports that). A release (what
 ``prepare`` reads; also ``ROOT/source`` of a synthetic root): every RGB image has its IR twin and an annotation XML,
 and every XML (RGB and IR) parses, with known class names and coordinates inside the image -- the checks
 ``prepare`` makes before converting, without decoding the images.
@@ -10,13 +17,21 @@ and every XML (RGB and IR) parses, with known class names and coordinates inside
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 
-from datasets.checking import gather_problems
-from datasets.dronevehicle import SPLITS
+from datasets.checking import (
+    ListFileError,
+    gather_problems,
+    image_file_problem,
+    json_problem,
+    read_list_text,
+    shared_cases,
+)
+from datasets.dronevehicle import BORDER, IMAGE_SIZE, SPLITS
 from datasets.dronevehicle.layout import (
     ir_path,
     is_prepared,
@@ -27,8 +42,8 @@ from datasets.dronevehicle.layout import (
     raw_dir,
     read_list,
 )
-from datasets.dronevehicle.prepare import inspect_release, read_annotation
-from datasets.registry import Problem
+from datasets.dronevehicle.prepare import MANIFEST, inspect_release, read_annotation
+from datasets.registry import SYNTHETIC_MARKER, Problem
 
 
 def _problem(text: str) -> Problem:
@@ -49,11 +64,24 @@ def sample_problems(rgb: Path, listed: str) -> list[Problem]:
         if not path.is_file():
             problems.append(Problem(str(path), f"missing {kind} image ({listed})"))
             continue
+        problem = image_file_problem(path)
+        if problem is not None:
+            problems.append(Problem(str(path), f"{kind} image: {problem} ({listed})"))
+            continue
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None or image.size == 0:
             problems.append(Problem(str(path), f"unreadable {kind} image (cv2.imread returned nothing; {listed})"))
         else:
             images[kind] = image.shape[:2]
+    if "RGB" in images and images["RGB"] != IMAGE_SIZE:
+        (h, w), (h0, w0) = images["RGB"], IMAGE_SIZE
+        problems.append(
+            Problem(
+                str(rgb),
+                f"RGB is {w} x {h}, expected DroneVehicle's prepared {w0} x {h0} (the release's images with their "
+                f"{BORDER}-px border cropped; `prepare` writes them) ({listed})",
+            )
+        )
     if len(images) == 2 and images["RGB"] != images["IR"]:
         (h0, w0), (h1, w1) = images["RGB"], images["IR"]
         problems.append(Problem(str(rgb), f"RGB is {w0} x {h0} but its IR twin {twin} is {w1} x {h1}"))
@@ -61,7 +89,11 @@ def sample_problems(rgb: Path, listed: str) -> list[Problem]:
     if not label.is_file():
         problems.append(Problem(str(label), f"missing label file ({listed})"))
     else:
-        _, bad = parse_label_text(label.read_text(encoding="utf-8-sig"))
+        try:
+            text = read_list_text(label, "utf-8-sig")
+        except ListFileError as error:
+            return [*problems, Problem(str(label), str(error).split(": ", 1)[-1], error.line)]
+        _, bad = parse_label_text(text)
         problems += [Problem(str(label), message) for message in bad]
     return problems
 
@@ -102,17 +134,32 @@ def check_data(root: str | Path, progress: bool = True, workers: int = 4) -> lis
             )
         ]
     problems: list[Problem] = []
-    samples: list[tuple[Path, str]] = []
+    for name, rebuild in ((SYNTHETIC_MARKER, "delete the root and write the synthetic set again"),
+                          (MANIFEST, "run `python -m reproduce prepare` again")):  # fmt: skip
+        torn = json_problem(root / name, rebuild)
+        if torn is not None:
+            problems.append(Problem(str(root / name), torn))
+    samples: dict[str, tuple[Path, str]] = {}  # case (the RGB image, relative to the root) -> (path, where listed)
+    cases = {}
     for split, file_name in SPLITS.items():
         try:
             entries = read_list(root, split)
         except FileNotFoundError:
             problems.append(Problem(str(list_path(root, split)), f"missing list file ({split})"))
             continue
+        except ListFileError as error:
+            problems.append(Problem(str(list_path(root, split)), str(error).split(": ", 1)[-1], error.line))
+            continue
         if not entries:
             problems.append(Problem(str(list_path(root, split)), f"empty split {split!r}"))
-        samples += [(path, f"{file_name}, line {line}") for line, path in entries]
-    problems += gather_problems(samples, lambda s: sample_problems(*s), workers, progress, "check DroneVehicle")
+        keyed = [(line, (os.path.normpath(os.path.relpath(path, root)),)) for line, path in entries]
+        cases[split] = (list_path(root, split), keyed)
+        for (line, (key,)), (_, path) in zip(keyed, entries, strict=True):
+            samples.setdefault(key, (path, f"{file_name}, line {line}"))
+    problems += shared_cases(cases)
+    problems += gather_problems(
+        list(samples.values()), lambda s: sample_problems(*s), workers, progress, "check DroneVehicle"
+    )
     if is_raw(root / "source"):  # a synthetic root keeps its release-layout copy there
         problems += release_problems(root / "source", workers)
     return problems

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from datasets.checking import read_list_text
 from datasets.dronevehicle import CLASS_NAMES, SPLITS
 
 RGB_DIR = "images"
@@ -71,7 +72,8 @@ def list_entry(split: str, name: str) -> str:
 
 def read_list(root: str | Path, split: str) -> list[tuple[int, Path]]:
     """``(line number, RGB image path)`` of every non-empty line of ``split``'s list file (``./`` resolved against
-    the root, as ultralytics does). FileNotFoundError naming the list when it is missing."""
+    the root, as ultralytics does). FileNotFoundError naming the list when it is missing; ListFileError (a
+    ValueError) naming it and the line when it is not UTF-8 (a byte-order mark is allowed, as ultralytics reads it)."""
     path = list_path(root, split)
     if not path.is_file():
         raise FileNotFoundError(
@@ -79,7 +81,7 @@ def read_list(root: str | Path, split: str) -> list[tuple[int, Path]]:
             "`python -m reproduce prepare dronevehicle SOURCE ROOT` writes them)"
         )
     entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(read_list_text(path, "utf-8-sig").splitlines(), start=1):
         token = line.strip()
         if token:
             entries.append((number, Path(root) / token[2:] if token.startswith("./") else Path(token)))

@@ -20,6 +20,11 @@ identically. The resize is the base class's. Notes on the other transforms under
 - **Strict labels**: ultralytics drops a corrupt label file (bad numbers, class out of range, coordinates outside
   [0, 1]) or an unreadable image with a warning; here construction raises a ValueError naming every such file (and
   a missing label file -- ``prepare`` writes one for every image, empty when it has no objects).
+- **Strict images**: ultralytics "restores" a JPEG without its end-of-image marker by re-encoding it in place and
+  never looks at the IR twins; here construction raises a ValueError naming every empty or cut-short RGB or IR image
+  (``datasets.checking.image_file_problem``) before ultralytics reads any, and every IR twin whose size differs from
+  its RGB image (headers only), so that none is found mid-run. A list file that is not UTF-8 is named with its line.
+  ``check-data`` reports all of these first.
 
 :func:`build_two_stream_dataset` mirrors ``ultralytics.data.build.build_yolo_dataset`` (for a trainer's or
 validator's ``build_dataset``); :class:`DroneVehicleDataset` is the data set's registered loader. Ultralytics is
@@ -41,6 +46,7 @@ from ultralytics.data.augment import Compose, RandomHSV
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.utils.patches import imread
 
+from datasets.checking import ListFileError, image_file_problem, read_list_text
 from datasets.dronevehicle.layout import IR_DIR, data_dict, ir_path, list_path, parse_label_text
 
 HSV_MODES = ("rgb", "none")
@@ -104,7 +110,12 @@ class TwoStreamYOLODataset(YOLODataset):
 
     # -------------------------------------------------------------- files and labels
     def get_img_files(self, img_path: str | list[str]) -> list[str]:
-        """The base class's RGB files; FileNotFoundError naming both paths when an IR twin is missing."""
+        """The base class's RGB files; FileNotFoundError naming both paths when an IR twin is missing, ListFileError (a
+        ValueError) naming a list file that is not UTF-8 and its line (the base class's error names neither cause nor
+        line)."""
+        for path in img_path if isinstance(img_path, list) else [img_path]:
+            if os.path.isfile(path):
+                read_list_text(path, "utf-8-sig")
         files = super().get_img_files(img_path)
         missing = []
         for f in files:
@@ -125,17 +136,45 @@ class TwoStreamYOLODataset(YOLODataset):
             if not os.path.isfile(label):
                 problems.append(f"{label}: missing label file of {im_file}")
                 continue
-            with open(label, encoding="utf-8-sig") as handle:
-                _, bad = parse_label_text(handle.read(), num_classes)
+            try:
+                text = read_list_text(label, "utf-8-sig")
+            except ListFileError as error:
+                problems.append(str(error))
+                continue
+            _, bad = parse_label_text(text, num_classes)
             problems += [f"{label}: {message}" for message in bad]
         if problems:
             raise ValueError(f"corrupt DroneVehicle label files:\n  {_listed(problems)}")
+        images = [(f, kind) for rgb in self.im_files for f, kind in ((rgb, "RGB"), (ir_path(rgb, self.ir_dir), "IR"))]
+        problems = [f"{f}: {kind} image: {p}" for f, kind in images if (p := image_file_problem(f)) is not None]
+        if problems:  # before the base class reads them: it would re-encode a cut-short JPEG in place
+            raise ValueError(f"empty or cut-short DroneVehicle images (run check-data):\n  {_listed(problems)}")
         listed = list(self.im_files)
         labels = super().get_labels()
         dropped = sorted(set(listed) - {lb["im_file"] for lb in labels})
         if dropped:
             raise ValueError(f"images ultralytics cannot read (corrupt or unsupported):\n  {_listed(dropped)}")
+        problems = [p for lb in labels if (p := self._twin_size_problem(lb["im_file"], lb["shape"])) is not None]
+        if problems:
+            raise ValueError(f"RGB / IR pairs of different sizes (run check-data):\n  {_listed(problems)}")
         return labels
+
+    def _twin_size_problem(self, rgb: str, shape: tuple[int, int]) -> str | None:
+        """Why the IR twin of ``rgb`` (whose ``(h, w)`` the base class read, EXIF-rotated) cannot be stacked with it:
+        another size (read from its header, EXIF-rotated as ``cv2.imread`` does), or an unreadable header."""
+        from PIL import Image
+        from ultralytics.data.utils import exif_size
+
+        twin = ir_path(rgb, self.ir_dir)
+        try:
+            with Image.open(twin) as image:
+                w1, h1 = exif_size(image)
+        except (OSError, ValueError) as error:
+            return f"{twin}: unreadable IR image ({error}; twin of {rgb})"
+        (h0, w0) = shape
+        if (h0, w0) != (h1, w1):
+            return f"{rgb} is {w0} x {h0} but its IR twin {twin} is {w1} x {h1}"
+        return None
 
     # -------------------------------------------------------------- images
     def load_pair(self, i: int) -> np.ndarray:

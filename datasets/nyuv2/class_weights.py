@@ -159,8 +159,16 @@ def read_cache(root: str | Path) -> dict[str, Any] | None:
     return record
 
 
+#: How to write the class-weight cache again (in the messages about a bad one).
+REBUILD = (
+    "delete it and it is computed again from the training labels when a run or `python -m reproduce prepare nyuv2 "
+    "SOURCE ROOT` next reads it"
+)
+
+
 def cache_problem(root: str | Path) -> str | None:
-    """What is wrong with an existing cache file (None: absent, stale -- both recomputed when read -- or valid)."""
+    """What is wrong with an existing cache file (None: absent, stale -- both recomputed when read -- or valid): torn
+    or unreadable JSON, no weights, or weights that are not 40 finite numbers >= 0."""
     path = Path(root) / WEIGHTS_FILE
     if not path.is_file():
         return None
@@ -168,17 +176,26 @@ def cache_problem(root: str | Path) -> str | None:
         record = json.loads(path.read_text(encoding="utf-8"))
         weights = [float(w) for w in record["weights"]]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        return f"unreadable class-weight cache ({type(error).__name__}: {error}); delete it to recompute"
+        return f"unreadable class-weight cache, torn or not written here ({type(error).__name__}: {error}); {REBUILD}"
     if len(weights) != NUM_CLASSES or not all(math.isfinite(w) and w >= 0 for w in weights):
-        return f"the class-weight cache must hold {NUM_CLASSES} finite weights >= 0; delete it to recompute"
+        return f"the class-weight cache must hold {NUM_CLASSES} finite weights >= 0; {REBUILD}"
     return None
+
+
+def _default_policy(root: Path) -> str:
+    """The absent-class policy of a root without a readable cache: ``zero`` for a synthetic set (its generator's),
+    else ``error`` (``prepare``'s default)."""
+    from datasets.registry import read_synthetic_marker
+
+    marker = read_synthetic_marker(root)
+    return "zero" if isinstance(marker, dict) and marker.get("kind") == "nyuv2" else "error"
 
 
 @functools.lru_cache(maxsize=16)
 def _cached(root: str, digest: str, stamp: int | None) -> tuple[float, ...]:
     record = read_cache(root)
     if record is None:
-        policy = "error"
+        policy = _default_policy(Path(root))
         try:
             policy = json.loads((Path(root) / WEIGHTS_FILE).read_text(encoding="utf-8")).get("absent_policy", policy)
         except (OSError, ValueError, AttributeError):
@@ -195,8 +212,12 @@ def _cached(root: str, digest: str, stamp: int | None) -> tuple[float, ...]:
 
 def median_frequency_weights(root: str | Path) -> np.ndarray:
     """The (40,) float64 median-frequency weights of ``root``'s training split: read from the cache, computed (and
-    cached) when it is missing or stale; memoised per root, list and cache file."""
+    cached) when it is missing or stale; memoised per root, list and cache file. ValueError naming the cache file
+    when it is torn or holds no valid weights (:func:`cache_problem`, what ``check-data`` reports)."""
     root = Path(root).resolve()
     path = root / WEIGHTS_FILE
+    problem = cache_problem(root)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}")
     stamp = path.stat().st_mtime_ns if path.is_file() else None
     return np.array(_cached(str(root), _list_digest(root), stamp), dtype=np.float64)

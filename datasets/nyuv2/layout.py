@@ -27,6 +27,7 @@ DOWNLOAD_FILES = (MAT_FILE, SPLITS_FILE, MAPPING_FILE)
 
 #: The class-weight cache of a prepared root (``class_weights.py``), and ESANet's pickle of the same weights.
 WEIGHTS_FILE = "class_weights.json"
+LIST_HINT = "`python -m reproduce prepare nyuv2 SOURCE ROOT` writes the split lists"
 ESANET_WEIGHTS_FILE = "weighting_median_frequency_1+40_train.pickle"
 
 
@@ -56,20 +57,20 @@ def list_path(root: Path, split: str) -> Path:
 def parse_split(root: Path, split: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """The indices ``split``'s list names, ``(line number, index)`` in file order, and its problems, ``(line number,
     what is wrong)``: a token that is not a four-digit index, an index listed twice. Blank lines are skipped.
-    FileNotFoundError naming the list when it is missing."""
+    FileNotFoundError naming the list when it is missing; ListFileError (a ValueError) naming it when it is not UTF-8
+    text or cannot be read."""
     path = list_path(root, split)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: missing split list of NYU-Depth V2 (a prepared root holds {', '.join(SPLITS.values())}; "
             "`python -m reproduce prepare nyuv2 SOURCE ROOT` writes them)"
         )
+    from datasets.checking import read_list_lines
+
     entries: list[tuple[int, str]] = []
     problems: list[tuple[int, str]] = []
     first: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        token = line.strip()
-        if not token:
-            continue
+    for number, token in read_list_lines(path, LIST_HINT):
         if not INDEX.match(token):
             problems.append((number, f"{token!r} is not a four-digit image index (e.g. 0003)"))
             continue
@@ -93,6 +94,18 @@ def read_split(root: Path, split: str) -> list[str]:
     if not entries:
         raise ValueError(f"{path}: the {split} split is empty")
     return [index for _, index in entries]
+
+
+def shared_indices(root: Path, split: str, indices: list[str]) -> list[tuple[str, str]]:
+    """``(index, other list file)`` for each of ``indices`` (of ``split``) that another split's list names too; lists
+    that are missing are skipped."""
+    mine = set(indices)
+    shared = []
+    for other, file_name in SPLITS.items():
+        if other != split and (Path(root) / file_name).is_file():
+            entries, _ = parse_split(root, other)
+            shared += [(index, file_name) for _, index in entries if index in mine]
+    return shared
 
 
 def is_prepared(root: Path) -> bool:

@@ -25,9 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datasets.checking import image_file_problem
 from datasets.nyuv2 import DEPTH_MEAN, DEPTH_STD, NUM_CLASSES, SPLITS
+from datasets.nyuv2.check import expected_size, size_problem
 from datasets.nyuv2.class_weights import median_frequency_weights
-from datasets.nyuv2.layout import read_split, sample_paths
+from datasets.nyuv2.layout import list_path, read_split, sample_paths, shared_indices
 from datasets.nyuv2.transforms import SCALE, TrainingAugmentation, normalise_depth, normalise_rgb, rescale
 
 
@@ -40,9 +42,18 @@ def augment_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(epoch), int(index)])
 
 
+def _imread(path: Path) -> np.ndarray | None:
+    """The decoded image at ``path`` (None when missing or undecodable); Nyuv2Error naming it when it is empty or
+    cut short (no closing IEND chunk), as ``check-data`` reports it, rather than as merely unreadable."""
+    damaged = image_file_problem(path)
+    if damaged is not None and damaged != "missing file":
+        raise Nyuv2Error(f"{path}: {damaged} (python -m reproduce check-data nyuv2 ROOT lists every bad file)")
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB (the PNG holds BGR, as OpenCV writes it)."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = _imread(path)
     if image is None:
         raise Nyuv2Error(f"{path}: missing or unreadable RGB image")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -52,7 +63,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def _read_plane(path: Path, dtype: type, kind: str, expected: str) -> np.ndarray:
     """A single-channel image of ``dtype``; Nyuv2Error naming ``path`` otherwise."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = _imread(path)
     if image is None:
         raise Nyuv2Error(f"{path}: missing or unreadable {kind} image")
     if image.ndim != 2 or image.dtype != dtype:
@@ -100,6 +111,14 @@ class Nyuv2Dataset(Dataset):
         self.root = Path(root)
         self.split = split
         self.indices = read_split(self.root, split)
+        shared = shared_indices(self.root, split, self.indices)
+        if shared:
+            listed = ", ".join(f"{index} (also in {other})" for index, other in shared[:5])
+            raise ValueError(
+                f"{list_path(self.root, split)}: {len(shared)} image(s) of the {split} split are in another split "
+                f"too: {listed}; an image belongs to one split only (python -m reproduce check-data nyuv2 ROOT lists "
+                "them)"
+            )
         self.paths = [sample_paths(self.root, split, index) for index in self.indices]
         missing = [str(p) for paths in self.paths for p in paths.values() if not p.is_file()]
         if missing:
@@ -113,6 +132,7 @@ class Nyuv2Dataset(Dataset):
         self.augmentation = TrainingAugmentation(height, width, tuple(float(s) for s in scale), hsv)
         self.depth_mean, self.depth_std = float(depth_mean), float(depth_std)
         self.invalid_depth_zero = bool(invalid_depth_zero)
+        self.image_size = expected_size(self.root)
 
     @functools.cached_property
     def class_weights(self) -> np.ndarray:
@@ -141,6 +161,9 @@ class Nyuv2Dataset(Dataset):
             raise Nyuv2Error(
                 f"{paths['rgb']}: sizes differ: rgb {rgb.shape[:2]}, depth {depth.shape}, label {label.shape}"
             )
+        wrong = size_problem(label.shape, self.image_size)
+        if wrong is not None:
+            raise Nyuv2Error(f"{paths['rgb']}: {wrong} (python -m reproduce check-data nyuv2 ROOT lists them all)")
         if int(label.max()) > NUM_CLASSES:
             raise Nyuv2Error(f"{paths['label']}: labels outside 0-{NUM_CLASSES} (max {int(label.max())})")
         return rgb, depth, label
