@@ -58,7 +58,8 @@ def runtime_from(args: argparse.Namespace, base: Runtime | None = None) -> Runti
 def add_run_arguments(
     parser: argparse.ArgumentParser, default_output: str = "results/ (results/<preset>/ for synthetic)"
 ) -> None:
-    """--preset, --data-root, --seeds, --force, --resume, --nproc, --output-dir and the runtime options."""
+    """--preset, --data-root, --seeds, --force, --resume, --no-wait, --nproc, --output-dir and the runtime
+    options."""
     parser.add_argument(
         "--preset",
         choices=PRESETS,
@@ -70,6 +71,7 @@ def add_run_arguments(
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; tables show mean ± std")
     parser.add_argument("--force", action="store_true", help="retrain runs that are already in the registry")
     parser.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
+    add_no_wait_argument(parser)
     parser.add_argument(
         "--nproc",
         type=positive,
@@ -82,6 +84,16 @@ def add_run_arguments(
     add_runtime_arguments(parser)
 
 
+def add_no_wait_argument(parser: argparse.ArgumentParser) -> None:
+    """--no-wait: fail at once (naming the holder) when another process trains a run this command needs."""
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="when another process is training a run this command needs (its lock results/runs/<key>.lock is held), "
+        "exit with an error naming it instead of waiting for it and reusing its result",
+    )
+
+
 def output_dir(args: argparse.Namespace, sub: str = "") -> Path:
     """``--output-dir``, else the results root for the paper preset and ``<results>/<preset>/`` for synthetic ones."""
     if args.output_dir is not None:
@@ -92,7 +104,11 @@ def output_dir(args: argparse.Namespace, sub: str = "") -> Path:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of ``run_table`` that the shared options set."""
+    """The keyword arguments of ``run_table`` that the shared options set; ``--no-wait`` sets the run-lock policy of
+    the process (:func:`reproduce.runs.lock.set_wait_default`)."""
+    from reproduce.runs.lock import set_wait_default
+
+    set_wait_default(not getattr(args, "no_wait", False))
     return {
         "preset_name": args.preset,
         "data_root": args.data_root,

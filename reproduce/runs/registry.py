@@ -2,19 +2,22 @@
 
 Beside each entry, ``<key>/`` holds the run's resolved configuration (``config.yaml``, written when the run
 starts, so an interrupted run has it too), its curves, its resume checkpoint while it trains and its final weights
-(``model.pt``). Tables are rendered from the registry alone; a finished run is not trained again unless forced.
+(``model.pt``); ``<key>.lock`` is the run's lock, held by the process that trains it (:mod:`reproduce.runs.lock`).
+Tables are rendered from the registry alone; a finished run is not trained again unless forced.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from reproduce.io import write_text_atomic
 from reproduce.paths import runs_dir
 from reproduce.runs.config import RunConfig
+from reproduce.runs.lock import RunHold, lock_run
 from reproduce.runs.records import ResultRecord
 from reproduce.runs.runtime import Runtime
 
@@ -59,6 +62,17 @@ class Registry:
 
     def config_path(self, run: RunConfig | str) -> Path:
         return self.run_dir(run) / "config.yaml"
+
+    def lock_path(self, run: RunConfig | str) -> Path:
+        """The run's lock file (:mod:`reproduce.runs.lock`), beside its entry."""
+        return self.root / f"{_key(run)}.lock"
+
+    def lock(
+        self, run: RunConfig | str, wait: bool | None = None, process: Any = None
+    ) -> AbstractContextManager[RunHold]:
+        """Hold the run's lock from the registry check to the final write (:func:`reproduce.runs.lock.lock_run`):
+        another process asking for the run waits (or, ``wait=False``, raises ``RunLockedError``)."""
+        return lock_run(self.lock_path(run), _key(run), wait=wait, entry=self.path(run), process=process)
 
     def has(self, run: RunConfig | str) -> bool:
         return self.path(run).exists()
