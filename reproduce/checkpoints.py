@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from datasets.files import NoSpaceError, remove_stale_temporaries
 from reproduce.io import atomic_write
+
+__all__ = ["NoSpaceError", "load_checkpoint", "remove_stale_temporaries", "rng_state", "save_checkpoint",
+           "seed_everything", "set_rng_state"]  # fmt: skip
+#: What torch's zip writer raises instead of ENOSPC when the file system fills up mid-write.
+TORCH_WRITE_FAILURES = ("unexpected pos", "file write failed", "PytorchStreamWriter failed writing")
 
 
 def rng_state() -> dict[str, Any]:
@@ -35,8 +41,19 @@ def seed_everything(seed: int) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """``torch.save`` through the atomic-write helper: never a half-written checkpoint."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """``torch.save`` through the atomic-write helper: never a half-written checkpoint. A full file system raises
+    :class:`NoSpaceError` (an ``OSError`` naming ``path`` and the free space), also where torch reports it as a
+    ``RuntimeError`` (``unexpected pos ...``); a read-only folder ``datasets.files.NotWritableError``."""
+
+    def write(tmp: Path) -> None:
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as error:
+            if any(text in str(error) for text in TORCH_WRITE_FAILURES):
+                raise NoSpaceError(path, f"torch: {str(error).strip().splitlines()[-1]}") from error
+            raise
+
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:

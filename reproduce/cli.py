@@ -119,6 +119,7 @@ def cmd_table(args: argparse.Namespace) -> int:
                 runtime=runtime_from(args),
                 require_data=False,
                 pretrained=args.pretrained,
+                nproc=args.nproc,
             )
             descriptions = describe_plan(table, Registry())
         sys.stdout.write(json.dumps(descriptions, indent=2) + "\n" if args.json else format_plan(table, descriptions))
@@ -147,7 +148,8 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
         with results_root_set_to(args.results_dir):
             plan = plan_figure(
-                args.figure, args.preset, args.data_root, tuple(args.seeds), runtime_from(args), require_data=False
+                args.figure, args.preset, args.data_root, tuple(args.seeds), runtime_from(args), require_data=False,
+                nproc=args.nproc,
             )
             sys.stdout.write(format_plan(plan, describe_plan(plan, Registry())))
         return 0
@@ -176,7 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from reproduce.runs.config import RunConfig
     from reproduce.runs.overrides import deep_merge, parse_assignments
     from reproduce.runs.registry import Registry
-    from reproduce.runs.runtime import Runtime
+    from reproduce.runs.runtime import Runtime, config_for_processes
 
     with results_root_set_to(args.results_dir):
         config = RunConfig.from_yaml(args.config)
@@ -189,9 +191,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.table is not None or args.column is not None:
             runtime = runtime.replace(table=args.table, column=args.column or "")
         process = distributed.initialise()
+        # Under torchrun without synchronised BatchNorm the process count is part of the run (train.batchnorm_shards)
+        config = config_for_processes(config, runtime, process.world_size)
         try:
             registry = Registry()
-            results = execute(plan_runs([(config, runtime)]), registry, resume=args.resume, force=args.force)
+            plan = plan_runs([(config, runtime)])
+            results = execute(plan, registry, resume=args.resume, force=args.force, wait=not args.no_wait)
         finally:
             distributed.shutdown()
         result = results[config.key]
@@ -343,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=cmd_subsets)
 
     from datasets.registry import list_datasets
-    from reproduce.runargs import add_run_arguments, add_runtime_arguments
+    from reproduce.runargs import add_no_wait_argument, add_run_arguments, add_runtime_arguments
     from reproduce.tables.specs import ABLATION_TABLES, TABLE_RUNS
 
     trainable = ", ".join(map(str, sorted(TABLE_RUNS)))
@@ -404,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", default=None, help="the data root (replaces the file's data.root / synthetic)")
     run.add_argument("--force", action="store_true", help="retrain the run if it is already in the registry")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    add_no_wait_argument(run)
     run.add_argument("--table", type=int, default=None, help="label: the paper table the run belongs to")
     run.add_argument("--column", default=None, help="label: the table column the run fills")
     add_runtime_arguments(run)
@@ -463,21 +469,116 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: torch's messages when ``torch.save`` cannot write (a full disk gives no errno through its C++ writer).
+TORCH_WRITE_FAILURES = ("unexpected pos", "file write failed", "PytorchStreamWriter failed writing")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _free_space(path: str | Path) -> str:
+    """The free space of the file system holding ``path`` (its nearest existing folder), for messages."""
+    import shutil
+
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return f"{_size(shutil.disk_usage(folder).free)} free on the file system of {folder}"
+    except OSError:
+        return "free space unknown"
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.absolute().relative_to(root.absolute())
+    except ValueError:
+        return False
+    return True
+
+
+def environment_error(error: BaseException) -> str | None:
+    """One line saying what went wrong with the machine (not with the run) and what to do, or None: no space
+    left (the path and the free space), a read-only or unwritable results root (named), a missing file or data
+    root, any other ``OSError`` naming its file."""
+    import errno
+
+    from reproduce.paths import results_root
+
+    root = results_root()
+    if isinstance(error, RuntimeError) and any(text in str(error) for text in TORCH_WRITE_FAILURES):
+        return (
+            f"cannot write a checkpoint under {root} (torch: {str(error).strip().splitlines()[0]}); "
+            f"{_free_space(root)}: a full disk gives this; free some space (or use --results-dir) and rerun "
+            "with --resume"
+        )
+    if not isinstance(error, OSError):
+        return None
+    path = Path(error.filename) if error.filename else None
+    where = f" ({path})" if path is not None else ""
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        target = path or root
+        return (
+            f"no space left on device writing {target}: {_free_space(target)}; free some space (or use "
+            "--results-dir) and rerun with --resume"
+        )
+    if error.errno == errno.EROFS or (isinstance(error, PermissionError) and path is not None and _under(path, root)):
+        kind = "read-only" if error.errno == errno.EROFS else "not writable"
+        if path is None or _under(path, root):
+            return (
+                f"the results root {root} is {kind}{where}: make it writable, or choose another with --results-dir "
+                "or $MWAM_RESULTS_DIR"
+            )
+        return f"{path} is on a read-only file system: make it writable or write elsewhere"
+    if isinstance(error, FileNotFoundError):
+        hint = " (set --data-root or the run's data.root to the data set's folder)" if "data root" in str(error) else ""
+        return f"{error.strerror + ': ' + str(path) if path is not None and error.strerror else error}{hint}"
+    if path is not None:
+        return f"cannot access {path}: {error.strerror or error}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line; exit status 0 done, 2 a bad command, configuration or data (the message says what),
+    1 the machine (no space left, a read-only results root, a file that cannot be read or written), 130
+    interrupted (``--resume`` continues). An error is one line on stderr; ``--debug`` (anywhere on the command
+    line) shows its traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (PaperDataError, RecordError, ValueError) as error:
+    except Exception as error:
+        if debug:
+            raise
+        return _report_error(error)
+
+
+def _report_error(error: Exception) -> int:
+    """Print ``error`` as one line and return the exit status (``main``); re-raise what is not understood."""
+    from reproduce.engine.trainer import DependencyError, NonFiniteLossError, TrainingInterruptedError
+
+    if isinstance(error, NonFiniteLossError):  # the run's numbers (data, learning rate): nothing was recorded
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except RuntimeError as error:
-        from reproduce.engine.trainer import DependencyError, TrainingInterruptedError
-
-        if isinstance(error, TrainingInterruptedError):
-            print(f"interrupted: {error}", file=sys.stderr)
-            return 130
-        if isinstance(error, DependencyError):
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        raise
+    if isinstance(error, TrainingInterruptedError):
+        print(f"interrupted: {error}", file=sys.stderr)
+        return 130
+    if isinstance(error, FileNotFoundError):  # a missing data root or file: the input, as a bad configuration
+        print(f"error: {environment_error(error)}", file=sys.stderr)
+        return 2
+    if isinstance(error, PaperDataError | RecordError | ValueError | DependencyError):
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    message = environment_error(error)
+    if message is None:
+        raise error
+    print(f"error: {message}", file=sys.stderr)
+    return 1

@@ -65,9 +65,11 @@ def plan_table(
     runtime: Runtime | None = None,
     require_data: bool = True,
     pretrained: str | None = None,
+    nproc: int = 1,
 ) -> TablePlan:
     """The plan of Table ``number`` (or of its ``columns``) for every seed; ``pretrained``: an ImageNet checkpoint
-    for the hosts that take one (``TableRuns.configs``)."""
+    for the hosts that take one (``TableRuns.configs``); ``nproc``: the processes per run (their count is part of a
+    run whose BatchNorm is not synchronised, ``train.batchnorm_shards``)."""
     from datasets import dataset_spec
 
     spec = table_runs(number)
@@ -76,12 +78,20 @@ def plan_table(
     root = resolve_data_root(dataset, preset, data_root, required=require_data)
     names = list(columns) if columns is not None else None
     requested = [
-        pair
+        _for_processes(pair, nproc)
         for seed in seeds
         for pair in spec.configs(root, preset, seed, names, tuple(extensions), runtime, pretrained=pretrained)
     ]
     table_layout(number, requested)  # a column that cannot be drawn is an error before anything trains
     return TablePlan(number, preset, plan_runs(requested), requested, root)
+
+
+def _for_processes(pair: tuple[RunConfig, Runtime], nproc: int) -> tuple[RunConfig, Runtime]:
+    """A requested run as trained in ``nproc`` processes (``reproduce.runs.runtime.config_for_processes``)."""
+    from reproduce.runs.runtime import config_for_processes
+
+    config, runtime = pair
+    return (config_for_processes(config, runtime, nproc) if nproc > 1 else config), runtime
 
 
 def table_layout(number: int, requested: Sequence[tuple[RunConfig, Runtime]]) -> Any:
@@ -127,7 +137,9 @@ def run_table(
     from reproduce.engine.runner import execute
 
     with results_root_set_to(results_dir):
-        table = plan_table(number, preset_name, data_root, seeds, columns, extensions, runtime, pretrained=pretrained)
+        table = plan_table(
+            number, preset_name, data_root, seeds, columns, extensions, runtime, pretrained=pretrained, nproc=nproc
+        )
         registry = Registry()
         execute(table.plan, registry, resume=resume, force=force, nproc=nproc)
         output = Path(output_dir) if output_dir is not None else default_output_dir(table.preset)
@@ -174,8 +186,9 @@ def plan_figure(
     seeds: Sequence[int] = (0,),
     runtime: Runtime | None = None,
     require_data: bool = True,
+    nproc: int = 1,
 ) -> TablePlan:
-    """The runs of Fig. ``number`` (``FIGURE_RUNS``) for every seed."""
+    """The runs of Fig. ``number`` (``FIGURE_RUNS``) for every seed, trained in ``nproc`` processes each."""
     from datasets import dataset_spec
     from reproduce.tables.specs import FIGURE_RUNS
 
@@ -185,7 +198,8 @@ def plan_figure(
     dataset = dataset_spec(spec.dataset)
     preset = dataset.preset(preset_name)
     root = resolve_data_root(dataset, preset, data_root, required=require_data)
-    requested = [pair for seed in seeds for pair in spec.configs(root, preset, seed, runtime=runtime)]
+    pairs = [pair for seed in seeds for pair in spec.configs(root, preset, seed, runtime=runtime)]
+    requested = [_for_processes(pair, nproc) for pair in pairs]
     return TablePlan(number, preset, plan_runs(requested), requested, root, kind="Fig.")
 
 
@@ -208,7 +222,7 @@ def run_figure(
     from reproduce.figures_frequency import figure1
 
     with results_root_set_to(results_dir):
-        plan = plan_figure(number, preset_name, data_root, seeds, runtime)
+        plan = plan_figure(number, preset_name, data_root, seeds, runtime, nproc=nproc)
         registry = Registry()
         execute(plan.plan, registry, resume=resume, force=force, nproc=nproc)
         output = Path(output_dir) if output_dir is not None else default_output_dir(plan.preset)

@@ -27,14 +27,22 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import torch
 from torch.utils.data import DataLoader
 
 import models
 from models.host import Host, HostOutput
-from reproduce.checkpoints import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from reproduce.checkpoints import (
+    load_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 from reproduce.devices import device_name
 from reproduce.engine.context import EngineContext
 from reproduce.engine.distributed import current
@@ -74,6 +82,32 @@ class DependencyError(RuntimeError):
     """A run whose dependency (e.g. MMANet's teacher) is not in the registry yet."""
 
 
+class NonFiniteLossError(RuntimeError):
+    """A step's loss (or, without fp16's GradScaler, its gradients) is NaN or infinite: the run stops, nothing is
+    recorded, and the last checkpoint written before the step is kept for inspection."""
+
+    def __init__(self, message: str, key: str, epoch: int, step_in_epoch: int, global_step: int, terms: list[str]):
+        super().__init__(message)
+        self.key, self.epoch, self.step_in_epoch, self.global_step = key, epoch, step_in_epoch, global_step
+        self.terms = terms  # the non-finite loss parts ("loss/fused" ...) or, for gradients, the parameters
+
+
+@dataclass
+class StepCheck:
+    """What the finiteness check of one step needs, kept on the device until the check (no sync per step on CUDA):
+    its position, whether it is finite (a 0-dim bool tensor), its loss and named parts, the gradient norm of each
+    parameter that has a gradient (None when not checked: under fp16 the GradScaler handles overflow)."""
+
+    epoch: int
+    step_in_epoch: int
+    global_step: int
+    ok: torch.Tensor
+    loss: torch.Tensor
+    parts: dict[str, torch.Tensor]
+    parameters: list[torch.nn.Parameter]
+    grad_norms: torch.Tensor | None
+
+
 class Trainer:
     """Trains and evaluates one run (see the module docstring); subclass and override a hook for a new engine
     behaviour, register a plug-in (``reproduce.methods``) for a new way of training."""
@@ -95,6 +129,8 @@ class Trainer:
         self.checkpoint_path = self.run_dir / "last.pt"
         self._stop_requested = False
         self._finish_reason: str | None = None
+        self._checkpointed: tuple[int, int] | None = None  # (epoch, step) of the checkpoint on disk, this attempt
+        self.finite_pending: list[StepCheck] = []  # steps not yet checked for finiteness (see check_finite)
 
     # ------------------------------------------------------------------ build hooks
     def build_device(self) -> torch.device:
@@ -164,12 +200,16 @@ class Trainer:
         the registry, :meth:`finished_dependencies`)."""
         c = self.config
         self.device = self.build_device()
+        self.remove_stale_temporaries()
         seed_everything(c.seed)
         if c.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
         self.task = self.build_task()
         self.host = self.build_host()
         self.task.attach(self.host)
+        from reproduce.engine.preflight import preflight  # every split the run reads, before the first step
+
+        preflight(self)
         self.sync_batchnorm = self.dist.enabled and self.runtime.sync_batchnorm and self.device.type == "cuda"
         if self.sync_batchnorm:
             self.host = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.host)
@@ -199,6 +239,10 @@ class Trainer:
             self.host.parameters(), c.optim, c.schedule, self.sampler.batches_per_epoch, c.train.epochs
         )
         self.model = self.wrap_model(self.host)
+        self.parameter_names = {id(p): name for name, p in self.host.named_parameters()}
+        # CUDA: the finiteness of each step is checked at logged steps, epoch ends and before every checkpoint (a
+        # sync per step would stall the GPU stream); CPU: after each step, before its optimiser step.
+        self.deferred_finite_check = self.device.type == "cuda"
         if self.dist.rank > 0:  # each process its own random stream (modality draws, augmentation order ...)
             seed_everything(c.seed + RANK_SEED_STRIDE * self.dist.rank)
 
@@ -264,12 +308,39 @@ class Trainer:
         self.global_step, self.history = state["global_step"], state["history"]
         self.selected = state["selected"]
         self.wandb_id, self.elapsed = state["wandb_id"], state["elapsed"]
+        self._checkpointed = (self.epoch, self.step_in_epoch)  # the run resumes from this state, on disk
 
     def save_checkpoint(self) -> None:
+        """The resume checkpoint (atomic; never of a step that failed :meth:`check_finite`, which runs first)."""
+        self.check_finite()
         state = self.state_dict()  # every process takes part (it gathers the process states)
         if self.dist.is_main:
             save_checkpoint(self.checkpoint_path, state)
+            remove_stale_temporaries(self.checkpoint_path)  # those of a kill -9 shortly before this attempt
+        self._checkpointed = (self.epoch, self.step_in_epoch)
         self.dist.barrier()
+
+    def remove_stale_temporaries(self) -> None:
+        """Remove the temporary files a killed writer left beside the run's checkpoint, weights, registry entry and
+        configuration (``.last.pt.*.tmp.pt`` ...; only those not written to for a minute: the run's lock makes the
+        run ours, and a live writer keeps its file fresh)."""
+        if self.dist.is_main:
+            for path in (self.checkpoint_path, self.registry.weights_path(self.key), self.registry.path(self.key),
+                         self.registry.config_path(self.key)):  # fmt: skip
+                remove_stale_temporaries(path)
+
+    def save_final_checkpoint(self) -> None:
+        """After the last epoch: the trained state on disk (unless the last epoch's checkpoint holds it), so that
+        an evaluation interrupted by a signal is re-run by ``--resume`` without training again."""
+        if self._checkpointed != (self.epoch, self.step_in_epoch):
+            self.save_checkpoint()
+
+    def interrupt(self, where: str) -> NoReturn:
+        """Checkpoint (unless the state is on disk already) and raise :class:`TrainingInterruptedError`."""
+        self.elapsed = time.perf_counter() - self._start
+        if self._checkpointed != (self.epoch, self.step_in_epoch):
+            self.save_checkpoint()
+        raise TrainingInterruptedError(f"{where}; checkpoint {self.checkpoint_path}; continue with --resume")
 
     # ------------------------------------------------------------------ control
     def request_stop(self) -> None:
@@ -282,8 +353,16 @@ class Trainer:
         self._finish_reason = str(reason)
 
     @contextmanager
-    def _signals(self):
+    def _signals(self, immediate: bool = False):
+        """SIGINT / SIGTERM request a stop (honoured after the step, or at the end of the epoch, with a checkpoint);
+        ``immediate`` (the final evaluation, whose trained state is on disk already): they raise
+        :class:`TrainingInterruptedError` at once."""
+
         def handler(signum, frame):
+            if immediate and not self._stop_requested:
+                log.warning("signal %s during the evaluation: stopping now (the trained state is on disk)", signum)
+                self.request_stop()
+                raise TrainingInterruptedError(self._evaluation_interrupted(f"signal {signum}"))
             log.warning("signal %s: stopping after this step and saving a checkpoint", signum)
             self.request_stop()
 
@@ -367,8 +446,90 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.backward(loss)
         self.before_optimizer_step(ctx)
+        self.watch_finite(ctx, loss, parts)
         self.optimizer_step()
         return parts
+
+    # ------------------------------------------------------------------ finite or nothing
+    def watch_finite(self, ctx: StepContext, loss: torch.Tensor, parts: Mapping[str, torch.Tensor]) -> None:
+        """Record whether the step is finite: its loss and, unless fp16's GradScaler handles overflow (it skips
+        such steps), its gradients. On the CPU checked at once (before the optimiser step); on CUDA kept on the
+        device and checked by :meth:`check_finite` at the next logged step, epoch end or checkpoint."""
+        loss = loss.detach()
+        ok = torch.isfinite(loss).all()
+        parameters: list[torch.nn.Parameter] = []
+        norms = None
+        if not self.scaler.is_enabled():
+            parameters = [p for group in self.optimizer.param_groups for p in group["params"]
+                          if p.grad is not None and not p.grad.is_sparse]  # fmt: skip
+            if parameters:
+                grads = [p.grad for p in parameters]
+                foreach_norm = getattr(torch, "_foreach_norm", None)  # one fused kernel on CUDA
+                each = foreach_norm(grads) if foreach_norm else [torch.linalg.vector_norm(g) for g in grads]
+                norms = torch.stack([n.to(torch.float32) for n in each])
+                ok = ok & torch.isfinite(norms).all()
+        self.finite_pending.append(
+            StepCheck(ctx.epoch, ctx.step_in_epoch, ctx.global_step, ok, loss, dict(parts), parameters, norms)
+        )
+        if not self.deferred_finite_check:
+            self.check_finite()
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteLossError` (on every process) when a step since the last check had a non-finite
+        loss or gradient: one sync for all of them. Called before every checkpoint, so none holds a bad step."""
+        pending, self.finite_pending = self.finite_pending, []
+        bad = bool(pending) and not bool(torch.stack([check.ok for check in pending]).all())
+        if not self.dist.any(bad):
+            return
+        first = next((check for check in pending if not bool(check.ok)), None)
+        reports = self.dist.gather(None if first is None else self._describe_nonfinite(first))
+        rank, (where, kind, what, terms, position) = next((r, x) for r, x in enumerate(reports) if x is not None)
+        on = f" on process {rank}" if self.dist.enabled else ""
+        if self._checkpointed is not None:
+            epoch, step = self._checkpointed
+            kept = (f"the last good checkpoint {self.checkpoint_path} (it resumes at epoch {epoch}, step {step}) is "
+                    "kept for inspection")  # fmt: skip
+        elif self.checkpoint_path.exists():
+            kept = f"{self.checkpoint_path} is from an earlier attempt and was left as it was"
+        else:
+            kept = "no checkpoint was written before this step"
+        lr = self.optimizer.param_groups[0]["lr"]
+        raise NonFiniteLossError(
+            f"run {self.key}: {kind}{on} at {where}: {what}. Training stopped and nothing was recorded in the registry "
+            f"{self.registry.root}; {kept}. Check the data for NaN / Inf values (`python -m reproduce check-data`), "
+            f"the learning rate (optim.lr {self.config.optim.lr}, now {lr:g}) and the loss terms",
+            self.key,
+            *position,
+            terms,
+        )
+
+    def _describe_nonfinite(self, check: StepCheck) -> tuple[str, str, str, list[str], tuple[int, int, int]]:
+        """Where (epoch and step), the kind (loss or gradient), what (the non-finite loss parts, or the parameters
+        with non-finite gradients), their names, and the position of a step that failed the check (the error path:
+        syncs are fine here)."""
+        where = (f"epoch {check.epoch}, step {check.step_in_epoch} of the epoch (global step {check.global_step}; "
+                 "counted from 0)")  # fmt: skip
+        position = (check.epoch, check.step_in_epoch, check.global_step)
+        values = {name: value.detach().float() for name, value in check.parts.items()}
+        bad = [name for name, value in values.items() if not bool(torch.isfinite(value).all())]
+
+        def show(names: list[str]) -> str:
+            return ", ".join(f"{n} = {float(values[n].mean()):g}" if values[n].numel() else n for n in names)
+
+        if bad or not bool(torch.isfinite(check.loss).all()):
+            finite = [name for name in values if name not in bad]
+            what = show(bad) if bad else f"the combined loss = {float(check.loss.mean()):g}"
+            what += f" (finite: {show(finite)})" if finite else ""
+            return where, "non-finite loss", what, bad or ["loss"], position
+        assert check.grad_norms is not None  # the step failed, its loss is finite: a gradient is not
+        broken = [i for i, norm in enumerate(check.grad_norms.tolist()) if not math.isfinite(norm)]
+        names = [self.parameter_names.get(id(check.parameters[i]), f"a parameter outside the host (#{i})")
+                 for i in broken]  # fmt: skip
+        modules = sorted({name.rsplit(".", 1)[0] if "." in name else name for name in names})
+        listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        what = (f"{len(names)} parameter(s) of module(s) {', '.join(modules[:8])}: {listed} (the loss is finite: "
+                f"{show(list(values))})")  # fmt: skip
+        return where, "non-finite gradient", what, names, position
 
     # ------------------------------------------------------------------ the loop
     def train_epoch(self, epoch: int) -> None:
@@ -385,16 +546,13 @@ class Trainer:
             self.global_step += 1
             self.epoch_losses.append(parts["loss/fused"])
             if self.global_step % self.runtime.log_every == 0:
+                self.check_finite()  # nothing non-finite is logged
                 self._log_step(parts)
             for callback in self.callbacks:
                 callback(self, self.global_step)
             if self.dist.any(self._stop_requested):
-                self.elapsed = time.perf_counter() - self._start
-                self.save_checkpoint()
-                raise TrainingInterruptedError(
-                    f"stopped at epoch {epoch}, step {self.step_in_epoch}; checkpoint {self.checkpoint_path}; "
-                    "continue with --resume"
-                )
+                self.interrupt(f"stopped at epoch {epoch}, step {self.step_in_epoch}")
+        self.check_finite()  # the epoch's mean loss, validation and checkpoint see finite steps only
 
     def skip_epoch(self, epoch: int) -> None:
         """An epoch of ``schedule.skip_epochs``: no batch, no forward pass, no update (the authors' ``if epoch == 0:
@@ -543,8 +701,11 @@ class Trainer:
             self.validate(epoch, entry)
             self.select(epoch, entry)
             self.end_epoch(epoch, entry)
+            if self.dist.any(self._stop_requested):  # a signal after the epoch's last step (validation ...)
+                self.interrupt(f"stopped after epoch {epoch}")
             if self.finished_early is not None:
                 break
+        self.save_final_checkpoint()
         self.restore_selected()
 
     @property
@@ -557,8 +718,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str | None = None) -> dict[str, dict[str, float]]:
-        """Every subset on ``split`` (default: the run's ``eval.split``), in the paper's order."""
-        return self.evaluate_subsets(split or self.config.eval.split)
+        """Every subset on ``split`` (default: the run's ``eval.split``), in the paper's order. A SIGINT / SIGTERM
+        (before or during it) raises :class:`TrainingInterruptedError` at once: ``--resume`` re-runs it from the
+        checkpoint :meth:`fit` left."""
+        with self._signals(immediate=True):
+            if self.dist.any(self._stop_requested):
+                raise TrainingInterruptedError(self._evaluation_interrupted("a stop request"))
+            return self.evaluate_subsets(split or self.config.eval.split)
+
+    def _evaluation_interrupted(self, cause: str) -> str:
+        state = "no checkpoint holds the trained state"
+        if self.checkpoint_path.exists():
+            state = f"the trained state is in checkpoint {self.checkpoint_path}; continue with --resume (it re-runs it)"
+        return f"{cause} during the evaluation of run {self.key}: stopped; {state}"
 
     def evaluate_subsets(
         self,
@@ -605,49 +777,56 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:
-        """Train (or continue) and evaluate; returns the registry entry. A finished run is reused unless ``force``."""
-        c, main = self.config, self.dist.is_main
-        if self.registry.has(c) and not force:
-            log.info("run %s is already in the registry (use force to retrain)", self.key)
-            return self.registry.load(c)
-        self.setup()
-        if resume and self.checkpoint_path.exists():
-            self.load_state_dict(load_checkpoint(self.checkpoint_path, self.device))
-            log.info("resuming run %s at epoch %d, step %d", self.key, self.epoch, self.step_in_epoch)
-        elif self.checkpoint_path.exists():
-            log.warning("run %s has a checkpoint but resume was not asked for: starting over", self.key)
-        if main:
-            self.registry.save_config(c, self.runtime)
-        self.tracker = Tracker(
-            self.runtime.wandb if main else "disabled",
-            self.registry.root.parent,
-            name=f"{self.runtime.column or c.host.name} [{self.key}]",
-            config={
-                **c.to_dict(),
-                "key": self.key,
-                "schedule_resolved": c.schedule.used_fields(),
-                "runtime": self.runtime.to_dict(),
-            },
-            run_id=self.wandb_id,
-            group=f"table{self.runtime.table}" if self.runtime.table else None,
-        )
-        self.wandb_id = self.tracker.run_id
-        try:
-            self.plugins.on_train_start(self.ctx)
-            with self._signals():
-                self.fit()
-            result = self.dist.broadcast(self._result(self.evaluate()))  # rank 0's wall time on every process
-            self.plugins.on_train_end(self.ctx, result)
+        """Train (or continue) and evaluate; returns the registry entry. A finished run is reused unless ``force``.
+
+        The run's lock (:mod:`reproduce.runs.lock`) is held from the registry check to the registry write: a second
+        process asking for the run waits for it and reuses its result (also under ``force``, when the run was
+        recorded while it waited); under torchrun rank 0 checks that the command that started it still holds it."""
+        with self.registry.lock(self.config, process=self.dist) as hold:
+            c, main = self.config, self.dist.is_main
+            if self.registry.has(c) and (not force or hold.updated):
+                log.info("run %s is already in the registry (use force to retrain)", self.key)
+                return self.registry.load(c)
+            self.setup()
+            if resume and self.checkpoint_path.exists():
+                self.load_state_dict(load_checkpoint(self.checkpoint_path, self.device))
+                log.info("resuming run %s at epoch %d, step %d", self.key, self.epoch, self.step_in_epoch)
+            elif self.checkpoint_path.exists():
+                log.warning("run %s has a checkpoint but resume was not asked for: starting over", self.key)
             if main:
-                save_checkpoint(self.registry.weights_path(c), {"config_key": self.key, "host": self.host.state_dict()})
-                self.registry.save(result)
-                # Finished: the final weights (model.pt) and the result remain; the resume checkpoint (weights,
-                # optimiser state, RNG ...) is no longer needed and is the largest file of a run.
-                self.checkpoint_path.unlink(missing_ok=True)
-            self.dist.barrier()
-        finally:
-            self.tracker.finish()
-        return result
+                self.registry.save_config(c, self.runtime)
+            self.tracker = Tracker(
+                self.runtime.wandb if main else "disabled",
+                self.registry.root.parent,
+                name=f"{self.runtime.column or c.host.name} [{self.key}]",
+                config={
+                    **c.to_dict(),
+                    "key": self.key,
+                    "schedule_resolved": c.schedule.used_fields(),
+                    "runtime": self.runtime.to_dict(),
+                },
+                run_id=self.wandb_id,
+                group=f"table{self.runtime.table}" if self.runtime.table else None,
+            )
+            self.wandb_id = self.tracker.run_id
+            try:
+                self.plugins.on_train_start(self.ctx)
+                with self._signals():
+                    self.fit()
+                result = self.dist.broadcast(self._result(self.evaluate()))  # rank 0's wall time on every process
+                self.plugins.on_train_end(self.ctx, result)
+                if main:
+                    hold.check()  # a torchrun rank whose command was killed records nothing
+                    weights = {"config_key": self.key, "host": self.host.state_dict()}
+                    save_checkpoint(self.registry.weights_path(c), weights)
+                    self.registry.save(result)
+                    # Finished: the final weights (model.pt) and the result remain; the resume checkpoint (weights,
+                    # optimiser state, RNG ...) is no longer needed and is the largest file of a run.
+                    self.checkpoint_path.unlink(missing_ok=True)
+                self.dist.barrier()
+            finally:
+                self.tracker.finish()
+            return result
 
     def _log_step(self, parts: dict[str, torch.Tensor]) -> None:
         """A logged step: its loss parts and learning rate, plus what each plug-in adds; the logger writes them."""

@@ -324,7 +324,14 @@ class TrainConfig:
     with PyTorch's default TF32 behaviour (TF32 convolutions on Ampere+ GPUs, fp32 matmuls); ``bf16`` / ``fp16``
     autocast as a speed option; ``auto`` = bf16 on CUDA, off on CPU. The run's record says which it used
     (``precision``, ``tf32``). ``channels_last``: on CUDA when None (4-D inputs only); ``deterministic``: torch's
-    deterministic algorithms."""
+    deterministic algorithms.
+
+    ``batchnorm_shards``: over how many shards of the global batch BatchNorm computes its statistics. 1 (the
+    default, every key from before this setting) when the batch is normalised whole: one process, or DDP on CUDA
+    with SyncBatchNorm. N when N processes each normalise their own shard (DDP without SyncBatchNorm: CPU process
+    groups, or ``runtime.sync_batchnorm: false``): such a run trains other numbers than one process does, so it is
+    another run with its own key. Set by :meth:`RunConfig.for_processes` for ``--nproc N`` (and under torchrun);
+    the trainer's preflight refuses a run whose process layout contradicts it (for a host with BatchNorm)."""
 
     epochs: int = 100
     batch_size: int = 64
@@ -332,6 +339,7 @@ class TrainConfig:
     amp: str = "off"
     channels_last: bool | None = None
     deterministic: bool = False
+    batchnorm_shards: int = 1
 
     def __post_init__(self) -> None:
         _integer(self.epochs, "train.epochs", 1)
@@ -345,6 +353,7 @@ class TrainConfig:
             raise ConfigError("train.channels_last must be true, false or null")
         if not isinstance(self.deterministic, bool):
             raise ConfigError("train.deterministic must be true or false")
+        _integer(self.batchnorm_shards, "train.batchnorm_shards", 1)
 
 
 @dataclass(frozen=True)
@@ -597,6 +606,17 @@ class RunConfig:
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
+    def for_processes(self, nproc: int, batchnorm_synchronised: bool) -> RunConfig:
+        """This run as trained in ``nproc`` processes: ``train.batchnorm_shards`` is ``nproc`` where each process
+        normalises BatchNorm over its own shard (``batchnorm_synchronised`` false: DDP without SyncBatchNorm, see
+        ``Runtime.batchnorm_synchronised``), else 1. One process, or synchronised BatchNorm, keeps the run (and its
+        key) as it is; the result is the same when applied twice."""
+        _integer(nproc, "nproc", 1)
+        shards = 1 if nproc == 1 or batchnorm_synchronised else nproc
+        if shards == self.train.batchnorm_shards:
+            return self
+        return self.replace(train=dataclasses.replace(self.train, batchnorm_shards=shards))
+
     # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
         """What the key hashes: every setting that differs from its default (sections whose settings all are
@@ -686,15 +706,60 @@ def _section(cls: type, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {error}") from None
 
 
+def _unique_key_loader() -> type:
+    """A ``yaml.SafeLoader`` whose mappings refuse a key given twice (YAML would keep the last value silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if isinstance(node, yaml.MappingNode):  # the mapping's own keys (a merged ``<<: *base`` may be overridden)
+                seen: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:  # an unhashable key: the base class reports it
+                        continue
+                    if first is not None:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"duplicated key {key!r} on line {key_node.start_mark.line + 1} (first given on line "
+                            f"{first.start_mark.line + 1}): YAML would silently keep the last value; remove one",
+                            key_node.start_mark,
+                        )
+                    seen[key] = key_node
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def load_yaml_text(text: str) -> Any:
+    """``yaml.safe_load`` of ``text``, except that a mapping key given twice is a ``yaml.YAMLError`` naming the key
+    and both lines."""
+    import yaml
+
+    return yaml.load(text, Loader=_unique_key_loader())  # a SafeLoader subclass
+
+
 def read_yaml(path: str | Path, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A YAML mapping from ``path`` (ConfigError naming the file otherwise), without the top-level keys ``drop``."""
+    """A YAML mapping from ``path`` (ConfigError naming the file otherwise: also for a key given twice in one
+    mapping, with the key and its lines), without the top-level keys ``drop``."""
     import yaml
 
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = load_yaml_text(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error})") from None
+    except yaml.constructor.ConstructorError as error:
+        if error.problem and error.problem.startswith("duplicated key"):
+            raise ConfigError(f"{path}: {error.problem}") from None
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(values, dict):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reproduce.runs.config import ConfigError, read_yaml
+from reproduce.runs.config import ConfigError, RunConfig, read_yaml
 
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -31,7 +31,10 @@ class Runtime:
     a checkpoint of a 72 M-parameter host with its SGD state is about 0.6 GB.
     table / column: where the run is shown (W&B group, records). sync_batchnorm: under DDP on CUDA, convert the
     host's BatchNorm layers to SyncBatchNorm, so that a multi-GPU run normalises over the global batch as a
-    one-GPU run does (CPU process groups cannot: there each process normalises its shard)."""
+    one-GPU run does (CPU process groups cannot: there each process normalises its shard, which the run's
+    configuration records as ``train.batchnorm_shards``: :meth:`batchnorm_synchronised`).
+    preflight: before the first training step, check every split the run reads (exists, not empty, no duplicated
+    or shared cases, the first sample loads: ``reproduce.engine.preflight``); seconds, on by default."""
 
     device: str = "auto"
     workers: int = 0
@@ -45,6 +48,7 @@ class Runtime:
     column: str = ""
     sync_batchnorm: bool = True
     checkpoint_every: int = 1
+    preflight: bool = True
 
     def __post_init__(self) -> None:
         for name, minimum in (("workers", 0), ("log_every", 1), ("val_every", 0), ("checkpoint_every", 0)):
@@ -57,7 +61,7 @@ class Runtime:
             raise ConfigError(f"runtime.val_subsets must be all or full, got {self.val_subsets!r}")
         if self.wandb is not None and self.wandb not in WANDB_MODES:
             raise ConfigError(f"runtime.wandb must be one of {', '.join(WANDB_MODES)} or null, got {self.wandb!r}")
-        for name in ("progress", "sync_batchnorm"):
+        for name in ("progress", "sync_batchnorm", "preflight"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"runtime.{name} must be true or false")
 
@@ -77,8 +81,31 @@ class Runtime:
             raise ConfigError(f"{path}: runtime must be a mapping")
         return cls.from_dict(values, source=f"{path}: runtime")
 
+    def batchnorm_synchronised(self, nproc: int, cuda: bool | None = None) -> bool:
+        """Whether a run in ``nproc`` processes normalises BatchNorm over the whole batch: one process, or DDP on
+        CUDA with ``sync_batchnorm`` (``cuda``: whether the run's device is a GPU; None: ``device``, with ``auto``
+        meaning a GPU when torch sees one)."""
+        if nproc <= 1:
+            return True
+        if cuda is None:
+            if self.device == "auto":
+                import torch
+
+                cuda = torch.cuda.is_available()
+            else:
+                cuda = self.device.startswith("cuda")
+        return bool(cuda and self.sync_batchnorm)
+
     def replace(self, **changes: Any) -> Runtime:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def config_for_processes(config: RunConfig, runtime: Runtime, nproc: int, cuda: bool | None = None) -> RunConfig:
+    """``config`` as trained in ``nproc`` processes under ``runtime`` (``RunConfig.for_processes``): with
+    ``train.batchnorm_shards`` = ``nproc`` where each process normalises BatchNorm over its own shard (CPU, or
+    ``sync_batchnorm`` off), else unchanged. What a launcher applies before it looks the run up in the registry
+    (``--nproc N``; a torchrun rank with its ``WORLD_SIZE``); ``cuda`` as in :meth:`Runtime.batchnorm_synchronised`."""
+    return config.for_processes(nproc, runtime.batchnorm_synchronised(nproc, cuda))

@@ -111,6 +111,9 @@ class UltralyticsRunner:
         from reproduce.yolo.trainer import TwoStreamDetectionTrainer, TwoStreamSettings
 
         root = config.data.locate()
+        from reproduce.engine.preflight import check_lists
+
+        check_lists(config, runtime, ["train", "val", config.eval.split])  # before anything is written or trained
         run_dir.mkdir(parents=True, exist_ok=True)
         registry.save_config(config, runtime)
         data_yaml.write_text(yaml.safe_dump(data_dict(root), sort_keys=False), encoding="utf-8")

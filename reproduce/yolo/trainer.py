@@ -38,6 +38,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from copy import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -48,7 +49,7 @@ ultralytics_offline()
 
 import ultralytics.engine.trainer as ultralytics_trainer  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
-from ultralytics.utils import LOGGER, WEIGHTS_DIR  # noqa: E402
+from ultralytics.utils import LOGGER, RANK, WEIGHTS_DIR  # noqa: E402
 from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
 
 from reproduce.methods.base import PluginList, StepData  # noqa: E402
@@ -93,6 +94,35 @@ class TwoStreamSettings:
 #: the file earlier versions kept MWAM's bank in (read when resuming such a run).
 PLUGIN_STATE = "plugins.pt"
 LEGACY_MWAM_STATE = "mwam.pt"
+
+
+def truncate_results(results_csv: Path, epochs: int) -> int:
+    """Keep the header and the rows of the first ``epochs`` epochs of ultralytics' ``results.csv`` (its ``epoch``
+    column counts from 1), written atomically; returns how many rows were dropped (0: the file is left alone).
+
+    Ultralytics appends an epoch's row (``save_metrics``) before it writes that epoch's ``last.pt``: a run stopped
+    between the two resumes at the earlier checkpoint and trains the epoch again, which would append its row twice.
+    """
+    if not results_csv.is_file():
+        return 0
+    lines = results_csv.read_text(encoding="utf-8").splitlines(keepends=True)
+    if not lines:
+        return 0
+    kept = [lines[0]]
+    for line in lines[1:]:
+        first = line.split(",", 1)[0].strip()
+        try:
+            epoch = float(first)
+        except ValueError:
+            continue  # a torn last line (the process died while appending it)
+        if epoch <= epochs:
+            kept.append(line)
+    dropped = len(lines) - len(kept)
+    if dropped:
+        from reproduce.io import write_text_atomic
+
+        write_text_atomic(results_csv, "".join(kept))
+    return dropped
 
 
 class PluginTracker(NullTracker):
@@ -298,6 +328,15 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
         optimizer_step_with_mwam(
             self.model, self.optimizer, self.scaler, self.ema, self.mwam, self.ctx, self.settings.mwam_clip
         )
+
+    def resume_training(self, ckpt: Any) -> None:
+        """Ultralytics' resume (at the checkpoint's epoch), then ``results.csv`` -- the run's ``history`` -- cut back
+        to the epochs that checkpoint holds (:func:`truncate_results`): every epoch one row, also after a resume."""
+        super().resume_training(ckpt)
+        if ckpt is not None and self.resume and RANK in {-1, 0}:
+            dropped = truncate_results(self.csv, self.start_epoch)
+            if dropped:
+                LOGGER.info(f"resume: dropped {dropped} row(s) of {self.csv} after epoch {self.start_epoch}")
 
     def _load_checkpoint_state(self, ckpt: dict[str, Any]) -> None:
         """Ultralytics' restoring of optimiser, scaler and EMA. Mid-training (its NaN recovery, which redoes the
