@@ -27,7 +27,8 @@ class Runtime:
     many samples (None: all). val_subsets: ``all`` subsets or only the ``full`` set -- a cheap per-epoch check for
     hosts whose evaluation is expensive (BraTS: sliding windows over whole volumes). Validation draws no
     randomness, so none of these changes training.
-    checkpoint_every: write the resume checkpoint every this many epochs (0: only when a run is interrupted);
+    checkpoint_every: write the resume checkpoint every this many epochs (0: only when a run is interrupted, and once
+        after the last epoch, before the final evaluation);
     a checkpoint of a 72 M-parameter host with its SGD state is about 0.6 GB.
     table / column: where the run is shown (W&B group, records). sync_batchnorm: under DDP on CUDA, convert the
     host's BatchNorm layers to SyncBatchNorm, so that a multi-GPU run normalises over the global batch as a
