@@ -393,7 +393,8 @@ class MMFormerHost(SubsetDropout, Host):
 
     ``branches()`` (what MWAM rescales) gives, per modality, the encoder, ``encode_conv``, the position embedding
     and the intra-modal transformer. ``decode_conv`` is left out because it is unused and never gets a gradient.
-    SDE's forward hooks do not apply to this host: the branches' outputs are not single feature maps.
+    SDE applies through ``feature_branches()``, the four CNN encoders: its forward hooks enhance each encoder's
+    deepest level (the ``branches()`` groups are never called as a whole; tests/test_sde_variant.py trains it).
     """
 
     modalities = ("flair", "t1ce", "t1", "t2")

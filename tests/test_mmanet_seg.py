@@ -49,7 +49,7 @@ def method_with(teacher, **options):
     method.distance, method.device = [0.0, 0.0], torch.device("cpu")
     method.weak = None
     method.teacher = teacher
-    method.teacher_run = SimpleNamespace(config=SimpleNamespace(key="t"))
+    method.teacher_run = SimpleNamespace(config=SimpleNamespace(key="t"), result={"selection": {"select": "last"}})
     return method
 
 

@@ -173,7 +173,7 @@ def test_paper_preset_trains_mmformer_as_a3_and_gss_as_five_stages_from_the_rfne
     assert (rfnet.train.epochs, rfnet.train.iterations_per_epoch, rfnet.optim.weight_decay) == (300, 150, 1e-5)
     assert (mmformer.train.epochs, mmformer.train.iterations_per_epoch, mmformer.optim.weight_decay) == (
         1000,
-        219,
+        110,
         1e-4,
     )
     assert configs["mmFormer +MWAM"][0].train.epochs == 1000 and mmformer.host.options == {}

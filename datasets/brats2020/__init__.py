@@ -36,11 +36,32 @@ _PAPER_RUN = {
     "eval": {"batch_size": 1},
 }
 
-# mmFormer's train.py sets iter_per_epoch = len(train_loader), and its MultiEpochsDataLoader's __len__ is the
-# sampler's length -- the number of training cases, not of batches: an "epoch" is 219 iterations on the paper split.
+# mmFormer's "epoch" (its train.py: ``iter_per_epoch = len(train_loader)``). Their ``MultiEpochsDataLoader``'s
+# length is its batch sampler's (``drop_last`` off): the number of *batches*, ceil(cases / batch) -- 110 at the
+# paper's batch 2 on the 219 training cases (28 at the authors' batch 8), not 219. The paper is silent, so the
+# released value decides: the paper preset runs 110 iterations an epoch (1000 epochs = 110,000 steps). The other
+# reading, one iteration per training case (219, 219,000 steps: twice the compute), stays a named option.
+#: ``loader`` -- the released code's epoch (the paper preset's); ``cases`` -- 219 iterations, one a training case.
+MMFORMER_EPOCH_MODES: tuple[str, ...] = ("loader", "cases")
+
+
+def mmformer_iterations_per_epoch(
+    mode: str = "loader", batch_size: int = 2, train_cases: int = SPLIT_SIZES["train"]
+) -> int:
+    """mmFormer's iterations per epoch: ``loader`` -- ``len(train_loader)`` of the authors' loader, ceil(cases /
+    batch) (110 at batch 2, 28 at batch 8); ``cases`` -- the number of training cases (219). A run takes the second
+    with ``--set train.iterations_per_epoch=219`` (docs/training.md)."""
+    if mode not in MMFORMER_EPOCH_MODES:
+        raise ValueError(f"mode must be one of {MMFORMER_EPOCH_MODES}, got {mode!r}")
+    return train_cases if mode == "cases" else -(-train_cases // batch_size)
+
+
 _PAPER_HOST_RUNS = {
     "mmformer": {
-        "train": {"epochs": 1000, "iterations_per_epoch": SPLIT_SIZES["train"]},
+        "train": {
+            "epochs": 1000,
+            "iterations_per_epoch": mmformer_iterations_per_epoch("loader", _PAPER_RUN["train"]["batch_size"]),
+        },
         "optim": {"weight_decay": 1e-4},
     }
 }

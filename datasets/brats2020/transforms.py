@@ -7,8 +7,9 @@ decision is shared by both keys. Facts from the authors' ``data/transforms.py``:
 - crop: a random ``size`` window, its start uniform over every position (``random.randint(0, s - k)``).
 - rotation: one of the three planes of (H, W, D) ((1, 0), (2, 1), (2, 0)), an integer angle
   ``np.random.randint(-10, 10)`` (so -10 .. 9 degrees), nearest-neighbour, same size, constant fill -1 for the
-  image. The authors fill the label with -1 too, which wraps to 255 in their uint8 labels; here it is 0
-  (background), as ``../shared/notes/host-facts.md`` advises.
+  image. The authors fill their uint8 label with -1 too; SciPy's ndimage clamps a negative value written to an
+  unsigned output to 0 (it does not wrap to 255), so with the pinned SciPy (1.17.1) their label fill is 0, the
+  background -- the fill used here (tests/test_brats_label_fill.py).
 - intensity: ``x * scale + shift`` with scale ~ U(0.9, 1.1) and shift ~ U(-0.1, 0.1). The authors draw the factors
   with shape [1, H, 1, 1, C] -- one per channel *and per index of the first spatial axis* (``per="slice"``, the
   default, kept because their models trained with it); ``per="channel"`` draws one per channel, the evident intent.

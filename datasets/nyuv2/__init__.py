@@ -48,6 +48,9 @@ _NO_VALIDATION = {"val_every": 0}
 # fp16), images 480 x 640 (random rescale x U(1.0, 1.4) then a 480 x 640 crop in training). Their OneCycleLR also
 # cycles SGD's momentum (PyTorch's default cycle_momentum=True: 0.95 -> 0.85 -> 0.95, overriding the 0.9 they set):
 # ``cycle_momentum: true`` here (schedule.cycle_momentum: false keeps 0.9, A.3's number).
+# Evaluation: MMANet's test script (segmentation/test/test_missing.py, ``i=298``) loads ``ckpt_epoch_298.pth`` of the
+# trained run (their training saves every epoch after 290), not the last epoch (299): ``eval.select: epoch:298``
+# (0-based, as the trainer counts) for every Table 3 column (ESANet-MD, MMANet-seg, +MWAM, +SDE: the one test script).
 _PAPER_RUN = {
     "data": {"options": {"height": 480, "width": 640}},
     "train": {"epochs": 300, "batch_size": 8, "amp": "fp16"},
@@ -61,8 +64,14 @@ _PAPER_RUN = {
         "final_div_factor": 1e4,
         "cycle_momentum": True,
     },
-    "eval": {"batch_size": 8},
+    "eval": {"batch_size": 8, "select": "epoch:298"},
 }
+
+# MMANet-seg's teacher: the authors' student loads the teacher's ckpt_epoch_245.pth, a checkpoint their saving rule
+# keeps only when it is the best test-split MIoU so far (from epoch 230): ``teacher_select: best_test``. This is
+# test-set selection (of the teacher only; the student's weak-combination search also reads the test split, as the
+# code does); the method's default, ``last``, is the clean alternative (docs/training.md).
+_PAPER_METHODS = {"mmanet_seg": {"teacher_select": "best_test"}}
 
 
 def _synthetic_run(epochs: int, height: int, width: int, batch_size: int) -> dict:
@@ -79,7 +88,7 @@ def _synthetic_run(epochs: int, height: int, width: int, batch_size: int) -> dic
 
 
 PRESETS = {
-    "paper": DatasetPreset("paper", synthetic=False, run=_PAPER_RUN, runtime=_NO_VALIDATION),
+    "paper": DatasetPreset("paper", synthetic=False, run=_PAPER_RUN, runtime=_NO_VALIDATION, methods=_PAPER_METHODS),
     # Synthetic presets: small images whose sides are multiples of 32 (ESANet's encoders downsample 32-fold),
     # cropped at the image size as the paper's 480 x 640 is; a few epochs on a 2-core CPU. MMANet-seg's search
     # after epochs 6-9 and its terms from epoch 11 shrink with the schedule (as CASIA-SURF's MMANet).

@@ -227,7 +227,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.epoch_losses: list[torch.Tensor] = []  # this epoch's step losses, kept on the device (no sync)
         self._eval_loaders: dict[tuple[str, int | None], DataLoader] = {}
-        self.selected: dict[str, Any] | None = None  # eval.select best_val: {"epoch", "value", "host"} so far
+        # eval.select best_val: {"epoch", "value", "host"} so far; epoch:N: {"epoch", "host"} once epoch N ended
+        self.selected: dict[str, Any] | None = None
         self.wandb_id: str | None = None
         self.elapsed = 0.0
         self.tracker: Any = NullTracker()  # the run's tracker replaces it once the run starts
@@ -603,8 +604,13 @@ class Trainer:
 
     def select(self, epoch: int, entry: dict[str, Any]) -> None:
         """``eval.select: best_val``: after each epoch past ``select_after``, the selection metric on the selection
-        split (``select_inputs``); the weights of the best epoch are kept (on the CPU, in the checkpoint)."""
+        split (``select_inputs``); the weights of the best epoch are kept (on the CPU, in the checkpoint).
+        ``epoch:N``: the weights after epoch ``N`` are kept the same way."""
         e = self.config.eval
+        if e.fixed_epoch is not None:
+            if epoch == e.fixed_epoch:
+                self.selected = {"epoch": epoch, "host": self.host_state_on_cpu()}
+            return
         if e.select != "best_val" or epoch <= e.select_after:
             return
         value = self.selection_value(epoch)
@@ -613,8 +619,11 @@ class Trainer:
         best = self.selected
         better = best is None or (value > best["value"] if e.select_mode == "max" else value < best["value"])
         if better:
-            host_state = {k: v.detach().to("cpu", copy=True) for k, v in self.host.state_dict().items()}
-            self.selected = {"epoch": epoch, "value": value, "host": host_state}
+            self.selected = {"epoch": epoch, "value": value, "host": self.host_state_on_cpu()}
+
+    def host_state_on_cpu(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the host's state (what :meth:`select` keeps)."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.host.state_dict().items()}
 
     def selection_value(self, epoch: int) -> float:
         """The selection metric of this epoch's weights (identical on every process: the metric is merged)."""
@@ -645,16 +654,28 @@ class Trainer:
         return float(metrics[e.select_metric])
 
     def restore_selected(self) -> None:
-        """Load the selected epoch's weights before the final evaluation (``best_val``; ``last`` keeps the last)."""
-        if self.config.eval.select == "best_val":
+        """Load the selected epoch's weights before the final evaluation (``best_val``, ``epoch:N``; ``last`` keeps
+        the last)."""
+        e = self.config.eval
+        if e.fixed_epoch is not None:
+            if self.selected is None:
+                early = self.finished_early
+                raise RuntimeError(
+                    f"run {self.key}: eval.select {e.select}: training ended after epoch "
+                    f"{early['epoch'] if early else self.epoch - 1} ({early['reason'] if early else 'no epoch kept'}) "
+                    f"before epoch {e.fixed_epoch}"
+                )
+            self.host.load_state_dict(self.selected["host"])
+            log.info("selected epoch %d (eval.select %s)", self.selected["epoch"], e.select)
+        elif e.select == "best_val":
             if self.selected is None:
                 raise RuntimeError(f"run {self.key}: eval.select best_val found no epoch to select")
             self.host.load_state_dict(self.selected["host"])
             log.info(
                 "selected epoch %d (%s %s = %.4f)",
                 self.selected["epoch"],
-                self.config.eval.select_split,
-                self.config.eval.select_metric,
+                e.select_split,
+                e.select_metric,
                 self.selected["value"],
             )
 
@@ -868,11 +889,14 @@ class Trainer:
         }
 
     def selection_record(self) -> dict[str, Any]:
-        """Which weights were evaluated: the last epoch, or the selected one with its rule and value."""
+        """Which weights were evaluated: the last epoch, the fixed one (``epoch:N``), or the selected one with its
+        rule and value."""
         e = self.config.eval
         if e.select == "last":
             early = self.finished_early
             return {"select": "last", "epoch": early["epoch"] if early else self.config.train.epochs - 1}
+        if e.fixed_epoch is not None:
+            return {"select": e.select, "epoch": self.selected["epoch"]}
         rule = {k: getattr(e, k) for k in ("select_metric", "select_mode", "select_after", "select_split")}
         return {"select": "best_val", **rule, "select_inputs": e.select_inputs,
                 "epoch": self.selected["epoch"], "value": self.selected["value"]}  # fmt: skip

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from reproduce.runs.schedules import ANNEALS, INTERVALS, SCHEDULE_FIELDS
 SCHEMA = 3
 INTERVENTIONS = ("off", "none", "grad", "loss", "hybrid")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-SELECTIONS = ("last", "best_val")
+SELECTIONS = ("last", "best_val", "epoch:N")
+_EPOCH_SELECTION = re.compile(r"epoch:(0|[1-9][0-9]*)")
 SELECTION_INPUTS = ("full", "training_dropout")
 OPTIMIZER_FIELDS: dict[str, tuple[str, ...]] = {
     "sgd": ("momentum", "nesterov"),
@@ -364,11 +366,12 @@ class EvalConfig:
     select: ``last`` -- the last epoch's weights; ``best_val`` -- the weights of the epoch after ``select_after``
         with the best ``select_metric`` on ``select_split`` (``select_mode``: ``max`` or ``min``; ties keep the
         earlier epoch), the authors' CASIA-SURF rule (``accuracy_test > accuracy_best and epoch > 30`` on
-        ``val_private_list.txt``).
+        ``val_private_list.txt``); ``epoch:N`` -- the weights after epoch ``N`` (0-based, as the trainer counts;
+        ``N < train.epochs``), e.g. the authors' NYUv2 test script loading their epoch-298 checkpoint of 300.
     select_inputs: what that validation feeds the host: ``full`` (every modality) or ``training_dropout`` (the
         host's own training-time modality dropout, drawn from a generator of its own: the authors' ``modality_drop``
         draws random subsets in eval mode too, so their SF-MD / MMANet validation ran under random dropout, their SF
-        on full inputs). The ``select_*`` settings mean nothing with ``select: last`` and are then dropped.
+        on full inputs). The ``select_*`` settings mean nothing unless ``select: best_val`` and are then dropped.
     """
 
     split: str = "test"
@@ -384,17 +387,27 @@ class EvalConfig:
         if not isinstance(self.split, str) or not self.split:
             raise ConfigError(f"eval.split must name a split, got {self.split!r}")
         _integer(self.batch_size, "eval.batch_size", 1)
-        _choice(self.select, SELECTIONS, "eval.select")
+        if self.select not in SELECTIONS[:-1] and self.fixed_epoch is None:
+            raise ConfigError(
+                f"eval.select must be last, best_val or epoch:N (N an epoch, 0-based, no leading zeros); "
+                f"got {self.select!r}"
+            )
         _choice(self.select_mode, ("max", "min"), "eval.select_mode")
         _choice(self.select_inputs, SELECTION_INPUTS, "eval.select_inputs")
         _integer(self.select_after, "eval.select_after", -1)
         for name in ("select_metric", "select_split"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"eval.{name} must be a non-empty string, got {getattr(self, name)!r}")
-        if self.select == "last":
+        if self.select != "best_val":
             for f in dataclasses.fields(self):
                 if f.name.startswith("select_"):
                     object.__setattr__(self, f.name, f.default)
+
+    @property
+    def fixed_epoch(self) -> int | None:
+        """``N`` of ``select: epoch:N``; None for ``last`` and ``best_val``."""
+        match = _EPOCH_SELECTION.fullmatch(self.select) if isinstance(self.select, str) else None
+        return int(match.group(1)) if match else None
 
 
 def _plugin_options(name: Any, options: Any, kind: str, label: str) -> dict[str, Any]:
@@ -559,6 +572,11 @@ class RunConfig:
                 f"eval.select: best_val picks among the epochs after select_after={self.eval.select_after}; "
                 f"with train.epochs={epochs} (epochs 0 .. {epochs - 1}) none is left: lower eval.select_after"
             )
+        if self.eval.fixed_epoch is not None and not self.eval.fixed_epoch < epochs:
+            raise ConfigError(
+                f"eval.select: {self.eval.select} names an epoch the run never reaches: train.epochs={epochs} trains "
+                f"epochs 0 .. {epochs - 1} (0-based)"
+            )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -594,7 +612,7 @@ class RunConfig:
             values[section] = _used_fields(values[section], kinds[values[section]["name"]], always)
         if self.schedule.preset is not None:  # the preset's name and what was given on top (resolved again on load)
             values["schedule"] = {"preset": self.schedule.preset, **plain(self.schedule.explicit)}
-        if self.eval.select == "last":
+        if self.eval.select != "best_val":
             values["eval"] = {k: v for k, v in values["eval"].items() if not k.startswith("select_")}
         return values
 

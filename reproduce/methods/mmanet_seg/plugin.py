@@ -27,7 +27,14 @@ class MMANetSeg(Plugin):
 
     @classmethod
     def dependencies(cls, config: Any) -> dict[str, Dependency]:
-        return {"teacher": teacher_dependency(config, config.method.resolved_options(), "MMANet-seg teacher")}
+        import dataclasses
+
+        from reproduce.runs.overrides import deep_merge
+
+        o = config.method.resolved_options()
+        # teacher_select sets the teacher run's eval.select (teacher_run, the user's own overrides, on top of it).
+        o = dataclasses.replace(o, teacher_run=deep_merge({"eval": o.teacher_eval()}, o.teacher_run))
+        return {"teacher": teacher_dependency(config, o, "MMANet-seg teacher")}
 
     def setup(self, ctx: TrainContext, dependencies: Mapping[str, FinishedRun]) -> None:
         o = self.options
@@ -154,6 +161,8 @@ class MMANetSeg(Plugin):
             "search_split": o.search_split,
             "teacher_batchnorm": o.teacher_batchnorm,
             "teacher_run": self.teacher_run.config.key,
+            "teacher_select": o.teacher_select,
+            "teacher_selection": self.teacher_run.result.get("selection"),  # which epoch the teacher's weights are
             "weak": subset_key(self.weak) if self.weak else None,
             "distance": dict(zip([subset_key(s) for s in self.candidates[:-1]], self.distance, strict=True)),
         }
