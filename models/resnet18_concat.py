@@ -76,8 +76,36 @@ def checked_modalities(
     return modalities, per_modality
 
 
+class PerModalityEncoders(Host):
+    """What the ResNet-18 hosts share (``resnet18_concat``, ``resnet18_crmt``): one encoder per modality in
+    ``self.encoders`` (the branches), encoded once, missing modalities zeroed after the encoders by ``present``
+    (:meth:`kept`), and 32 x 32 example inputs of ``self.channels``. A subclass builds its encoders and head and
+    implements ``fuse``."""
+
+    modalities: tuple[str, ...]
+    channels: dict[str, int]
+    encoders: nn.ModuleDict
+
+    def branches(self) -> dict[str, nn.Module]:
+        return {m: self.encoders[m] for m in self.modalities}
+
+    def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
+
+    def kept(self, features: Mapping[str, Any], present: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each modality's features, zeroed for the samples that miss it (``present`` (B, M))."""
+        return {m: features[m] * present[:, i, None].to(features[m].dtype) for i, m in enumerate(self.modalities)}
+
+    def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> HostOutput:
+        present = self.check_inputs(inputs, present)
+        return self.fuse(self.encode(inputs), present)
+
+    def example_inputs(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return {m: torch.randn(batch, self.channels[m], 32, 32, generator=generator) for m in self.modalities}
+
+
 @register_model("resnet18_concat")
-class ResNet18Concat(Host):
+class ResNet18Concat(PerModalityEncoders):
     """One ResNet-18 per modality, concatenated features, a linear head (module docstring).
 
     modalities: the modalities in the data set's order (a run's ``data.modalities`` must be these); channels: input
@@ -109,14 +137,8 @@ class ResNet18Concat(Host):
         if init == "ogm":
             ogm_init(self)
 
-    def branches(self) -> dict[str, nn.Module]:
-        return {m: self.encoders[m] for m in self.modalities}
-
-    def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
-
     def fuse(self, features: Mapping[str, Any], present: torch.Tensor) -> HostOutput:
-        kept = {m: features[m] * present[:, i, None].to(features[m].dtype) for i, m in enumerate(self.modalities)}
+        kept = self.kept(features, present)
         if self.fusion == "sum":
             slices = {m: self.heads[m](kept[m]) for m in self.modalities}
             logits = torch.stack(list(slices.values())).sum(0)
@@ -128,10 +150,3 @@ class ResNet18Concat(Host):
             for i, m in enumerate(self.modalities)
         }
         return HostOutput(logits, features=kept, present=present, modality_logits=slices)
-
-    def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> HostOutput:
-        present = self.check_inputs(inputs, present)
-        return self.fuse(self.encode(inputs), present)
-
-    def example_inputs(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        return {m: torch.randn(batch, self.channels[m], 32, 32, generator=generator) for m in self.modalities}

@@ -45,9 +45,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .host import Host, HostOutput
+from .host import HostOutput
 from .registry import register_model
-from .resnet18_concat import FEATURES, checked_modalities, ogm_init, resnet18_encoder
+from .resnet18_concat import FEATURES, PerModalityEncoders, checked_modalities, ogm_init, resnet18_encoder
 
 ENCODERS = ("resnet18", "tiny")
 INITS = ("crmt", "ogm", "timm")
@@ -97,7 +97,7 @@ def crmt_init(module: nn.Module) -> None:
 
 
 @register_model("resnet18_crmt")
-class ResNet18CRMT(Host):
+class ResNet18CRMT(PerModalityEncoders):
     """One ResNet-18 per modality and CRMT's orthogonal, per-class-scaled head (module docstring).
 
     modalities: the modalities in the data set's order; channels: input channels, one number or one per modality;
@@ -159,24 +159,11 @@ class ResNet18CRMT(Host):
             for i, m in enumerate(self.modalities)
         }
 
-    # ------------------------------------------------------------------ the Host contract
-    def branches(self) -> dict[str, nn.Module]:
-        return {m: self.encoders[m] for m in self.modalities}
-
-    def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
-
+    # ------------------------------------------------------------------ the Host contract (the rest: the base)
     def fuse(self, features: Mapping[str, Any], present: torch.Tensor) -> HostOutput:
-        kept = {m: features[m] * present[:, i, None].to(features[m].dtype) for i, m in enumerate(self.modalities)}
+        kept = self.kept(features, present)
         weights = self.whitened_weights()
         unimodal = {m: kept[m] @ weights[m].to(kept[m].dtype).T for m in self.modalities}
         scaled = [self.scales[m] * unimodal[m] for m in self.modalities]
         logits = torch.stack(scaled).sum(0) + self.head.bias
         return HostOutput(logits, features=kept, present=present, modality_logits=unimodal)
-
-    def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> HostOutput:
-        present = self.check_inputs(inputs, present)
-        return self.fuse(self.encode(inputs), present)
-
-    def example_inputs(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        return {m: torch.randn(batch, self.channels[m], 32, 32, generator=generator) for m in self.modalities}
