@@ -230,11 +230,15 @@ def check_run(
     host: Any = None,
     world_size: int = 1,
     synchronised: bool = False,
+    build: Any = None,
 ) -> None:
-    """Preflight of a run of the engine's trainer (module docstring); PreflightError listing every problem."""
+    """Preflight of a run of the engine's trainer (module docstring); PreflightError listing every problem.
+    ``build(split, train)`` builds a split's data set (default: the task's ``build_dataset``; the trainer passes its
+    own, which keeps what it built for training)."""
     if not runtime.preflight:
         return
-    problems = check_splits(task.build_dataset, task.spec, task.root, splits_read(config, runtime))
+    build = build or task.build_dataset
+    problems = check_splits(build, task.spec, task.root, splits_read(config, runtime))
     bn = batchnorm_problem(config, host, world_size, synchronised)
     if bn is not None:
         problems.append(bn)
@@ -247,7 +251,9 @@ def preflight(trainer: Any) -> None:
     """:func:`check_run` of a :class:`~reproduce.engine.trainer.Trainer` whose task and host are built."""
     dist = trainer.dist
     synchronised = dist.enabled and trainer.runtime.sync_batchnorm and trainer.device.type == "cuda"
-    check_run(trainer.task, trainer.config, trainer.runtime, trainer.host, dist.world_size, synchronised)
+    check_run(
+        trainer.task, trainer.config, trainer.runtime, trainer.host, dist.world_size, synchronised, trainer.dataset
+    )
 
 
 def check_lists(config: RunConfig, runtime: Runtime, splits: Sequence[str]) -> None:

@@ -163,7 +163,7 @@ class Trainer:
 
     def build_train_loader(self) -> DataLoader:
         c = self.config
-        self.train_set = self.task.build_dataset("train", train=True)
+        self.train_set = self.dataset("train", train=True)
         self.sampler = EpochBatchSampler(
             len(self.train_set),
             c.train.batch_size,
@@ -186,6 +186,16 @@ class Trainer:
             generator=torch.Generator().manual_seed(c.seed),
         )
 
+    def dataset(self, split: str, train: bool) -> Any:
+        """``split``'s data set (the task's ``build_dataset``), built once per (split, train) and kept: the preflight
+        builds the splits the run reads, the training and evaluation loaders reuse them. (The preflight loads
+        sample 0 of each; the data sets draw their augmentation per (seed, epoch, index), so that changes nothing:
+        tests/test_reference_runs.py retrains bit-identically.)"""
+        key = (split, train)
+        if key not in self._datasets:
+            self._datasets[key] = self.task.build_dataset(split, train=train)
+        return self._datasets[key]
+
     def wrap_model(self, host: Host) -> torch.nn.Module:
         """The module the training forward pass goes through: the host, or its DDP wrapper under torchrun (built
         after the plug-ins' set-up: MWAM's gradient hooks and SDE's forward hooks are in place)."""
@@ -205,6 +215,7 @@ class Trainer:
         if c.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
         self.task = self.build_task()
+        self._datasets: dict[tuple[str, bool], Any] = {}  # built data sets, by (split, train): see dataset()
         self.host = self.build_host()
         self.task.attach(self.host)
         from reproduce.engine.preflight import preflight  # every split the run reads, before the first step
@@ -781,7 +792,7 @@ class Trainer:
         and shifts training)."""
         key = (split, limit)
         if key not in self._eval_loaders:
-            dataset = self.task.build_dataset(split, train=False)
+            dataset = self.dataset(split, train=False)
             if limit is not None and limit < len(dataset):
                 dataset = torch.utils.data.Subset(dataset, range(limit))
             sampler = list(self.dist.shard(len(dataset))) if self.dist.enabled else None
