@@ -6,15 +6,18 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
         table10 table12 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 bench-yolo table3 clean-venv \
-        table1 table13 table14 table17 figure1 demo-balance bench-balancing
+        table1 table13 table14 table17 figure1 demo-balance bench-balancing demo-nyuv2 demo-yolo
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 # make table4 VARIANT=released: also the columns as the authors' released code trains them (VARIANT=sde: + SDE)
 PRESET    ?= paper
 DATA_ROOT ?=
 VARIANT   ?=
+# SEEDS="0 1 2": every column once per seed, the tables show mean +/- std (the demos take it too).
+SEEDS     ?=
+SEED_ARGS  = $(if $(SEEDS),--seeds $(SEEDS))
 TABLE_ARGS = --preset $(PRESET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(VARIANT),--with $(VARIANT)) \
-             $(if $(PRETRAINED),--pretrained $(PRETRAINED))
+             $(if $(PRETRAINED),--pretrained $(PRETRAINED)) $(SEED_ARGS)
 FIGURE_ARGS = --preset $(PRESET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 help:
@@ -31,6 +34,10 @@ help:
 	@echo "make table6      Table 6 computed: parameters, FLOPs, MWAM's time per step (MMANet, RFNet) vs the paper"
 	@echo "make table15     Table 15 (its continuation: HeMIS, Robust Seg, M3AE, LS3M, A2FSeg): paper-only numbers"
 	@echo "make demo-brats  Table 2's RFNet columns on synthetic BraTS2020 NIfTI volumes (results/demo/table2.md)"
+	@echo "make demo-nyuv2  Table 3's ESANet-MD columns on synthetic NYU-Depth V2 scenes (results/demo/table3.md, and"
+	@echo "                 table3_classes.md: the IoU of each class per subset)"
+	@echo "make demo-yolo   Table 12's two columns on synthetic DroneVehicle pairs, with Figs. 6 and 7 (results/demo/)"
+	@echo "                 (every demo takes SEEDS=\"0 1 2\": one run per seed, the table shows mean +/- std)"
 	@echo "make table5      Table 5: MWAM's intervention levels on SF-MD (none / loss / gradient / hybrid)"
 	@echo "make table7      Table 7: frequency window q in {1, 2, 4, 6} (MMANet + MWAM)"
 	@echo "make table8      Table 8: FRM rule (Eq. 3 / 4 / 27 / 28) (MMANet + MWAM)"
@@ -104,7 +111,7 @@ paper-tables: $(STAMP)
 	$(PY) -m reproduce plot filter --output results/paper/fig9
 
 demo: $(STAMP)
-	$(PY) -m reproduce table 4 --preset demo --output-dir results/demo
+	$(PY) -m reproduce table 4 --preset demo --output-dir results/demo $(SEED_ARGS)
 	@echo "--> results/demo/table4.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
 
 table4: $(STAMP)
@@ -123,8 +130,16 @@ table15: $(STAMP)
 	@echo "--> results/paper/table15.md (paper-only: the paper's reported numbers; Table 2 has the trainable columns)"
 
 demo-brats: $(STAMP)
-	$(PY) -m reproduce table 2 --preset demo --output-dir results/demo --columns RFNet "RFNet +MWAM"
+	$(PY) -m reproduce table 2 --preset demo --output-dir results/demo $(SEED_ARGS) --columns RFNet "RFNet +MWAM"
 	@echo "--> results/demo/table2.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
+
+demo-nyuv2: $(STAMP)
+	$(PY) -m reproduce table 3 --preset demo --output-dir results/demo $(SEED_ARGS) --columns ESANet-MD "ESANet-MD +MWAM"
+	@echo "--> results/demo/table3.md, table3_classes.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
+
+demo-yolo: $(STAMP)
+	$(PY) -m reproduce table 12 --preset demo --output-dir results/demo $(SEED_ARGS) --columns T-yolov8n "T-yolov8n +MWAM"
+	@echo "--> results/demo/table12.md, table12_pr_curves.png, table12_detections.png (SYNTHETIC data)"
 
 table5 table7 table8 table9 table10 table16 table1 table13 table14 table17: table%: $(STAMP)
 	$(PY) -m reproduce table $* $(TABLE_ARGS)
@@ -133,7 +148,7 @@ figure1: $(STAMP)
 	$(PY) -m reproduce figure 1 $(FIGURE_ARGS)
 
 demo-balance: $(STAMP)
-	$(PY) -m reproduce table 13 --preset demo --output-dir results/demo --with baseline --columns \
+	$(PY) -m reproduce table 13 --preset demo --output-dir results/demo $(SEED_ARGS) --with baseline --columns \
 	  "ResNet-18 concat (Rgb/Depth)" "OGM-GE (Rgb/Depth)" "LFM (Rgb/Depth)" "AGM (Rgb/Depth)" "MWAM (Rgb/Depth)"
 	@echo "--> results/demo/table13.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
 

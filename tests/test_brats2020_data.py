@@ -18,6 +18,7 @@ from datasets.brats2020.prepare import PrepareError, default_split_sizes, prepar
 from datasets.brats2020.preprocess import crop_window, normalize, preprocess_subject, remap_labels, widen_window
 from datasets.brats2020.synthetic import write_brats2020
 from datasets.brats2020.transforms import RandIntensityScaleShiftd, RandPlaneRotated, training_transforms
+from datasets.registry import read_synthetic_marker
 from reproduce.cli import main
 
 SHAPE = (40, 40, 32)
@@ -325,3 +326,21 @@ def test_a_synthetic_set_with_other_parameters_is_replaced_whole_and_other_folde
     (other / "notes.txt").write_text("not a data set")
     with pytest.raises(FileExistsError, match="not a synthetic data set"):
         write_brats2020(other, num_cases=4, shape=(24, 24, 16), split=(2, 1, 1))
+
+
+def test_tumour_size_sets_the_tumour_share_and_only_a_non_default_range_enters_the_marker(tmp_path):
+    from datasets.brats2020.synthetic import TUMOUR_SIZE
+
+    def share(root):
+        return np.mean([(np.load(f) > 0).mean() for f in sorted((root / "seg").glob("*_seg.npy"))])
+
+    small = write_brats2020(tmp_path / "small", num_cases=3, shape=(24, 24, 16), split=(1, 1, 1))
+    large = write_brats2020(
+        tmp_path / "large", num_cases=3, shape=(24, 24, 16), split=(1, 1, 1), tumour_size=(0.5, 0.65)
+    )
+    assert share(large) > 2 * share(small)
+    assert "tumour_size" not in read_synthetic_marker(small)  # the default set's fingerprint is unchanged
+    assert read_synthetic_marker(large)["tumour_size"] == [0.5, 0.65]
+    assert write_brats2020(small, num_cases=3, shape=(24, 24, 16), split=(1, 1, 1), tumour_size=TUMOUR_SIZE) == small
+    with pytest.raises(ValueError, match="tumour_size"):
+        write_brats2020(tmp_path / "bad", num_cases=3, split=(1, 1, 1), tumour_size=(0.7, 0.5))

@@ -100,3 +100,14 @@ def test_cuda_tensors():
     metric = MeanIoU(num_classes=3)
     metric.update(_logits(PREDS[None], 3).cuda(), LABELS[None].cuda())
     assert metric.compute()["miou"] == pytest.approx(100 * 5 / 9)
+
+
+def test_per_class_iou_keys_are_data_set_labels_and_skip_zero_union_classes():
+    labels = torch.tensor([[1, 1, 2, 2]])
+    preds = torch.tensor([[0, 0, 1, 0]])  # class index 2 (label 3) neither labelled nor predicted
+    result = MeanIoU(num_classes=3)
+    result.update(preds, labels)
+    values = result.compute()
+    assert set(values) == {"miou", "iou_1", "iou_2"}
+    assert values["iou_1"] == pytest.approx(100 * 2 / 3)
+    assert values["iou_2"] == pytest.approx(100 / 2)

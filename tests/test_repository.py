@@ -122,3 +122,19 @@ def test_readme_sde_example_runs_and_trains_the_encoders():
     energy = namespace["logs"]
     total = sum(energy[f"sde/energy/rgb/{s}"] for s in ("strong", "weak", "noise"))
     assert abs(total - 1) < 1e-6
+
+
+@pytest.mark.parametrize("target", ["demo", "demo-brats", "demo-nyuv2", "demo-yolo", "demo-balance", "table2"])
+def test_make_passes_seeds_to_every_demo_and_table(target):
+    """``make TARGET SEEDS="0 1 2"`` trains each column once per seed (``--seeds``); without SEEDS, no flag."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    dry = ["make", "-n", "-W", ".venv/.installed", target]  # -W: treat the venv as built, print the commands only
+    with_seeds = subprocess.run([*dry, "SEEDS=0 1 2"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    without = subprocess.run(dry, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    command = next(line for line in with_seeds.splitlines() if "-m reproduce table" in line)
+    assert "--seeds 0 1 2" in command
+    assert "--seeds" not in without

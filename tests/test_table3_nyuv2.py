@@ -55,6 +55,18 @@ def test_table3_trains_esanet_md_with_mwam_and_renders_three_rows(tmp_path, tiny
         line for line in (tmp_path / "out" / "table3.md").read_text().splitlines() if line.startswith(("| ●", "| ○"))
     ]
     assert len(rows) == 3
+    # The per-class table: one row per class some subset scored, each record's iou_<k> shown under its subset.
+    record = records[0]
+    classes = (tmp_path / "out" / "table3_classes.md").read_text().splitlines()
+    assert "SYNTHETIC" in classes[0] and "ESANet-MD +MWAM Rgb | ESANet-MD +MWAM Depth" in classes[2]
+    labels = sorted({int(k[4:]) for values in record["subsets"].values() for k in values if k.startswith("iou_")})
+    assert labels and [line.split(" | ")[0][2:] for line in classes[4 : 4 + len(labels)]] == [
+        nyuv2.CLASS_NAMES[k] for k in labels
+    ]
+    assert classes[4 + len(labels)].startswith(f"| mean of these {len(labels)} classes |")
+    first = classes[4].split(" | ")
+    expected = record["subsets"]["rgb"].get(f"iou_{labels[0]}")
+    assert first[1] == (f"{expected:.2f}" if expected is not None else "-")
 
 
 def test_mmanet_seg_trains_from_its_teacher_searches_and_resumes_exactly(tmp_path, tiny):

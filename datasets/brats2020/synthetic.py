@@ -54,14 +54,20 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], scale: 
     return fine[: shape[0], : shape[1], : shape[2]]
 
 
-def _subject(rng: np.random.Generator, shape: tuple[int, int, int], imbalance: float) -> tuple[dict, np.ndarray]:
+#: The whole tumour's radius, a fraction of the volume's half-extent, is drawn from this range.
+TUMOUR_SIZE = (0.22, 0.32)
+
+
+def _subject(
+    rng: np.random.Generator, shape: tuple[int, int, int], imbalance: float, tumour_size: tuple[float, float]
+) -> tuple[dict, np.ndarray]:
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
     radii = rng.uniform(0.7, 0.85, size=3)
     brain = (grid**2 / radii[:, None, None, None] ** 2).sum(0) < 1
     centre = rng.uniform(-0.3, 0.3, size=3)
     distance = np.sqrt(((grid - centre[:, None, None, None]) ** 2).sum(0))
     wobble = 1 + 0.15 * _smooth_noise(rng, shape, 8)
-    size = rng.uniform(0.22, 0.32)
+    size = rng.uniform(*tumour_size)
     regions = {
         "oedema": (distance < size * wobble) & brain,
         "enhancing": (distance < 0.55 * size * wobble) & brain,
@@ -92,33 +98,48 @@ def write_brats2020(
     imbalance: float = 1.0,
     seed: int = 0,
     progress: bool = False,
+    tumour_size: Sequence[float] = TUMOUR_SIZE,
 ) -> Path:
     """Write (or reuse) the synthetic raw set and its prepared form at ``out_dir``; returns the prepared root. A set
-    with other parameters is replaced whole; a non-empty directory that is not a synthetic set is refused."""
+    with other parameters is replaced whole; a non-empty directory that is not a synthetic set is refused.
+    ``tumour_size``: the range of the whole tumour's radius as a fraction of the half-extent (recorded in the
+    marker only when it is not the default, so the default set's fingerprint is unchanged)."""
     from datasets.brats2020.prepare import prepare_brats2020
 
     out_dir = Path(out_dir)
     shape = tuple(int(s) for s in shape)
     parameters = {"kind": "brats2020", "num_cases": int(num_cases), "shape": list(shape), "split": list(split),
                   "imbalance": float(imbalance), "seed": int(seed)}  # fmt: skip
+    size_range = (float(tumour_size[0]), float(tumour_size[1]))
+    if size_range != TUMOUR_SIZE:
+        parameters["tumour_size"] = list(size_range)
     if read_synthetic_marker(out_dir) == parameters:
         return out_dir
     if num_cases < 3 or sum(split) != num_cases:
         raise ValueError(f"split {tuple(split)} must sum to num_cases={num_cases} (>= 3)")
     if not imbalance > 0:
         raise ValueError(f"imbalance must be > 0, got {imbalance}")
+    if not 0 < size_range[0] <= size_range[1] < 1:
+        raise ValueError(f"tumour_size must be a range 0 < low <= high < 1, got {tuple(tumour_size)}")
     ours, complete = (
         (lambda d: read_synthetic_marker(d) is not None),
         (lambda d: read_synthetic_marker(d) == parameters),
     )
     with built_beside(out_dir, ours, complete, SYNTHETIC_MARKER) as built:
-        _write_raw(built / "raw" / RAW_FOLDER, num_cases, shape, float(imbalance), int(seed))
+        _write_raw(built / "raw" / RAW_FOLDER, num_cases, shape, float(imbalance), int(seed), size_range)
         prepare_brats2020(built / "raw", built, split_sizes=tuple(split), seed=seed, progress=progress)
         write_text_atomic(built / SYNTHETIC_MARKER, json.dumps(parameters))
     return out_dir
 
 
-def _write_raw(raw: Path, num_cases: int, shape: tuple[int, int, int], imbalance: float, seed: int) -> None:
+def _write_raw(
+    raw: Path,
+    num_cases: int,
+    shape: tuple[int, int, int],
+    imbalance: float,
+    seed: int,
+    tumour_size: tuple[float, float],
+) -> None:
     """The subjects' NIfTI files (gzip-compressed, int16, 1 mm voxels) under ``raw``."""
     import nibabel as nib
 
@@ -126,7 +147,7 @@ def _write_raw(raw: Path, num_cases: int, shape: tuple[int, int, int], imbalance
     affine = np.diag([-1.0, -1.0, 1.0, 1.0])
     for number in numbers:
         subject = f"BraTS20_Training_{number:03d}"
-        volumes, labels = _subject(np.random.default_rng([seed, int(number)]), shape, imbalance)
+        volumes, labels = _subject(np.random.default_rng([seed, int(number)]), shape, imbalance, tumour_size)
         for name, array in {**volumes, "seg": labels}.items():
             image = nib.Nifti1Image(array, affine)
             image.header.set_zooms((1.0, 1.0, 1.0))

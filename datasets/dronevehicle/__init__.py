@@ -84,7 +84,9 @@ PRESETS = {
         run=_run(epochs=30, batch_size=8, imgsz=160),
         runtime={"log_every": 2},
         methods={"ultralytics": {"close_mosaic": 0, "warmup_epochs": 1, "nbs": 8}},
-        generator={"num_train": 64, "num_val": 16, "num_test": 32},
+        # 40 % night scenes (the smoke set and the generator's default: 60 %): at 60 % RGB alone reached mAP50 0.09
+        # in 30 epochs, a PR curve of a few points; at 40 % the RGB row still collapses against IR (docs/demos.md).
+        generator={"num_train": 64, "num_val": 16, "num_test": 32, "night_fraction": 0.4},
     ),
 }
 

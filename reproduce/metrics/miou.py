@@ -13,7 +13,10 @@ Conventions, as ESANet's ``eval.py`` / ``src/confusion_matrix.py`` (which MMANet
   so the two agree there.
 - logits must already be at the label resolution (ESANet upsamples bilinearly before the argmax).
 
-MIoU is returned in percent; with no non-void pixel accumulated it is NaN.
+MIoU is returned in percent; with no non-void pixel accumulated it is NaN. Beside it, ``compute`` returns
+``iou_<k>``, the IoU of data-set label ``k`` (1..C) in percent, for every class with a non-zero union (a class
+absent from both the ground truth and the predictions has no entry): the per-class rows of a table
+(``reproduce/tables/class_iou.py``) and W&B.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ VOID = 0
 class MeanIoU(TaskMetric):
     """Data-set-level MIoU (Eq. 23-24) in percent, void (label 0) ignored; see the module docstring.
 
-    ``compute()`` keys: ``miou``. ``state()``: ``{"pixel_confusion": (C, C) int64}``.
+    ``compute()`` keys: ``miou``, and ``iou_<k>`` per data-set label ``k`` with a non-zero union. ``state()``:
+    ``{"pixel_confusion": (C, C) int64}``.
     """
 
     primary: ClassVar[str] = "miou"
@@ -96,7 +100,8 @@ class MeanIoU(TaskMetric):
         return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, math.nan))
 
     def compute(self) -> dict[str, float]:
-        """MIoU of Eq. 23 in percent, zero-union classes per ``zero_union``; NaN with no non-void pixel."""
+        """MIoU of Eq. 23 in percent, zero-union classes per ``zero_union``; NaN with no non-void pixel. Also
+        ``iou_<k>`` (percent) for data-set label ``k`` = class index + 1, for each class with a non-zero union."""
         if int(self.confusion_matrix.sum()) == 0:
             return {"miou": math.nan}
         iou = self.iou_per_class()
@@ -105,4 +110,6 @@ class MeanIoU(TaskMetric):
         else:
             present = iou[~iou.isnan()]
             miou = float(present.mean()) if present.numel() else math.nan
-        return {"miou": miou * 100.0}
+        per_class = {f"iou_{index + 1}": float(value) * 100.0 for index, value in enumerate(iou.tolist())
+                     if not math.isnan(value)}  # fmt: skip
+        return {"miou": miou * 100.0, **per_class}

@@ -394,6 +394,8 @@ T_YOLO_MWAM = ColumnRun("T-yolov8n +MWAM", "two_stream_yolov8n", "grad", method=
 T_YOLO_SDE = sde_column(T_YOLO, "T-yolov8n +SDE")
 T_YOLO_MWAM_SDE = sde_column(T_YOLO_MWAM, "T-yolov8n +MWAM +SDE")
 TABLE12_FIGURES = "reproduce.yolo.figures:table12_figures"
+#: Table 3's per-class IoU per column and subset (``<stem>_classes.md``).
+TABLE3_FIGURES = "reproduce.tables.class_iou:table3_class_iou"
 
 
 # Tables 13, 14 and 17 (A.13, A.15): "vanilla ResNet18 + concat" on pairs of CASIA-SURF's modalities, each
@@ -525,7 +527,7 @@ def _build_table_runs() -> dict[int, TableRuns]:
     return {
         1: TableRuns(1, surf, TABLE1_COLUMNS, computed=TABLE1_FRM),
         2: TableRuns(2, "brats2020", TABLE2_COLUMNS),
-        3: TableRuns(3, "nyuv2", TABLE3_COLUMNS),
+        3: TableRuns(3, "nyuv2", TABLE3_COLUMNS, figures=TABLE3_FIGURES),
         4: TableRuns(
             4,
             surf,
