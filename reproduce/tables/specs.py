@@ -393,6 +393,16 @@ T_YOLO_MWAM = ColumnRun("T-yolov8n +MWAM", "two_stream_yolov8n", "grad", method=
 # Extension of Table 12 (no paper numbers): SDE on the RGB and IR backbones, its loss added to ultralytics' own.
 T_YOLO_SDE = sde_column(T_YOLO, "T-yolov8n +SDE")
 T_YOLO_MWAM_SDE = sde_column(T_YOLO_MWAM, "T-yolov8n +MWAM +SDE")
+# Extension ``pc2f_mpf`` of Table 12: the network the fork's train.py trains (PC2f_MPF_yolov8n.yaml: FasterNet-style
+# C2f blocks in the IR stream, 3,841,967 parameters), beside the plain-add model of its ADDyolov8n.yaml that the paper
+# columns use (docs/training.md, differences table).
+T_YOLO_PC2F = dataclasses.replace(
+    ColumnRun("T-yolov8n (PC2f-MPF)", "two_stream_yolov8n_pc2f_mpf", method="ultralytics"), extension="pc2f_mpf"
+)
+T_YOLO_PC2F_MWAM = dataclasses.replace(
+    ColumnRun("T-yolov8n (PC2f-MPF) +MWAM", "two_stream_yolov8n_pc2f_mpf", "grad", method="ultralytics"),
+    extension="pc2f_mpf",
+)
 TABLE12_FIGURES = "reproduce.yolo.figures:table12_figures"
 #: Table 3's per-class IoU per column and subset (``<stem>_classes.md``).
 TABLE3_FIGURES = "reproduce.tables.class_iou:table3_class_iou"
@@ -574,7 +584,10 @@ def _build_table_runs() -> dict[int, TableRuns]:
         9: TableRuns(9, surf, _weight_fn_columns()),
         10: TableRuns(10, surf, _batch_size_columns()),
         12: TableRuns(
-            12, "dronevehicle", (T_YOLO, T_YOLO_MWAM, T_YOLO_SDE, T_YOLO_MWAM_SDE), figures=TABLE12_FIGURES
+            12,
+            "dronevehicle",
+            (T_YOLO, T_YOLO_MWAM, T_YOLO_SDE, T_YOLO_MWAM_SDE, T_YOLO_PC2F, T_YOLO_PC2F_MWAM),
+            figures=TABLE12_FIGURES,
         ),
         13: TableRuns(13, surf, TABLE13_COLUMNS),
         14: TableRuns(14, surf, TABLE14_COLUMNS),
