@@ -7,16 +7,19 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .precision import KeepsBufferDtypes
 from .validation import check_fraction
 
 
-class FRMBank(nn.Module):
+class FRMBank(KeepsBufferDtypes, nn.Module):
     """``F_hat^0 = F^0`` and ``F_hat^j = w F_hat^(j-1) + (1 - w) F^j`` per modality, with w = ``momentum``.
 
     ``soft_start=True`` starts from ``(1 - w) F^0`` instead, as the authors' released code does. A
     modality whose reading is marked invalid (absent from the batch, or a non-finite FRM) keeps its
     previous value, so an exception never poisons the bank. The state lives in float64 buffers
-    (``value``, ``initialized``), part of ``state_dict()``. Updates run on the device without syncing.
+    (``value``, ``initialized``), part of ``state_dict()``; they stay float64 when the module around the bank is
+    cast (``model.to(torch.bfloat16)``, ``.half()``), while device moves apply. Updates run on the device without
+    syncing.
     """
 
     value: torch.Tensor

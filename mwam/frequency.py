@@ -45,9 +45,17 @@ def frequency_components(x: torch.Tensor, patch: int = 8, window: int = 2) -> tu
     if min(grid) == 0:
         if spatial not in _warned_small:
             _warned_small.add(spatial)
+            if d == 3 and grid[0] == 0 and min(grid[1:]) > 0:
+                fix = (
+                    f"If this is a video (B, C, T, H, W) with T = {spatial[0]} frames, its frames must not be cut "
+                    "along time: compute per frame -- MWAM(..., layouts={modality: 'video'}), or fold the frames "
+                    "into the batch (x.transpose(1, 2).flatten(0, 1)). For a true volume, use a smaller patch."
+                )
+            else:
+                fix = "Use a smaller patch."
             warnings.warn(
                 f"input of spatial size {spatial} is smaller than one {patch}-pixel patch along some axis: "
-                "no patch fits, so its frequency components are empty (FRM 0). Use a smaller patch.",
+                f"no patch fits, so its frequency components are empty (FRM 0). {fix}",
                 stacklevel=2,
             )
         empty = x.new_zeros((batch, channels, *grid, *(window,) * d), dtype=dtype)

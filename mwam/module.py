@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -13,11 +15,15 @@ from .bank import FRMBank
 from .config import MWAMConfig
 from .distributed import all_reduce_sum
 from .frequency_ratio import frm
+from .precision import KeepsBufferDtypes
 from .record import MWAMRecord
 from .validation import check_image
 from .weighting import relative_frm, weight_fn
 
 Branch = nn.Module | nn.Parameter | Iterable[torch.Tensor]
+
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+_LAYOUT_SHAPES = {"image": "(B, C, H, W)", "volume": "(B, C, D, H, W)", "video": "(B, C, T, H, W)"}
 
 
 def _branch_parameters(modality: str, branch: Branch) -> list[torch.Tensor]:
@@ -45,7 +51,20 @@ def _branch_parameters(modality: str, branch: Branch) -> list[torch.Tensor]:
     return list(unique.values())
 
 
-class MWAM(nn.Module):
+def _varying(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """True where some channel of a sample (B,) -- of each frame (B, T) for a video -- is not constant.
+
+    A sample constant within every channel carries no content: all zeros, a fill value, or a black frame after
+    per-channel normalisation (``(0 - mean_c) / std_c``, a different constant per channel).
+    """
+    if layout == "video":
+        flat = x.transpose(1, 2).flatten(3)  # (B, T, C, H*W); amax/amin: faster than aminmax on CPU
+        return (flat.amax(dim=3) != flat.amin(dim=3)).any(dim=2)
+    flat = x.flatten(2)
+    return (flat.amax(dim=2) != flat.amin(dim=2)).any(dim=1)
+
+
+class MWAM(KeepsBufferDtypes, nn.Module):
     """Plug-and-play MWAM: measure each modality's FRM, smooth it, turn it into weights K, intervene.
 
     Use::
@@ -64,6 +83,8 @@ class MWAM(nn.Module):
     happens before DistributedDataParallel's all-reduce. Only the named branches are touched.
     ``weighted_loss`` implements Eq. 7 for hosts with auxiliary heads. ``step`` never synchronises the
     host with the device; under torch.distributed it sums the FRMs over ranks so that all ranks agree.
+    The statistics (bank, K, FRM: float64 buffers) keep their dtype when the model around MWAM is cast
+    (``model.to(torch.bfloat16)``); device moves apply as usual.
     """
 
     grad_scale: torch.Tensor
@@ -98,8 +119,12 @@ class MWAM(nn.Module):
             or not all(isinstance(m, str) and m for m in modalities)
         ):
             raise ValueError(f"modalities must be distinct non-empty strings, got {modalities!r}")
+        unknown = [m for m in config.layouts if m not in modalities]
+        if unknown:
+            raise ValueError(f"layouts names modalities {unknown} that are not among {list(modalities)}")
         self.modalities: tuple[str, ...] = modalities
         self.config = config
+        self._warned: set[str] = set()  # one-time warnings of this instance (unequal sizes, reduced precision)
         self.process_group = process_group
         count = len(modalities)
 
@@ -207,38 +232,117 @@ class MWAM(nn.Module):
                 )
         return batch, next(iter(devices.values()))
 
+    def _layouts(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, str]:
+        """Each modality's layout: the declared one (checked against the tensor's rank) or 4-D image, 5-D volume."""
+        layouts = {}
+        for m in self.modalities:
+            x, declared = inputs[m], self.config.layouts.get(m)
+            if declared is None:
+                layouts[m] = "image" if x.ndim == 4 else "volume"
+            elif x.ndim != (4 if declared == "image" else 5):
+                raise ValueError(
+                    f"inputs[{m!r}]: layouts declares {declared!r} {_LAYOUT_SHAPES[declared]}, got a tensor of "
+                    f"shape {tuple(x.shape)}"
+                )
+            else:
+                layouts[m] = declared
+        return layouts
+
+    def _terms_per_sample(self, shape: torch.Size, layout: str) -> int:
+        """How many Eq. 4 terms one sample's FRM sums: C x patches x q^d (x T frames for a summed video)."""
+        cfg = self.config
+        spatial = shape[3:] if layout == "video" else shape[2:]
+        count = shape[1] * math.prod(s // cfg.patch for s in spatial) * cfg.window ** len(spatial)
+        if layout == "video" and cfg.frame_reduction == "sum":
+            count *= shape[2]
+        return count
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, UserWarning, stacklevel=5)  # past step and its no_grad wrapper
+
+    def _check_sizes_and_precision(self, inputs: Mapping[str, torch.Tensor], terms: Mapping[str, int]) -> None:
+        reduced = {m: inputs[m].dtype for m in self.modalities if inputs[m].dtype in _REDUCED_PRECISION}
+        if reduced:
+            self._warn_once(
+                "precision",
+                f"MWAM.step got reduced-precision inputs {reduced}: rounding to 8 (bfloat16) or 11 (float16) bits "
+                "changes the near-zero high-frequency DCT coefficients that Eq. 4 divides by, and so K. Pass the "
+                "data to step() before any cast (the float32 batch; under autocast the inputs are still float32); "
+                "the FRM is computed from the tensor given.",
+            )
+        if self.config.frm_normalisation == "none" and len(set(terms.values())) > 1:
+            shapes = {m: tuple(inputs[m].shape[1:]) for m in self.modalities}
+            self._warn_once(
+                "sizes",
+                f"MWAM: the modalities differ in size ({shapes}; Eq. 4 terms per sample {dict(terms)}). Eq. 4 sums "
+                "over channels and patches, so a larger modality gets a proportionally larger FRM -- and a smaller "
+                "K -- whatever its content. Pass frm_normalisation='per_element' to compare the mean Eq. 4 term "
+                "instead (the default 'none' is the paper's and the authors' sum).",
+            )
+
+    def _per_sample_frm(self, x: torch.Tensor, layout: str, frames: torch.Tensor | None) -> torch.Tensor:
+        """Eq. 4 per sample (B,), float64; a video's frames are measured as images and reduced per sample
+        (``frames`` (B, T): the frames that count, the others are left out and the rest rescaled to T)."""
+        cfg = self.config
+        options: dict[str, Any] = {
+            "rule": cfg.rule,
+            "patch": cfg.patch,
+            "window": cfg.window,
+            "sigma": cfg.sigma,
+            "omega": cfg.omega,
+            "pairing": cfg.pairing,
+        }
+        if layout != "video":
+            return frm(x, reduction="none", **options)
+        batch, channels, length = x.shape[:3]
+        folded = x.transpose(1, 2).reshape(batch * length, channels, *x.shape[3:])
+        per_frame = frm(folded, reduction="none", **options).view(batch, length)
+        if frames is None:
+            return per_frame.sum(dim=1) if cfg.frame_reduction == "sum" else per_frame.mean(dim=1)
+        kept = torch.where(frames, per_frame, torch.zeros_like(per_frame)).sum(dim=1)
+        count = frames.sum(dim=1).to(torch.float64)  # >= 1: a sample with no varying frame keeps them all
+        return kept * (length / count) if cfg.frame_reduction == "sum" else kept / count
+
     @torch.no_grad()
     def step(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
         """Measure this mini-batch and set the weights K (M,) used by the next backward / ``weighted_loss``.
 
-        ``inputs`` maps every modality to its batch (B, C, H, W) or (B, C, D, H, W), as fed to the model.
-        ``present`` (B, M) bool optionally marks samples whose modality is missing. A modality's FRM is
-        the Eq. 4 sum over its usable samples, rescaled by B / (usable samples) so that a partly missing
-        modality is not judged by its sample count (with every sample present this is Eq. 4 exactly).
+        ``inputs`` maps every modality to its batch as fed to the model, in the layout declared by
+        ``layouts`` (default: (B, C, H, W) image, (B, C, D, H, W) volume; ``video``: (B, C, T, H, W)), in the
+        precision of the data (a float16 / bfloat16 tensor warns once: its rounding changes K).
+        ``present`` (B, M) bool optionally marks samples whose modality is missing; when given it decides,
+        otherwise (``detect_blank_inputs``) a sample constant within every channel counts as missing. A
+        modality's FRM is the Eq. 4 sum over its usable samples, rescaled by B / (usable samples) so that a
+        partly missing modality is not judged by its sample count (with every sample present this is Eq. 4
+        exactly), and divided by its number of Eq. 4 terms per sample under ``frm_normalisation="per_element"``.
         """
         cfg = self.config
         batch, device = self._check_inputs(inputs, present)
+        layouts = self._layouts(inputs)
+        terms = {m: self._terms_per_sample(inputs[m].shape, layouts[m]) for m in self.modalities}
+        self._check_sizes_and_precision(inputs, terms)
         if self.weight.device != device:
             self.to(device)
         sums, counts = [], []
         for index, m in enumerate(self.modalities):
-            x = inputs[m].detach()
-            usable = (
-                torch.ones(batch, dtype=torch.bool, device=device) if present is None else present[:, index].to(device)
-            )
-            if cfg.detect_blank_inputs:
-                flat = x.flatten(1)  # amax/amin: several times faster than aminmax on CPU
-                usable = usable & (flat.amax(dim=1) != flat.amin(dim=1))
-            per_sample = frm(
-                x,
-                rule=cfg.rule,
-                patch=cfg.patch,
-                window=cfg.window,
-                sigma=cfg.sigma,
-                reduction="none",
-                omega=cfg.omega,
-                pairing=cfg.pairing,
-            )
+            x, layout = inputs[m].detach(), layouts[m]
+            frames = None
+            if present is not None:
+                usable = present[:, index].to(device)  # given, the caller's word decides
+            else:
+                usable = torch.ones(batch, dtype=torch.bool, device=device)
+            if cfg.detect_blank_inputs and (present is None or layout == "video"):
+                varying = _varying(x, layout)
+                if layout == "video":
+                    frames = varying | ~varying.any(dim=1, keepdim=True)  # blank frames left out, unless all are
+                    varying = varying.any(dim=1)
+                if present is None:
+                    usable = varying  # a sample constant within every channel is absent
+            per_sample = self._per_sample_frm(x, layout, frames)
+            if cfg.frm_normalisation == "per_element":
+                per_sample = per_sample / max(terms[m], 1)
             sums.append(torch.where(usable, per_sample, torch.zeros_like(per_sample)).sum())
             counts.append(usable.sum())
         total = torch.full((1,), float(batch), dtype=torch.float64, device=device)  # no host-to-device copy
@@ -309,6 +413,8 @@ class MWAM(nn.Module):
 
     # ------------------------------------------------------------------ checkpointing
     def get_extra_state(self) -> dict[str, Any]:
+        # The configuration is informative only: set_extra_state checks the modality names, so a checkpoint saved
+        # before an option existed loads, and the options of the MWAM it is loaded into apply.
         return {"modalities": list(self.modalities), "config": self.config.to_dict()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
@@ -324,4 +430,6 @@ class MWAM(nn.Module):
             f"modalities={self.modalities}, intervention={cfg.intervention!r}, rule={cfg.rule!r}, "
             f"p={cfg.patch}, q={cfg.window}, t_rule={cfg.t_rule!r}, "
             f"alpha={cfg.alpha}, beta={cfg.beta}, lam={cfg.lam}, gamma={cfg.gamma}"
+            + (f", layouts={cfg.layouts}, frame_reduction={cfg.frame_reduction!r}" if cfg.layouts else "")
+            + (f", frm_normalisation={cfg.frm_normalisation!r}" if cfg.frm_normalisation != "none" else "")
         )

@@ -48,3 +48,22 @@ def exact_float32() -> Iterator[None]:
     finally:
         for s, value in zip(switches, saved, strict=True):
             s.fp32_precision = value
+
+
+class KeepsBufferDtypes(torch.nn.Module):
+    """A module whose floating-point buffers keep their dtype through ``.to(dtype)``, ``.half()``, ``.bfloat16()``.
+
+    Casting the model around MWAM to bfloat16 would otherwise round its float64 statistics (the FRM bank, K, the
+    last FRM: values up to ~1e10 that Eq. 2 and 6 compare) to 8 bits of mantissa. ``_apply`` is where every such
+    conversion (and every device move) passes: a buffer whose dtype the conversion changed is replaced by its
+    previous value, unrounded, on the device the conversion chose, so device moves still work.
+    """
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]  # torch's own signature
+        before = {name: b for name, b in self._buffers.items() if b is not None and b.is_floating_point()}
+        result = super()._apply(fn, recurse)
+        for name, old in before.items():
+            new = self._buffers.get(name)
+            if new is not None and new.dtype != old.dtype:
+                self._buffers[name] = old.to(device=new.device)
+        return result

@@ -7,7 +7,10 @@ torch-free.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from .choices import LAYOUTS
 
 if TYPE_CHECKING:
     import torch
@@ -73,3 +76,21 @@ def check_weight_parameters(alpha: float, beta: float, lam: float, gamma: float)
             f"alpha={alpha}, beta={beta} allow negative or zero-only weights (K ranges over (alpha - beta, alpha]);"
             " a negative K would reverse a branch's gradient. Use alpha > 0 and alpha >= beta."
         )
+
+
+def check_layouts(layouts: object) -> dict[str, str]:
+    """``layouts`` must map modality names to ``image``, ``volume`` or ``video``; returns a plain dict copy."""
+    if not isinstance(layouts, Mapping):
+        raise ValueError(
+            f"layouts must be a mapping {{modality: layout}} with layouts {', '.join(repr(c) for c in LAYOUTS)}, "
+            f"e.g. {{'visual': 'video'}}; got {type(layouts).__name__}"
+        )
+    for name, layout in layouts.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"layouts: keys must be modality names (non-empty strings), got {name!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(
+                f"layouts[{name!r}] must be one of {', '.join(repr(c) for c in LAYOUTS)}; got {layout!r} "
+                "(image: (B, C, H, W); volume: (B, C, D, H, W); video: (B, C, T, H, W))"
+            )
+    return dict(layouts)
