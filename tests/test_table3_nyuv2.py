@@ -152,3 +152,13 @@ def test_checkpoint_every_is_a_runtime_setting_with_a_flag():
     assert runtime_from(parser.parse_args([])).checkpoint_every == 1
     with pytest.raises(ConfigError, match="checkpoint_every"):
         Runtime(checkpoint_every=-1)
+
+
+def test_per_element_extension_sets_the_normalisation_only_on_its_columns():
+    from reproduce.experiments import plan_table
+
+    plan = plan_table(3, "smoke", extensions=("per_element",), require_data=False)
+    options = {p.runtime.column: p.config.mwam.options for p in plan.plan if p.runtime.column}
+    assert options["ESANet-MD +MWAM (per-element FRM)"]["frm_normalisation"] == "per_element"
+    assert options["MMANet +MWAM (per-element FRM)"]["frm_normalisation"] == "per_element"
+    assert "frm_normalisation" not in options["ESANet-MD +MWAM"]

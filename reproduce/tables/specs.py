@@ -374,6 +374,16 @@ ESANET_MD_SDE = sde_column(ESANET_MD, "ESANet-MD +SDE")
 ESANET_MD_MWAM_SDE = sde_column(ESANET_MD_MWAM, "ESANet-MD +MWAM +SDE")
 MMANET_SEG_SDE = sde_column(MMANET_SEG, "MMANet +SDE")
 MMANET_SEG_MWAM_SDE = sde_column(MMANET_SEG_MWAM, "MMANet +MWAM +SDE")
+# Extension ``per_element`` of Table 3 (issue #25): RGB has 3 channels and depth 1, so Eq. 4's sum gives RGB three
+# times the FRM on like content; MWAM with the per-element FRM (docs/mwam.md, section 6) beside the paper's sum.
+ESANET_MD_MWAM_PER_ELEMENT = dataclasses.replace(
+    ESANET_MD_MWAM.with_changes("ESANet-MD +MWAM (per-element FRM)", mwam_options={"frm_normalisation": "per_element"}),
+    extension="per_element",
+)
+MMANET_SEG_MWAM_PER_ELEMENT = dataclasses.replace(
+    MMANET_SEG_MWAM.with_changes("MMANet +MWAM (per-element FRM)", mwam_options={"frm_normalisation": "per_element"}),
+    extension="per_element",
+)
 TABLE3_COLUMNS = (
     ESANET_MD,
     MMANET_SEG,
@@ -383,6 +393,8 @@ TABLE3_COLUMNS = (
     ESANET_MD_MWAM_SDE,
     MMANET_SEG_SDE,
     MMANET_SEG_MWAM_SDE,
+    ESANET_MD_MWAM_PER_ELEMENT,
+    MMANET_SEG_MWAM_PER_ELEMENT,
 )
 
 # Table 12 (A.12): the two-stream YOLOv8n on DroneVehicle, trained by ultralytics (method "ultralytics", whose
