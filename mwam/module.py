@@ -151,9 +151,8 @@ class MWAM(KeepsBufferDtypes, nn.Module):
                     f"intervention={config.intervention!r} rescales branch gradients: "
                     "pass branches={modality: module}"
                 )
-            for index, m in enumerate(modalities if gradient_hooks else ()):
-                for p in self._branch_params[m]:
-                    self._hooks.append(p.register_hook(functools.partial(self._scale_gradient, index)))
+            if gradient_hooks:
+                self._register_hooks()
 
         self.bank = FRMBank(count, momentum=config.momentum, soft_start=config.soft_start)
         self.register_buffer("grad_scale", torch.ones(count, dtype=torch.float32))
@@ -167,6 +166,37 @@ class MWAM(KeepsBufferDtypes, nn.Module):
     def for_host(cls, host: nn.Module, **options: Any) -> MWAM:
         """Build from a host that follows the Host contract (``modalities`` and ``branches()``)."""
         return cls(modalities=host.modalities, branches=host.branches(), **options)
+
+    def _register_hooks(self) -> None:
+        for index, m in enumerate(self.modalities):
+            for p in self._branch_params[m]:
+                if p.requires_grad:
+                    # marked unserializable: a copy of the model re-registers its hooks (__setstate__), so torch's
+                    # warning that pickling a hooked tensor drops the hook does not apply
+                    hook = torch.utils.hooks.unserializable_hook(functools.partial(self._scale_gradient, index))
+                    self._hooks.append(p.register_hook(hook))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tensor hooks are not serialised: pickle, copy.deepcopy and torch.save(model) -- and so Lightning's
+        # ddp_spawn, which pickles the model into its processes -- would give a copy whose branch gradients are
+        # silently left unscaled. __setstate__ registers the hooks again, on the copy's parameters.
+        state = super().__getstate__()
+        state["_hooks"] = []
+        state["_rehook"] = bool(self._hooks)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rehook = state.pop("_rehook", False)
+        super().__setstate__(state)
+        if rehook:
+            self._register_hooks()
+
+    def __copy__(self) -> MWAM:
+        # A shallow copy shares the parameters, and so the hooks already on them: registering again would apply K
+        # twice. It shares the buffers too, as copy.copy of any module does.
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(super().__getstate__())
+        return clone
 
     def _scale_gradient(self, index: int, grad: torch.Tensor) -> torch.Tensor:
         return grad * self.grad_scale[index].to(device=grad.device, dtype=grad.dtype)

@@ -78,7 +78,7 @@ def test_libraries_import_nothing_of_the_harness():
 @pytest.mark.parametrize("name", ["mwam", "sde"])
 def test_pyproject_installs_the_two_libraries(name):
     text = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'packages = \["mwam", "sde"\]', text)
+    assert re.search(r'packages = \["mwam", "mwam.integrations", "sde"\]', text)
     assert (ROOT / name / "__init__.py").exists()
 
 
