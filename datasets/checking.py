@@ -47,6 +47,27 @@ def read_list_lines(path: str | Path, hint: str = "") -> list[tuple[int, str]]:
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
+def unique_list_entries(
+    lines: Sequence[tuple[int, str]], noun: str, invalid: Callable[[str], str | None] | None = None
+) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """Split list lines (``read_list_lines``) into the entries, ``(line number, text)`` in file order, each text once,
+    and the problems, ``(line number, what is wrong)``: ``invalid(text)``'s message when it returns one, or "<noun>
+    <text> is listed twice (first on line N)" for a repeat."""
+    entries: list[tuple[int, str]] = []
+    problems: list[tuple[int, str]] = []
+    first: dict[str, int] = {}
+    for number, text in lines:
+        wrong = invalid(text) if invalid is not None else None
+        if wrong is not None:
+            problems.append((number, wrong))
+        elif text in first:
+            problems.append((number, f"{noun} {text} is listed twice (first on line {first[text]})"))
+        else:
+            first[text] = number
+            entries.append((number, text))
+    return entries, problems
+
+
 def file_problem(path: str | Path, what: str) -> str | None:
     """What is wrong with the existence of file ``path`` (``what``: e.g. ``"label file of case X"``): missing, not a
     file, or empty (0 bytes); None when it is a non-empty file."""

@@ -74,23 +74,14 @@ def parse_split(root: Path, split: str) -> tuple[list[tuple[int, str]], list[tup
     """The cases ``split``'s list names, ``(line number, case)`` in file order, and its problems, ``(line number,
     what is wrong)``: a case listed twice. FileNotFoundError naming the list when it is missing; ValueError naming it
     when it is not UTF-8 text."""
-    from datasets.checking import read_list_lines
+    from datasets.checking import read_list_lines, unique_list_entries
 
     path = root / SPLITS[split]
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: missing split list of BraTS2020 (a prepared root holds {', '.join(SPLITS.values())}; {LIST_HINT})"
         )
-    entries: list[tuple[int, str]] = []
-    problems: list[tuple[int, str]] = []
-    first: dict[str, int] = {}
-    for number, name in read_list_lines(path, LIST_HINT):
-        if name in first:
-            problems.append((number, f"case {name} is listed twice (first on line {first[name]})"))
-            continue
-        first[name] = number
-        entries.append((number, name))
-    return entries, problems
+    return unique_list_entries(read_list_lines(path, LIST_HINT), "case")
 
 
 def read_split(root: Path, split: str) -> list[str]:

@@ -65,21 +65,12 @@ def parse_split(root: Path, split: str) -> tuple[list[tuple[int, str]], list[tup
             f"{path}: missing split list of NYU-Depth V2 (a prepared root holds {', '.join(SPLITS.values())}; "
             "`python -m reproduce prepare nyuv2 SOURCE ROOT` writes them)"
         )
-    from datasets.checking import read_list_lines
+    from datasets.checking import read_list_lines, unique_list_entries
 
-    entries: list[tuple[int, str]] = []
-    problems: list[tuple[int, str]] = []
-    first: dict[str, int] = {}
-    for number, token in read_list_lines(path, LIST_HINT):
-        if not INDEX.match(token):
-            problems.append((number, f"{token!r} is not a four-digit image index (e.g. 0003)"))
-            continue
-        if token in first:
-            problems.append((number, f"index {token} is listed twice (first on line {first[token]})"))
-            continue
-        first[token] = number
-        entries.append((number, token))
-    return entries, problems
+    def invalid(token: str) -> str | None:
+        return None if INDEX.match(token) else f"{token!r} is not a four-digit image index (e.g. 0003)"
+
+    return unique_list_entries(read_list_lines(path, LIST_HINT), "index", invalid)
 
 
 def read_split(root: Path, split: str) -> list[str]:
