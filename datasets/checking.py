@@ -68,6 +68,22 @@ def unique_list_entries(
     return entries, problems
 
 
+def refuse_split_overlap(
+    list_file: str | Path, split: str, shared: Sequence[tuple[str, str]], noun: str, dataset: str
+) -> None:
+    """A loader's refusal of a split whose entries are listed in another split too (``shared``: ``(entry, other
+    list file)``): ValueError naming the list, the first five and the ``check-data`` command; nothing when empty.
+    ``noun``: what an entry is, with its article (``"a case"``, ``"an image"``)."""
+    if not shared:
+        return
+    name = noun.split(" ", 1)[1]
+    listed = ", ".join(f"{entry} (also in {other})" for entry, other in shared[:5])
+    raise ValueError(
+        f"{list_file}: {len(shared)} {name}(s) of the {split} split are in another split too: {listed}; "
+        f"{noun} belongs to one split only (python -m reproduce check-data {dataset} ROOT lists them)"
+    )
+
+
 def file_problem(path: str | Path, what: str) -> str | None:
     """What is wrong with the existence of file ``path`` (``what``: e.g. ``"label file of case X"``): missing, not a
     file, or empty (0 bytes); None when it is a non-empty file."""

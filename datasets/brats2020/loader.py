@@ -21,6 +21,7 @@ from datasets.brats2020.check import load_npy
 from datasets.brats2020.layout import label_path, read_split, shared_cases, volume_path
 from datasets.brats2020.prepare import non_finite_message
 from datasets.brats2020.transforms import training_transforms
+from datasets.checking import refuse_split_overlap
 
 
 def augmentation_seed(seed: int, epoch: int, index: int) -> int:
@@ -50,13 +51,9 @@ class Brats2020Dataset(Dataset):
         self.root = Path(root)
         self.split = split
         self.cases = read_split(self.root, split)
-        shared = shared_cases(self.root, split, self.cases)
-        if shared:
-            listed = ", ".join(f"{case} (also in {other})" for case, other in shared[:5])
-            raise ValueError(
-                f"{self.root / SPLITS[split]}: {len(shared)} case(s) of the {split} split are in another split too: "
-                f"{listed}; a case belongs to one split only (python -m reproduce check-data brats2020 ROOT lists them)"
-            )
+        refuse_split_overlap(
+            self.root / SPLITS[split], split, shared_cases(self.root, split, self.cases), "a case", "brats2020"
+        )
         missing = [str(p) for case in self.cases for p in (volume_path(self.root, case), label_path(self.root, case))
                    if not p.is_file()]  # fmt: skip
         if missing:

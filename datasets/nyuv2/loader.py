@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datasets.checking import image_file_problem
+from datasets.checking import image_file_problem, refuse_split_overlap
 from datasets.nyuv2 import DEPTH_MEAN, DEPTH_STD, NUM_CLASSES, SPLITS
 from datasets.nyuv2.check import expected_size, size_problem
 from datasets.nyuv2.class_weights import median_frequency_weights
@@ -111,14 +111,9 @@ class Nyuv2Dataset(Dataset):
         self.root = Path(root)
         self.split = split
         self.indices = read_split(self.root, split)
-        shared = shared_indices(self.root, split, self.indices)
-        if shared:
-            listed = ", ".join(f"{index} (also in {other})" for index, other in shared[:5])
-            raise ValueError(
-                f"{list_path(self.root, split)}: {len(shared)} image(s) of the {split} split are in another split "
-                f"too: {listed}; an image belongs to one split only (python -m reproduce check-data nyuv2 ROOT lists "
-                "them)"
-            )
+        refuse_split_overlap(
+            list_path(self.root, split), split, shared_indices(self.root, split, self.indices), "an image", "nyuv2"
+        )
         self.paths = [sample_paths(self.root, split, index) for index in self.indices]
         missing = [str(p) for paths in self.paths for p in paths.values() if not p.is_file()]
         if missing:
