@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from datasets.registry import Problem
+from mwam_harness.datasets.registry import Problem
 
 T = TypeVar("T")
 

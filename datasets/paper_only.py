@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasets.registry import SubsetOrder
+from mwam_harness.datasets.registry import SubsetOrder
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""``python -m datasets.synthetic NAME OUT_DIR [--preset smoke|demo] [--<parameter> VALUE ...]``.
+"""``python -m reproduce synthetic NAME OUT_DIR [--preset smoke|demo] [--<parameter> VALUE ...]`` (also
+``python -m mwam_harness.datasets.synthetic ...``).
 
 Writes the synthetic stand-in of a registered data set in the exact on-disk layout of the real one (each data set's
 generator: ``datasets/<name>/synthetic.py``, documented in docs/datasets.md). The generator's keyword parameters
@@ -12,7 +13,7 @@ import inspect
 import time
 from pathlib import Path
 
-from datasets.registry import dataset_spec, list_datasets, load_object
+from mwam_harness.datasets.registry import dataset_spec, list_datasets, load_object
 
 #: Short names accepted on the command line.
 ALIASES = {"surf": "casia_surf"}
@@ -36,10 +37,10 @@ def _integers(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m mwam_harness.datasets.synthetic") -> int:
     names = list_datasets()
     parser = argparse.ArgumentParser(
-        prog="python -m datasets.synthetic",
+        prog=prog,
         description="Write the synthetic stand-in of a registered data set in the exact layout of the real one.",
     )
     kinds = parser.add_subparsers(dest="name", required=True, metavar="NAME")

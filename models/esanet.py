@@ -105,7 +105,7 @@ class ResNet50Encoder(nn.Module):
 
     def __init__(self, input_channels: int = 3) -> None:
         super().__init__()
-        # torchvision is imported here, not with the module: it adds about a second to every ``import models``.
+        # torchvision is imported here, not with the module: it adds about a second to every import of the hosts.
         from torchvision.models.resnet import resnet50
 
         net = resnet50(weights=None)

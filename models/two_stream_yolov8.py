@@ -1,7 +1,7 @@
 """Registration of the two-stream YOLOv8n (Table 12, ``T-yolov8n``), trained by the ultralytics runner.
 
 The network lives in :mod:`models.yolo.two_stream` (an ultralytics ``DetectionModel`` subclass); this module
-imports neither ultralytics nor the network until the host is built, so ``import models`` stays light.
+imports neither ultralytics nor the network until the host is built, so ``import mwam_harness.models`` stays light.
 """
 
 from __future__ import annotations

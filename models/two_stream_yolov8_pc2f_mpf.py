@@ -2,7 +2,7 @@
 ``yaml/PC2f_MPF_yolov8n.yaml``), trained by the ultralytics runner.
 
 The network lives in :mod:`models.yolo.pc2f_mpf` (a subclass of the plain-add two-stream model); this module
-imports neither ultralytics nor the network until the host is built, so ``import models`` stays light.
+imports neither ultralytics nor the network until the host is built, so ``import mwam_harness.models`` stays light.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ T = TypeVar("T")
 
 def import_home(home: str, exclude: tuple[str, ...] = ()) -> None:
     """Import ``home``: a module (``"reproduce.engine.runner"``); with a trailing ``.*`` every module and sub-package
-    of a package (``"reproduce.methods.*"``); with a trailing ``.*/`` its sub-packages only (``"datasets.*/"``).
-    Names in ``exclude`` and names starting with ``_`` are skipped."""
+    of a package (``"reproduce.methods.*"``); with a trailing ``.*/`` its sub-packages only
+    (``"mwam_harness.datasets.*/"``). Names in ``exclude`` and names starting with ``_`` are skipped."""
     if not home.endswith((".*", ".*/")):
         importlib.import_module(home)
         return
@@ -113,9 +113,9 @@ class Catalog(Generic[T]):
 
 
 #: Host networks (``models/``: ``models.register_model``); importing ``models`` imports every host module.
-HOSTS: Catalog = Catalog("host", ("models",))
+HOSTS: Catalog = Catalog("host", ("mwam_harness.models",))
 #: Data sets (``datasets/<name>/__init__.py``: ``datasets.register_dataset``).
-DATASETS: Catalog = Catalog("data set", ("datasets.*/",))
+DATASETS: Catalog = Catalog("data set", ("mwam_harness.datasets.*/",))
 #: Training plug-ins: methods, MWAM, SDE, loggers, balancing methods (``reproduce/methods/<name>/``).
 PLUGINS: Catalog = Catalog("plug-in", ("reproduce.methods.*",))
 #: Task kinds (``reproduce/tasks/<task>.py``).

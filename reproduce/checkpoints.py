@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from datasets.files import NoSpaceError, remove_stale_temporaries
+from mwam_harness.datasets.files import NoSpaceError, remove_stale_temporaries
 from reproduce.io import atomic_write
 
 __all__ = ["NoSpaceError", "load_checkpoint", "remove_stale_temporaries", "rng_state", "save_checkpoint",

@@ -213,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
-    from datasets import dataset_spec
+    from mwam_harness.datasets import dataset_spec
 
     spec = dataset_spec(args.dataset)
     problems = spec.check(args.root, progress=not args.no_progress, workers=args.workers)
@@ -232,7 +232,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from datasets import dataset_spec
+    from mwam_harness.datasets import dataset_spec
 
     spec = dataset_spec(args.dataset)
     options = {"progress": not args.no_progress, "workers": args.workers, "seed": args.seed}
@@ -267,7 +267,7 @@ def _extensions_help(table_runs: Mapping[int, TableRuns]) -> str:
 
 def _preparable() -> list[str]:
     """The registered data sets with a prepare step (a ``preparer`` in their spec)."""
-    from datasets.registry import dataset_spec, list_datasets
+    from mwam_harness.datasets.registry import dataset_spec, list_datasets
 
     return [name for name in list_datasets() if dataset_spec(name).preparer is not None]
 
@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("dataset", choices=dataset_names())
     sub.set_defaults(run=cmd_subsets)
 
-    from datasets.registry import list_datasets
+    from mwam_harness.datasets.registry import list_datasets
     from reproduce.runargs import add_no_wait_argument, add_run_arguments, add_runtime_arguments
     from reproduce.tables.specs import ABLATION_TABLES, TABLE_RUNS
 
@@ -453,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(ablations)
     ablations.set_defaults(run=cmd_ablations)
 
+    commands.add_parser(
+        "synthetic",
+        help="write a data set's synthetic stand-in in the real on-disk layout (synthetic NAME OUT_DIR --help)",
+        add_help=False,
+    )  # parsed by mwam_harness.datasets.synthetic (main() hands it the rest of the command line)
     plot = commands.add_parser("plot", help="figures: per-modality loss curves (Fig. 4), metric vs filter (Fig. 9/10)")
     plot.add_argument("figure", choices=("losses", "filter"))
     plot.add_argument("--output", type=Path, required=True, help="output stem; writes STEM.png and STEM.pdf")
@@ -552,6 +557,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv[:1] == ["synthetic"]:
+        from mwam_harness.datasets.synthetic import main as write_synthetic
+
+        return write_synthetic(argv[1:], prog="python -m reproduce synthetic")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -70,7 +70,7 @@ def plan_table(
     """The plan of Table ``number`` (or of its ``columns``) for every seed; ``pretrained``: an ImageNet checkpoint
     for the hosts that take one (``TableRuns.configs``); ``nproc``: the processes per run (their count is part of a
     run whose BatchNorm is not synchronised, ``train.batchnorm_shards``)."""
-    from datasets import dataset_spec
+    from mwam_harness.datasets import dataset_spec
 
     spec = table_runs(number)
     dataset = dataset_spec(spec.dataset)
@@ -163,7 +163,7 @@ def render_table(
     spec = table_runs(number)
     records = [r for config, runtime in requested for r in column_records(spec, config, runtime, registry)]
     if spec.computed is not None:
-        from datasets.registry import load_object
+        from mwam_harness.datasets.registry import load_object
 
         records.extend(load_object(spec.computed)(requested))
     paper = table_layout(number, requested)
@@ -173,7 +173,7 @@ def render_table(
         written.append(write_text_atomic(output_dir / f"{stem}.{fmt}", render(ours, fmt)))
         written.append(write_text_atomic(output_dir / f"{stem}_vs_paper.{fmt}", render_side_by_side(ours, theirs, fmt)))
     if spec.figures is not None:
-        from datasets.registry import load_object
+        from mwam_harness.datasets.registry import load_object
 
         written.extend(load_object(spec.figures)(requested, registry, output_dir, stem))
     return written
@@ -189,7 +189,7 @@ def plan_figure(
     nproc: int = 1,
 ) -> TablePlan:
     """The runs of Fig. ``number`` (``FIGURE_RUNS``) for every seed, trained in ``nproc`` processes each."""
-    from datasets import dataset_spec
+    from mwam_harness.datasets import dataset_spec
     from reproduce.tables.specs import FIGURE_RUNS
 
     if number not in FIGURE_RUNS:
@@ -236,7 +236,7 @@ def run_figure(
 
 def _figure5(config: RunConfig, path: Path, synthetic: bool) -> Path:
     """Fig. 5: the first training image of each modality, raw and under each filter of Fig. 1."""
-    from datasets import dataset_spec
+    from mwam_harness.datasets import dataset_spec
     from reproduce.figures_frequency import figure5
     from reproduce.tables.specs import FIGURE1_WINDOWS, figure1_filter
 

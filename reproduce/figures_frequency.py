@@ -158,7 +158,7 @@ def figure5(
     columns: the raw image, its spectrum (``spectrum=True``) and the image after each of ``filters``
     (``FrequencyFilter`` or its fields as a mapping). Writes a PNG at ``path`` and returns its path; ValueError for
     no images, no filters, a bad filter or an image that is not uint8 H x W (x C)."""
-    from datasets.frequency_filter import FrequencyFilter, log_spectrum
+    from mwam_harness.datasets.frequency_filter import FrequencyFilter, log_spectrum
 
     if not isinstance(images, Mapping) or not images:
         raise ValueError("figure5 needs at least one image: {modality: H x W x C uint8 array}")

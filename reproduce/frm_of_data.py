@@ -47,7 +47,7 @@ def _metric_settings(config: Any) -> dict[str, Any]:
 
 def _dataset(spec_or_dataset: Any, root: Any, split: str, train: bool, seed: int, options: Mapping[str, Any] | None):
     """``(dataset, modalities or None)`` from a data set name, a ``DatasetSpec`` or a built data set."""
-    from datasets.registry import DatasetSpec, dataset_spec
+    from mwam_harness.datasets.registry import DatasetSpec, dataset_spec
 
     spec = dataset_spec(spec_or_dataset) if isinstance(spec_or_dataset, str) else spec_or_dataset
     if isinstance(spec, DatasetSpec):
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
-    from datasets.registry import dataset_spec
+    from mwam_harness.datasets.registry import dataset_spec
     from reproduce.subsets import subsets
 
     spec = dataset_spec(args.dataset)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from datasets.files import atomic_write, write_text_atomic
+from mwam_harness.datasets.files import atomic_write, write_text_atomic
 
 __all__ = ["atomic_write", "emit_json_line", "write_text_atomic"]
 

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from datasets.registry import PRESETS
+from mwam_harness.datasets.registry import PRESETS
 from reproduce.argtypes import positive
 from reproduce.paths import results_root
 from reproduce.runs.runtime import WANDB_MODES, Runtime

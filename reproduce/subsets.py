@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from datasets.paper_only import PAPER_ONLY
-from datasets.registry import dataset_spec
 from mwam_harness.catalog import DATASETS as REGISTERED
+from mwam_harness.datasets.paper_only import PAPER_ONLY
+from mwam_harness.datasets.registry import dataset_spec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DatasetSubsets:
     """A data set's modalities (paper order) and the paper's row order of its 2^M - 1 subsets (a view of its spec's
-    :class:`~datasets.registry.SubsetOrder`, or of its :mod:`datasets.paper_only` entry)."""
+    :class:`~mwam_harness.datasets.registry.SubsetOrder`, or of its :mod:`datasets.paper_only` entry)."""
 
     name: str
     modalities: tuple[str, ...]

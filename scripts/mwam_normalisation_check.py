@@ -20,9 +20,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=12)
     args = parser.parse_args()
 
-    from datasets import dataset_spec
-    from datasets.registry import load_object
     from mwam import MWAM
+    from mwam_harness.datasets import dataset_spec
+    from mwam_harness.datasets.registry import load_object
     from reproduce.paths import results_root
 
     spec = dataset_spec("nyuv2")

@@ -103,7 +103,7 @@ def tiny_smoke_presets() -> Iterator[None]:
     saved = []
     try:
         for dataset, (run, generator) in TINY.items():
-            presets = importlib.import_module(f"datasets.{dataset}").PRESETS
+            presets = importlib.import_module(f"mwam_harness.datasets.{dataset}").PRESETS
             smoke = presets["smoke"]
             saved.append((presets, smoke))
             presets["smoke"] = dataclasses.replace(smoke, run=deep_merge(smoke.run, run), generator=generator)
@@ -144,7 +144,7 @@ def run_reference(reference: ReferenceRun, results_dir: Path) -> dict[str, Any]:
             columns=[reference.column],
             extensions=extensions,
         )
-        from datasets import dataset_spec
+        from mwam_harness.datasets import dataset_spec
 
         preset = dataset_spec(reference.dataset).preset("smoke")
         with results_root_set_to(results_dir):

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import models
-from models import Host, HostOutput
-from models.registry import ModelInfo
+from mwam_harness import models
 from mwam_harness.catalog import HOSTS
+from mwam_harness.models import Host, HostOutput
+from mwam_harness.models.registry import ModelInfo
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods import LoopContext, StepData
 from reproduce.methods.agm import AGM, AGMOptions, fusion_head_weights, maths

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import datasets.brats2020 as brats
-from models import Host, HostOutput
+import mwam_harness.datasets.brats2020 as brats
+from mwam_harness.models import Host, HostOutput
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods import LoopContext, StepData
 from reproduce.methods.agm import AGM, AGMOptions

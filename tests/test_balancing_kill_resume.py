@@ -29,7 +29,7 @@ LFM_SECTIONS = {"train": {"epochs": 3}, "plugins": [{"name": "lfm", "options": {
 CHILD = """
 import json, os, signal, sys
 from mwam_harness.catalog import HOSTS, TASKS
-from models.registry import ModelInfo
+from mwam_harness.models.registry import ModelInfo
 from tests.toy_run import RUNTIME, ToyHost, ToyTask, toy_config
 from reproduce.engine.trainer import Trainer
 from reproduce.runs.registry import Registry

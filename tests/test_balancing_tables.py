@@ -3,7 +3,7 @@ Table 1's Uni-modal column assembled from one model per subset, and the Fig. 1 r
 
 import pytest
 
-import datasets.casia_surf as surf
+import mwam_harness.datasets.casia_surf as surf
 from reproduce.experiments import column_records, plan_figure, plan_table, table_layout
 from reproduce.runs.records import ResultRecord
 from reproduce.runs.runtime import Runtime
@@ -114,7 +114,7 @@ def test_table1_plan_has_seven_runs():
 
 
 def test_table2_balancing_extension_puts_ogm_ge_and_agm_on_rfnet_with_four_modalities():
-    from datasets.brats2020 import PRESETS as BRATS
+    from mwam_harness.datasets.brats2020 import PRESETS as BRATS
 
     configs = {rt.column: cfg for cfg, rt in table_runs(2).configs(None, BRATS["smoke"], extensions=("balancing",))}
     ogm, agm = configs["RFNet +OGM-GE"], configs["RFNet +AGM"]

@@ -4,8 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
-from models.registry import ModelInfo
 from mwam_harness.catalog import HOSTS
+from mwam_harness.models.registry import ModelInfo
 from tests.test_segmentation3d import ToyHost3D
 
 

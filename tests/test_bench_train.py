@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datasets.casia_surf.synthetic import write_casia_surf
+from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
 from reproduce.benchmarks.train_step import VARIANTS, build_trainer, make_batch
 
 ROOT = Path(__file__).resolve().parents[1]

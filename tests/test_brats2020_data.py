@@ -10,15 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import dataset_spec
-from datasets.brats2020 import MODALITIES
-from datasets.brats2020.layout import case_name, label_path, raw_files, read_split, volume_path
-from datasets.brats2020.loader import Brats2020Dataset
-from datasets.brats2020.prepare import PrepareError, default_split_sizes, prepare_brats2020
-from datasets.brats2020.preprocess import crop_window, normalize, preprocess_subject, remap_labels, widen_window
-from datasets.brats2020.synthetic import write_brats2020
-from datasets.brats2020.transforms import RandIntensityScaleShiftd, RandPlaneRotated, training_transforms
-from datasets.registry import read_synthetic_marker
+from mwam_harness.datasets import dataset_spec
+from mwam_harness.datasets.brats2020 import MODALITIES
+from mwam_harness.datasets.brats2020.layout import case_name, label_path, raw_files, read_split, volume_path
+from mwam_harness.datasets.brats2020.loader import Brats2020Dataset
+from mwam_harness.datasets.brats2020.prepare import PrepareError, default_split_sizes, prepare_brats2020
+from mwam_harness.datasets.brats2020.preprocess import (
+    crop_window,
+    normalize,
+    preprocess_subject,
+    remap_labels,
+    widen_window,
+)
+from mwam_harness.datasets.brats2020.synthetic import write_brats2020
+from mwam_harness.datasets.brats2020.transforms import RandIntensityScaleShiftd, RandPlaneRotated, training_transforms
+from mwam_harness.datasets.registry import read_synthetic_marker
 from reproduce.cli import main
 
 SHAPE = (40, 40, 32)
@@ -329,7 +335,7 @@ def test_a_synthetic_set_with_other_parameters_is_replaced_whole_and_other_folde
 
 
 def test_tumour_size_sets_the_tumour_share_and_only_a_non_default_range_enters_the_marker(tmp_path):
-    from datasets.brats2020.synthetic import TUMOUR_SIZE
+    from mwam_harness.datasets.brats2020.synthetic import TUMOUR_SIZE
 
     def share(root):
         return np.mean([(np.load(f) > 0).mean() for f in sorted((root / "seg").glob("*_seg.npy"))])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import rotate
 
-from datasets.brats2020.transforms import PLANES, RandPlaneRotated
+from mwam_harness.datasets.brats2020.transforms import PLANES, RandPlaneRotated
 
 
 def label_volume(dtype=np.uint8) -> np.ndarray:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.casia_surf import MODALITIES, SPLITS
-from datasets.casia_surf.loader import (
+from mwam_harness.datasets.casia_surf import MODALITIES, SPLITS
+from mwam_harness.datasets.casia_surf.loader import (
     CasiaSurfDataset,
     CasiaSurfError,
     augment,
@@ -18,7 +18,7 @@ from datasets.casia_surf.loader import (
     read_split,
     rotate,
 )
-from datasets.casia_surf.synthetic import write_casia_surf
+from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
 
 
 @pytest.fixture(scope="module")

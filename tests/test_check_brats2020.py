@@ -10,11 +10,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from datasets import dataset_spec
-from datasets.brats2020.layout import label_path, raw_files, read_split, volume_path
-from datasets.brats2020.loader import Brats2020Dataset
-from datasets.brats2020.prepare import PrepareError, prepare_brats2020
-from datasets.brats2020.synthetic import write_brats2020
+from mwam_harness.datasets import dataset_spec
+from mwam_harness.datasets.brats2020.layout import label_path, raw_files, read_split, volume_path
+from mwam_harness.datasets.brats2020.loader import Brats2020Dataset
+from mwam_harness.datasets.brats2020.prepare import PrepareError, prepare_brats2020
+from mwam_harness.datasets.brats2020.synthetic import write_brats2020
 from reproduce.cli import main
 
 SHAPE = (24, 24, 16)

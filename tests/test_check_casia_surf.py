@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.casia_surf import SPLITS
-from datasets.casia_surf.check import check_data
-from datasets.casia_surf.loader import CasiaSurfDataset, CasiaSurfError, read_split
-from datasets.casia_surf.synthetic import write_casia_surf
+from mwam_harness.datasets.casia_surf import SPLITS
+from mwam_harness.datasets.casia_surf.check import check_data
+from mwam_harness.datasets.casia_surf.loader import CasiaSurfDataset, CasiaSurfError, read_split
+from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
 from reproduce.cli import main
 
 

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.checking import ListFileError
-from datasets.dronevehicle.check import check_data
-from datasets.dronevehicle.layout import read_list
-from datasets.dronevehicle.synthetic import write_dronevehicle
+from mwam_harness.datasets.checking import ListFileError
+from mwam_harness.datasets.dronevehicle.check import check_data
+from mwam_harness.datasets.dronevehicle.layout import read_list
+from mwam_harness.datasets.dronevehicle.synthetic import write_dronevehicle
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def _found(root: Path) -> list[tuple[str, int | None, str]]:
 
 
 def _loader(root: Path, split: str):  # a DroneVehicleDataset (imports ultralytics)
-    from datasets.dronevehicle.loader import DroneVehicleDataset
+    from mwam_harness.datasets.dronevehicle.loader import DroneVehicleDataset
 
     return DroneVehicleDataset(root, split, imgsz=64)
 

@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets import dataset_spec
-from datasets.nyuv2.class_weights import median_frequency_weights
-from datasets.nyuv2.layout import WEIGHTS_FILE, read_split, sample_paths
-from datasets.nyuv2.loader import Nyuv2Dataset, Nyuv2Error
-from datasets.nyuv2.synthetic import write_nyuv2
+from mwam_harness.datasets import dataset_spec
+from mwam_harness.datasets.nyuv2.class_weights import median_frequency_weights
+from mwam_harness.datasets.nyuv2.layout import WEIGHTS_FILE, read_split, sample_paths
+from mwam_harness.datasets.nyuv2.loader import Nyuv2Dataset, Nyuv2Error
+from mwam_harness.datasets.nyuv2.synthetic import write_nyuv2
 from reproduce.cli import main
 
 SIZE = (32, 48)

@@ -15,8 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import datasets.files as files
-from datasets.files import NoSpaceError, NotWritableError, atomic_write, remove_stale_temporaries, temporaries_of
+import mwam_harness.datasets.files as files
+from mwam_harness.datasets.files import (
+    NoSpaceError,
+    NotWritableError,
+    atomic_write,
+    remove_stale_temporaries,
+    temporaries_of,
+)
 from reproduce.checkpoints import load_checkpoint
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.runs.registry import Registry
@@ -97,7 +103,7 @@ def test_sigterm_after_the_last_training_step_stops_and_resume_finishes(tmp_path
 CHILD = """
 import argparse, json, os, signal, sys
 from mwam_harness.catalog import HOSTS, TASKS
-from models.registry import ModelInfo
+from mwam_harness.models.registry import ModelInfo
 from tests.toy_run import RUNTIME, ToyHost, ToyTask, toy_config
 import reproduce.cli as cli
 from reproduce.engine.trainer import Trainer

@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
-from datasets.registry import dataset_spec, list_datasets
 from mwam_harness.catalog import DATASETS
+from mwam_harness.datasets.registry import dataset_spec, list_datasets
 from reproduce.cli import build_parser
 from reproduce.subsets import dataset_names
 from reproduce.tables.specs import TABLE_RUNS

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from datasets.casia_surf.synthetic import write_casia_surf
+from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
 from reproduce.cli import main
 from reproduce.runs.config import RunConfig
 from reproduce.runs.registry import Registry

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from models.resnet18_crmt import ResNet18CRMT, own_whiten
+from mwam_harness import models
+from mwam_harness.models.resnet18_crmt import ResNet18CRMT, own_whiten
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods.crmt import CRMTOptions, CRMTPlugin, maths
 from reproduce.runs.config import ConfigError

@@ -6,15 +6,15 @@ import sys
 
 import pytest
 
-from datasets import DatasetPreset, dataset_spec, list_datasets, register_dataset
-from datasets.casia_surf.synthetic import write_casia_surf
-from datasets.paper_only import PaperOnlyDataset
-from datasets.registry import SubsetOrder
+from mwam_harness.datasets import DatasetPreset, dataset_spec, list_datasets, register_dataset
+from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
+from mwam_harness.datasets.paper_only import PaperOnlyDataset
+from mwam_harness.datasets.registry import SubsetOrder
 
 
 def test_casia_surf_is_registered_with_its_presets_and_without_loading_torch():
     code = (
-        "import sys; from datasets import dataset_spec; s = dataset_spec('casia_surf');"
+        "import sys; from mwam_harness.datasets import dataset_spec; s = dataset_spec('casia_surf');"
         "from reproduce.subsets import dataset_names, subsets; [subsets(n) for n in dataset_names()];"
         "print(s.modalities, sorted(s.presets), any(m in sys.modules for m in ('torch', 'cv2', 'numpy')))"
     )
@@ -27,7 +27,7 @@ def test_casia_surf_is_registered_with_its_presets_and_without_loading_torch():
 
 def test_brats2020_is_registered_torch_free_with_its_prepare_step():
     code = (
-        "import sys; from datasets import dataset_spec; s = dataset_spec('brats2020');"
+        "import sys; from mwam_harness.datasets import dataset_spec; s = dataset_spec('brats2020');"
         "print(s.modalities, sorted(s.presets), s.preparer is not None,"
         " any(m in sys.modules for m in ('torch', 'nibabel', 'monai')))"
     )

@@ -28,8 +28,8 @@ def _worker(rank: int, world: int, init_file: str, out: str, root: str, scenario
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    from models.registry import ModelInfo
     from mwam_harness.catalog import HOSTS, TASKS
+    from mwam_harness.models.registry import ModelInfo
     from reproduce.engine import distributed
     from reproduce.engine.trainer import Trainer, TrainingInterruptedError
     from reproduce.runs.registry import Registry

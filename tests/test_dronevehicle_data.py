@@ -12,12 +12,19 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets import dataset_spec
-from datasets.dronevehicle import BORDER, CLASS_ALIASES, CLASS_NAMES, PRESETS, RAW_SIZE, SPLITS
-from datasets.dronevehicle.check import check_data
-from datasets.dronevehicle.layout import data_dict, ir_path, is_fork_layout, is_prepared, is_raw, parse_label_text
-from datasets.dronevehicle.prepare import MANIFEST, PrepareError, prepare_dronevehicle, read_manifest
-from datasets.dronevehicle.synthetic import IR_GROUP, IR_SIGNATURE, SIZES, render_pair, write_dronevehicle
+from mwam_harness.datasets import dataset_spec
+from mwam_harness.datasets.dronevehicle import BORDER, CLASS_ALIASES, CLASS_NAMES, PRESETS, RAW_SIZE, SPLITS
+from mwam_harness.datasets.dronevehicle.check import check_data
+from mwam_harness.datasets.dronevehicle.layout import (
+    data_dict,
+    ir_path,
+    is_fork_layout,
+    is_prepared,
+    is_raw,
+    parse_label_text,
+)
+from mwam_harness.datasets.dronevehicle.prepare import MANIFEST, PrepareError, prepare_dronevehicle, read_manifest
+from mwam_harness.datasets.dronevehicle.synthetic import IR_GROUP, IR_SIGNATURE, SIZES, render_pair, write_dronevehicle
 
 
 # ---------------------------------------------------------------- helpers
@@ -72,7 +79,7 @@ def _rows(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------- spec
 def test_the_spec_is_torch_free_and_its_presets_are_the_forks():
     code = (
-        "import sys; from datasets import dataset_spec; s = dataset_spec('dronevehicle');"
+        "import sys; from mwam_harness.datasets import dataset_spec; s = dataset_spec('dronevehicle');"
         "print(s.modalities, s.task, s.num_classes, s.metric, sorted(s.presets),"
         " any(m in sys.modules for m in ('torch', 'cv2', 'numpy', 'ultralytics')))"
     )
@@ -305,7 +312,7 @@ def test_the_loader_stacks_six_channels_and_transforms_both_halves_alike(twin_ro
     from ultralytics.cfg import get_cfg
     from ultralytics.utils import DEFAULT_CFG
 
-    from datasets.dronevehicle.loader import DroneVehicleDataset, build_two_stream_dataset
+    from mwam_harness.datasets.dronevehicle.loader import DroneVehicleDataset, build_two_stream_dataset
 
     im, hw0, hw = DroneVehicleDataset(twin_root, "val", imgsz=96).load_image(0)
     assert im.shape == (77, 96, 6) and im.dtype == np.uint8 and hw0 == (512, 640) and hw == (77, 96)
@@ -330,7 +337,7 @@ def test_the_loader_stacks_six_channels_and_transforms_both_halves_alike(twin_ro
 def test_the_loader_refuses_disk_cache_and_bad_pairs_and_labels(twin_root, tmp_path):
     import shutil
 
-    from datasets.dronevehicle.loader import DroneVehicleDataset, TwoStreamYOLODataset
+    from mwam_harness.datasets.dronevehicle.loader import DroneVehicleDataset, TwoStreamYOLODataset
 
     with pytest.raises(ValueError, match="cache='disk' is not supported"):
         DroneVehicleDataset(twin_root, "val", cache="disk")

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-import models
-from models.esanet import (
+from mwam_harness import models
+from mwam_harness.models.esanet import (
     BILINEAR_KERNEL,
     SUBSETS,
     ESANetConfig,
@@ -267,7 +267,7 @@ def test_pretrained_loads_imagenet_resnet50_into_both_encoders(tmp_path):
         models.build("esanet", pretrained=str(tmp_path / "list.pth"))
     torch.save(resnet18().state_dict(), tmp_path / "resnet18.pth")
     encoder = ResNet50Encoder(3)
-    from models.esanet import _load_encoder
+    from mwam_harness.models.esanet import _load_encoder
 
     with pytest.raises(ValueError, match=r"not a torchvision / timm ResNet-50 state dict: missing .*layer1\.0\.conv3"):
         _load_encoder(encoder, load_imagenet_resnet50(tmp_path / "resnet18.pth"), "resnet18.pth")

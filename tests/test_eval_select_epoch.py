@@ -92,7 +92,7 @@ def test_a_run_resumed_after_epoch_n_keeps_its_weights(tmp_path, root):
 def _table3(preset, root=None, **methods):
     import dataclasses
 
-    import datasets.nyuv2 as nyuv2
+    import mwam_harness.datasets.nyuv2 as nyuv2
     from reproduce.tables.specs import table_runs
 
     preset = nyuv2.PRESETS[preset]

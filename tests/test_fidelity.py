@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from datasets.registry import dataset_spec
+from mwam_harness.datasets.registry import dataset_spec
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods.mmanet import MMANet
 from reproduce.runs.config import ConfigError, RunConfig

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from datasets.frequency_filter import FrequencyFilter
-from datasets.registry import dataset_spec
-from models import Host, HostOutput
+from mwam_harness.datasets.frequency_filter import FrequencyFilter
+from mwam_harness.datasets.registry import dataset_spec
+from mwam_harness.models import Host, HostOutput
 from reproduce import figures_frequency
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.figures_frequency import curve_values, figure1, figure5

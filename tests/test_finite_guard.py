@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from datasets.files import temporaries_of
 from mwam_harness.catalog import TASKS
+from mwam_harness.datasets.files import temporaries_of
 from reproduce.checkpoints import load_checkpoint
 from reproduce.engine.trainer import NonFiniteLossError, Trainer
 from reproduce.runs.registry import Registry

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.casia_surf import MODALITIES
-from datasets.casia_surf.loader import CasiaSurfDataset, augment, augment_rng, read_image, to_tensor
-from datasets.casia_surf.synthetic import write_casia_surf
-from datasets.frequency_filter import (
+from mwam_harness.datasets.casia_surf import MODALITIES
+from mwam_harness.datasets.casia_surf.loader import CasiaSurfDataset, augment, augment_rng, read_image, to_tensor
+from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
+from mwam_harness.datasets.frequency_filter import (
     FrequencyFilter,
     box_blur,
     centred_window,

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.casia_surf import MODALITIES
-from datasets.casia_surf.loader import CasiaSurfDataset
-from datasets.casia_surf.synthetic import write_casia_surf
-from datasets.registry import dataset_spec
 from mwam import MWAMConfig
+from mwam_harness.datasets.casia_surf import MODALITIES
+from mwam_harness.datasets.casia_surf.loader import CasiaSurfDataset
+from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
+from mwam_harness.datasets.registry import dataset_spec
 from reproduce.frm_of_data import data_frm, frm_column, main, per_image_frm, subset_frm
 from tests.reference import reference_frm
 

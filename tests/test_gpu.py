@@ -50,8 +50,8 @@ def test_the_trainer_runs_on_cuda_in_fp32_by_default_or_bf16_and_channels_last(t
 
 
 def test_sf_md_encode_once_equals_a_forward_per_subset_on_cuda_under_bf16():
-    import models
-    from models import forward_subsets
+    from mwam_harness import models
+    from mwam_harness.models import forward_subsets
 
     host = models.build("sf_md").cuda().eval().to(memory_format=torch.channels_last)
     x = {m: t.cuda().contiguous(memory_format=torch.channels_last) for m, t in host.example_inputs(8).items()}

@@ -13,8 +13,8 @@ import itertools
 import pytest
 import torch
 
-import models
-from models import Host, forward_subsets
+from mwam_harness import models
+from mwam_harness.models import Host, forward_subsets
 
 HOSTS = models.list_models()
 #: The Host contract is what the engine's trainer calls; a host trained by another library's runner (the two-stream

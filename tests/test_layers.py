@@ -134,6 +134,7 @@ def code_words(path: Path) -> set[str]:
             out.add(token.string.strip("\"'").lower())
         if token.type != tokenize.COMMENT:
             previous = token.type
+    out.discard("mwam_harness")  # the harness's package name, not the MWAM plug-in
     return out | {word for text in out for word in text.replace(".", "_").split("_")}
 
 

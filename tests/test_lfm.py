@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import models
-from models import HostOutput
+from mwam_harness import models
+from mwam_harness.models import HostOutput
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods import LoopContext, StepData
 from reproduce.methods.lfm import LFMOptions, LFMPlugin

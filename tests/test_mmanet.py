@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import models
+from mwam_harness import models
 from reproduce.engine.runner import run_config
 from reproduce.engine.trainer import DependencyError, Trainer, TrainingInterruptedError
 from reproduce.methods import method_class

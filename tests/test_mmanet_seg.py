@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.host import HostOutput
+from mwam_harness.models.host import HostOutput
 from reproduce.methods import LoopContext, StepData
 from reproduce.methods.mmanet.distillation import pixel_margin_aware_distillation
 from reproduce.methods.mmanet_seg import MMANetSeg, MMANetSegOptions

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-import models
-from models.mmformer import MMFormerConfig, MMFormerHost, PreNormConv3d
+from mwam_harness import models
+from mwam_harness.models.mmformer import MMFormerConfig, MMFormerHost, PreNormConv3d
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 P = 2
@@ -316,7 +316,7 @@ def test_flop_counting_under_inference_mode():
 
 
 def test_sde_enhances_each_encoders_deepest_level_which_the_transformer_and_sep_decoder_read(host: MMFormerHost):
-    from models import HostOutput
+    from mwam_harness.models import HostOutput
     from reproduce.methods.sde.enhancer import BranchEnhancer
 
     inputs = volumes(host, 2)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-import datasets.brats2020 as brats
+import mwam_harness.datasets.brats2020 as brats
 from reproduce.cli import main
 from reproduce.experiments import _iterations
 from reproduce.runs.config import RunConfig

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from models import HostOutput
+from mwam_harness import models
+from mwam_harness.models import HostOutput
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods import LoopContext, StepData
 from reproduce.methods import modality_signals as signals

@@ -15,14 +15,14 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from datasets import dataset_spec
-from datasets.nyuv2 import CLASS_NAMES, DEPTH_MEAN, DEPTH_STD, PRESETS, SPLIT_SIZES
-from datasets.nyuv2.class_weights import median_frequency, median_frequency_weights
-from datasets.nyuv2.layout import ESANET_WEIGHTS_FILE, WEIGHTS_FILE, read_split, sample_paths
-from datasets.nyuv2.loader import Nyuv2Dataset
-from datasets.nyuv2.prepare import PrepareError, prepare_nyuv2
-from datasets.nyuv2.synthetic import CABINET, DOOR, PICTURE, WALL, WINDOW, render_scene, write_nyuv2
-from datasets.nyuv2.transforms import (
+from mwam_harness.datasets import dataset_spec
+from mwam_harness.datasets.nyuv2 import CLASS_NAMES, DEPTH_MEAN, DEPTH_STD, PRESETS, SPLIT_SIZES
+from mwam_harness.datasets.nyuv2.class_weights import median_frequency, median_frequency_weights
+from mwam_harness.datasets.nyuv2.layout import ESANET_WEIGHTS_FILE, WEIGHTS_FILE, read_split, sample_paths
+from mwam_harness.datasets.nyuv2.loader import Nyuv2Dataset
+from mwam_harness.datasets.nyuv2.prepare import PrepareError, prepare_nyuv2
+from mwam_harness.datasets.nyuv2.synthetic import CABINET, DOOR, PICTURE, WALL, WINDOW, render_scene, write_nyuv2
+from mwam_harness.datasets.nyuv2.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     TrainingAugmentation,
@@ -404,7 +404,7 @@ def test_synthetic_set_is_the_prepared_layout_reused_or_replaced_whole(synthetic
 
 def test_nyuv2_is_registered_torch_free_with_the_papers_settings():
     code = (
-        "import sys; from datasets import dataset_spec; s = dataset_spec('nyuv2');"
+        "import sys; from mwam_harness.datasets import dataset_spec; s = dataset_spec('nyuv2');"
         "print(s.modalities, s.task, s.num_classes, s.metric, sorted(s.presets), s.preparer is not None,"
         " any(m in sys.modules for m in ('torch', 'cv2', 'h5py', 'numpy')))"
     )

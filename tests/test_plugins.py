@@ -6,7 +6,7 @@ example of docs/architecture.md (ResNet-18 concat host + modality_gradient_scale
 import pytest
 import torch
 
-import models
+from mwam_harness import models
 from mwam_harness.catalog import PLUGINS
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods import LoopContext, Plugin, TrainContext, list_plugins, plugins_for

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from datasets.casia_surf import SPLITS
-from datasets.casia_surf.synthetic import write_casia_surf
+from mwam_harness.datasets.casia_surf import SPLITS
+from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
 from reproduce.engine.preflight import PreflightError, check_lists, splits_read
 from reproduce.engine.trainer import Trainer
 from reproduce.runs.config import RunConfig

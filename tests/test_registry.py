@@ -1,8 +1,8 @@
 import pytest
 from torch import nn
 
-from models import registry
 from mwam_harness.catalog import Catalog
+from mwam_harness.models import registry
 
 
 @pytest.fixture(autouse=True)

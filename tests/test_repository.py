@@ -28,6 +28,17 @@ def test_readme_example_is_short_and_runs():
     assert not torch.equal(mwam.grad_scale, torch.ones(2)), "gradient editing must be active"
 
 
+def test_the_readme_quick_start_is_the_example_file():
+    """The README's quick start is examples/quick_start.py's code (below its docstring), character for character."""
+    import ast
+
+    source = (ROOT / "examples" / "quick_start.py").read_text()
+    body = ast.parse(source).body
+    assert isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant), "a docstring first"
+    code = "\n".join(source.splitlines()[body[0].end_lineno :]).strip() + "\n"
+    assert readme_example() == code, "README.md's example block and examples/quick_start.py differ"
+
+
 def requirement_names(lines):
     return {re.split(r"[=<>]", line.strip())[0].lower() for line in lines if line.strip() and not line.startswith("#")}
 
@@ -83,14 +94,16 @@ def test_pyproject_installs_the_two_libraries(name):
 
 
 def test_the_harness_installs_as_its_own_distribution_and_the_scripts_need_no_path_edits():
-    """``reproduce``, ``models`` and ``datasets`` install from harness/pyproject.toml (make venv, environment.yml),
-    never with the libraries; the scripts import them as installed packages."""
+    """``reproduce`` and ``mwam_harness`` (with ``models/`` and ``datasets/`` as ``mwam_harness.models`` and
+    ``mwam_harness.datasets``) install from harness/ (make venv, environment.yml), never with the libraries; the
+    scripts import them as installed packages. tests/test_packaging.py checks what that install exposes."""
     import tomllib
 
     harness = tomllib.loads((ROOT / "harness" / "pyproject.toml").read_text())
-    find = harness["tool"]["setuptools"]["packages"]["find"]
-    assert find["where"] == [".."] and {"reproduce", "models", "datasets"} <= set(find["include"])
     assert "mwam-sde" in harness["project"]["dependencies"]
+    assert "packages" not in harness.get("tool", {}).get("setuptools", {}), "harness/setup.py computes the list"
+    setup = (ROOT / "harness" / "setup.py").read_text()
+    assert 'NESTED = ("models", "datasets")' in setup and '"mwam_harness.{folder}": f"../{folder}"' in setup
     makefile, environment = (ROOT / "Makefile").read_text(), (ROOT / "environment.yml").read_text()
     assert "-e harness" in makefile and "-e ./harness" in environment
     for script in (ROOT / "scripts").glob("*.py"):

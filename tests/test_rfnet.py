@@ -4,8 +4,8 @@ feature-level masking, the 15-subset modality dropout, gradients."""
 import pytest
 import torch
 
-import models
-from models.rfnet import SUBSETS, RFNetConfig, RFNetHost
+from mwam_harness import models
+from mwam_harness.models.rfnet import SUBSETS, RFNetConfig, RFNetHost
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 SIZE = 16  # RFNetHost.example_inputs: the smallest volume the host takes

@@ -24,7 +24,7 @@ PRELUDE = """
 import json, logging, os, signal, sys, time
 from pathlib import Path
 from mwam_harness.catalog import HOSTS, TASKS
-from models.registry import ModelInfo
+from mwam_harness.models.registry import ModelInfo
 from tests.toy_run import RUNTIME, ToyHost, ToyTask, toy_config
 
 HOSTS.discover(); TASKS.discover()

@@ -6,9 +6,9 @@ import copy
 import pytest
 import torch
 
-import datasets.casia_surf as surf
-import models
-from models import HostOutput
+import mwam_harness.datasets.casia_surf as surf
+from mwam_harness import models
+from mwam_harness.models import HostOutput
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.experiments import run_table
 from reproduce.methods.sde.enhancer import BranchEnhancer
@@ -200,7 +200,7 @@ def test_sde_columns_of_methods_with_dependency_runs_share_the_plain_dependencie
     the plain column's, trained once for both."""
     from unittest import mock
 
-    from datasets import dataset_spec
+    from mwam_harness.datasets import dataset_spec
     from reproduce.engine.plan import plan_runs
     from reproduce.runs.config import DataConfig
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.host import HostOutput
+from mwam_harness.models.host import HostOutput
 from reproduce.tasks.base import StepContext
 from reproduce.tasks.segmentation2d import Segmentation2DTask, downsampled_labels, weighted_cross_entropy
 

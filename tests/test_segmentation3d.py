@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from datasets import dataset_spec
-from models.host import Host, HostOutput
+from mwam_harness.datasets import dataset_spec
+from mwam_harness.models.host import Host, HostOutput
 from reproduce.tasks.base import StepContext
 from reproduce.tasks.segmentation3d import Segmentation3DTask
 from reproduce.tasks.segmentation_losses import dice_loss, softmax_weighted_loss

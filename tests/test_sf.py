@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-import models
-from models.host import HostOutput
-from models.sf import SUBSETS, SFConfig, SFHost
+from mwam_harness import models
+from mwam_harness.models.host import HostOutput
+from mwam_harness.models.sf import SUBSETS, SFConfig, SFHost
 
 MODALITIES = ("rgb", "depth", "ir")
 

@@ -7,11 +7,11 @@ import collections
 import pytest
 import torch
 
-from models.mmformer import MMFormerHost
-from models.rfnet import SUBSETS as BRATS_SUBSETS
-from models.rfnet import RFNetHost
-from models.sf import SUBSETS as SURF_SUBSETS
-from models.sf import SFHost
+from mwam_harness.models.mmformer import MMFormerHost
+from mwam_harness.models.rfnet import SUBSETS as BRATS_SUBSETS
+from mwam_harness.models.rfnet import RFNetHost
+from mwam_harness.models.sf import SUBSETS as SURF_SUBSETS
+from mwam_harness.models.sf import SFHost
 
 HOSTS = {
     "rfnet": (lambda **o: RFNetHost(basic_dims=4, **o), BRATS_SUBSETS),

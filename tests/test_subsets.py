@@ -3,9 +3,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from datasets.paper_only import PAPER_ONLY, PaperOnlyDataset
-from datasets.registry import SubsetOrder, dataset_spec, list_datasets
 from mwam_harness.catalog import DATASETS as REGISTERED
+from mwam_harness.datasets.paper_only import PAPER_ONLY, PaperOnlyDataset
+from mwam_harness.datasets.registry import SubsetOrder, dataset_spec, list_datasets
 from reproduce.subsets import (
     dataset,
     dataset_names,

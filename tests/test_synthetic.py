@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-import datasets.casia_surf.synthetic as surf_synthetic
-import datasets.synthetic as synthetic
-from datasets.casia_surf import MODALITIES, SPLITS
-from datasets.casia_surf.loader import CasiaSurfDataset, read_split
-from datasets.casia_surf.synthetic import (
+import mwam_harness.datasets.casia_surf.synthetic as surf_synthetic
+import mwam_harness.datasets.synthetic as synthetic
+from mwam import frm
+from mwam_harness.datasets.casia_surf import MODALITIES, SPLITS
+from mwam_harness.datasets.casia_surf.loader import CasiaSurfDataset, read_split
+from mwam_harness.datasets.casia_surf.synthetic import (
     MARKER,
     SURF_CUES,
     SyntheticSurfConfig,
@@ -23,7 +24,6 @@ from datasets.casia_surf.synthetic import (
     shown_labels,
     write_casia_surf,
 )
-from mwam import frm
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"num_train": 8, "num_val": 4, "num_test": 8, "size": 32}
@@ -212,7 +212,7 @@ def test_depth_more_separable_than_rgb_on_cheap_features(tmp_path: Path) -> None
 
 
 def test_built_beside_installs_on_success_and_leaves_everything_as_it_was_on_failure(tmp_path):
-    from datasets.files import built_beside
+    from mwam_harness.datasets.files import built_beside
 
     out = tmp_path / "set"
     with built_beside(out, lambda d: (d / "m").exists(), lambda d: False, "m") as built:

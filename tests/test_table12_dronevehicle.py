@@ -22,7 +22,7 @@ SUBSETS = ("rgb", "ir", "rgb+ir")
 def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(tmp_path, monkeypatch):
     from ultralytics.nn.tasks import load_checkpoint
 
-    from models.yolo.two_stream import TwoStreamDetectionModel
+    from mwam_harness.models.yolo.two_stream import TwoStreamDetectionModel
 
     seen = []  # the modality set of every forward pass outside training: each subset must reach the validator
     fused_features = TwoStreamDetectionModel.fused_features
@@ -44,7 +44,7 @@ def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(
     assert len(rows) == 3  # RGB, IR, RGB+IR
     assert "0.215" in (out / "table12_vs_paper.md").read_text()  # the paper's RGB row beside ours
 
-    import datasets.dronevehicle as dronevehicle
+    import mwam_harness.datasets.dronevehicle as dronevehicle
     from reproduce.paths import results_root_set_to
 
     with_mwam = None
@@ -89,7 +89,7 @@ def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(
 def test_an_interrupted_run_resumes_at_its_epoch_boundary(tmp_path, monkeypatch):
     """``T-yolov8n +MWAM +SDE`` interrupted in its second epoch, resumed: the plug-ins' state saved with epoch 1's
     ``last.pt`` (MWAM's bank, SDE's generator) is what the resumed run starts from."""
-    import datasets.dronevehicle as dronevehicle
+    import mwam_harness.datasets.dronevehicle as dronevehicle
     from reproduce.paths import results_root_set_to
     from reproduce.yolo.runner import UltralyticsRunner
     from reproduce.yolo.trainer import TwoStreamDetectionTrainer
@@ -204,9 +204,9 @@ def test_validation_with_ultralytics_plots_reaches_for_no_network(tmp_path, monk
     matrices): every DNS look-up and socket connection attempted is recorded, and there must be none."""
     import socket
 
-    from datasets.dronevehicle.layout import data_dict
-    from datasets.dronevehicle.synthetic import write_dronevehicle
-    from models.yolo.two_stream import TwoStreamDetectionModel
+    from mwam_harness.datasets.dronevehicle.layout import data_dict
+    from mwam_harness.datasets.dronevehicle.synthetic import write_dronevehicle
+    from mwam_harness.models.yolo.two_stream import TwoStreamDetectionModel
     from reproduce.yolo.evaluation import evaluate_subsets
 
     attempts = []

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-import datasets.brats2020 as brats
+import mwam_harness.datasets.brats2020 as brats
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.experiments import run_table
 from reproduce.runs.registry import Registry

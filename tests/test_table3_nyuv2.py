@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-import datasets.nyuv2 as nyuv2
+import mwam_harness.datasets.nyuv2 as nyuv2
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.experiments import run_table
 from reproduce.runs.registry import Registry
@@ -103,8 +103,8 @@ def test_mmanet_seg_trains_from_its_teacher_searches_and_resumes_exactly(tmp_pat
 
 
 def test_sde_columns_enhance_each_encoders_layer4(tiny):
-    import models
-    from models import HostOutput
+    from mwam_harness import models
+    from mwam_harness.models import HostOutput
     from reproduce.methods.sde.enhancer import BranchEnhancer
 
     columns = {runtime.column: c for c, runtime in table_runs(3).configs(None, tiny, extensions=("sde",))}
@@ -135,7 +135,7 @@ def test_pretrained_reaches_every_esanet_host_and_the_mmanet_seg_teacher(tiny, t
     plain = {runtime.column: c for c, runtime in table_runs(3).configs(None, tiny)}
     assert "pretrained" not in plain["ESANet-MD"].host.options and plain["ESANet-MD"].key != columns["ESANet-MD"].key
     with pytest.raises(ValueError, match="no chosen column"):
-        import datasets.brats2020 as brats
+        import mwam_harness.datasets.brats2020 as brats
 
         table_runs(2).configs(None, brats.PRESETS["smoke"], pretrained=str(weights))
 

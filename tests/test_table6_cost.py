@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-import models
 import reproduce.benchmarks.model_cost as cost
+from mwam_harness import models
 from reproduce.benchmarks.model_cost import CostModel, counted_flops, inference_parameters
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-import datasets.casia_surf as surf
+import mwam_harness.datasets.casia_surf as surf
 from reproduce.experiments import run_table, table_layout
 from reproduce.runs.runtime import Runtime
 from reproduce.tables.paper_data import load_paper_table, with_extension_columns

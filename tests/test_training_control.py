@@ -5,7 +5,7 @@ ResNet-18 host's sum fusion and OGM-GE initialisation."""
 import pytest
 import torch
 
-import models
+from mwam_harness import models
 from mwam_harness.catalog import PLUGINS
 from reproduce.engine.trainer import Trainer, TrainingInterruptedError
 from reproduce.methods import LoopContext, Plugin

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import models
-from models.two_stream_yolov8 import PARAMETERS
-from models.yolo.two_stream import FUSION_LAYERS, TwoStreamDetectionModel
 from mwam import MWAM
+from mwam_harness import models
+from mwam_harness.models.two_stream_yolov8 import PARAMETERS
+from mwam_harness.models.yolo.two_stream import FUSION_LAYERS, TwoStreamDetectionModel
 from reproduce.methods.context import LoopContext
 from reproduce.methods.mwam.plugin import MWAMPlugin
 from reproduce.runs.config import ConfigError, RunConfig

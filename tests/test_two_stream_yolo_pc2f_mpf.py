@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from models.two_stream_yolov8_pc2f_mpf import PARAMETERS
-from models.yolo.pc2f_mpf import IR_PC2F_LAYERS, FasterBlock, PartialConv, PC2f, PC2fMPFDetectionModel
-from models.yolo.two_stream import FUSION_LAYERS, TwoStreamDetectionModel
+from mwam_harness import models
+from mwam_harness.models.two_stream_yolov8_pc2f_mpf import PARAMETERS
+from mwam_harness.models.yolo.pc2f_mpf import IR_PC2F_LAYERS, FasterBlock, PartialConv, PC2f, PC2fMPFDetectionModel
+from mwam_harness.models.yolo.two_stream import FUSION_LAYERS, TwoStreamDetectionModel
 
 HOST = "two_stream_yolov8n_pc2f_mpf"
 

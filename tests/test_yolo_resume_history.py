@@ -20,7 +20,7 @@ def test_truncate_results_keeps_the_header_and_the_checkpoint_epochs(tmp_path):
 
 
 def test_a_run_stopped_between_its_epoch_row_and_its_checkpoint_resumes_with_one_row_per_epoch(tmp_path, monkeypatch):
-    import datasets.dronevehicle as dronevehicle
+    import mwam_harness.datasets.dronevehicle as dronevehicle
     from reproduce.paths import results_root_set_to
     from reproduce.tables.specs import table_runs
     from reproduce.yolo.runner import UltralyticsRunner, read_history

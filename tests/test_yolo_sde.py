@@ -10,7 +10,7 @@ import pickle
 import pytest
 import torch
 
-from models.yolo.two_stream import FUSION_LAYERS, TwoStreamDetectionModel
+from mwam_harness.models.yolo.two_stream import FUSION_LAYERS, TwoStreamDetectionModel
 from reproduce.methods.base import StepData
 from reproduce.methods.context import LoopContext
 from reproduce.methods.sde.plugin import SDEPlugin
@@ -141,7 +141,7 @@ def test_the_added_loss_is_scaled_as_ultralytics_loss_and_never_pickled(host):
 
 
 def test_table12_mwam_sde_column_trains_through_the_ultralytics_runner(tmp_path):
-    import datasets.dronevehicle as dronevehicle
+    import mwam_harness.datasets.dronevehicle as dronevehicle
     from reproduce.paths import results_root_set_to
     from reproduce.yolo.runner import UltralyticsRunner
 

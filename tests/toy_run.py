@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from datasets.casia_surf import SPLITS
-from models import Host, HostOutput
-from models.registry import ModelInfo
 from mwam_harness.catalog import HOSTS, TASKS
+from mwam_harness.datasets.casia_surf import SPLITS
+from mwam_harness.models import Host, HostOutput
+from mwam_harness.models.registry import ModelInfo
 from reproduce.runs.config import RunConfig, merge_settings
 from reproduce.runs.runtime import Runtime
 from reproduce.tasks.classification import ClassificationTask
@@ -143,7 +143,7 @@ def use_tiny_smoke_preset(monkeypatch: pytest.MonkeyPatch, train: dict[str, Any]
     ``train`` settings and preset fields (``methods=...``) on top."""
     import dataclasses
 
-    import datasets.casia_surf as surf
+    import mwam_harness.datasets.casia_surf as surf
 
     smoke = surf.PRESETS["smoke"]
     run = {

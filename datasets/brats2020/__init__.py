@@ -16,7 +16,7 @@ and the GSS method (RFNet trained further, ``reproduce/methods/gss.py``).
 
 from __future__ import annotations
 
-from datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
+from mwam_harness.datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
 
 MODALITIES: tuple[str, ...] = ("flair", "t1ce", "t1", "t2")
 SPLITS: dict[str, str] = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
@@ -167,11 +167,11 @@ SPEC = register_dataset(
             "`python -m reproduce prepare brats2020 RAW ROOT` writes it from the raw "
             "BraTS20_Training_XXX/BraTS20_Training_XXX_{flair,t1ce,t1,t2,seg}.nii.gz folders"
         ),
-        loader="datasets.brats2020.loader:Brats2020Dataset",
-        generator="datasets.brats2020.synthetic:write_brats2020",
-        checker="datasets.brats2020.check:check_data",
+        loader="mwam_harness.datasets.brats2020.loader:Brats2020Dataset",
+        generator="mwam_harness.datasets.brats2020.synthetic:write_brats2020",
+        checker="mwam_harness.datasets.brats2020.check:check_data",
         presets=PRESETS,
         subsets=SUBSETS,
-        preparer="datasets.brats2020.prepare:prepare_brats2020",
+        preparer="mwam_harness.datasets.brats2020.prepare:prepare_brats2020",
     )
 )

@@ -19,11 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from datasets.brats2020 import MODALITIES, SPLITS
-from datasets.brats2020.layout import LIST_HINT, is_prepared, is_raw, label_path, parse_split, raw_subjects, volume_path
-from datasets.brats2020.prepare import non_finite_message
-from datasets.checking import ListFileError, file_problem, gather_problems, json_problem
-from datasets.registry import SYNTHETIC_MARKER, Problem
+from mwam_harness.datasets.brats2020 import MODALITIES, SPLITS
+from mwam_harness.datasets.brats2020.layout import (
+    LIST_HINT,
+    is_prepared,
+    is_raw,
+    label_path,
+    parse_split,
+    raw_subjects,
+    volume_path,
+)
+from mwam_harness.datasets.brats2020.prepare import non_finite_message
+from mwam_harness.datasets.checking import ListFileError, file_problem, gather_problems, json_problem
+from mwam_harness.datasets.registry import SYNTHETIC_MARKER, Problem
 
 #: JSON files of a prepared root and how each is written again.
 JSON_FILES = {
@@ -100,7 +108,7 @@ def _prepared_case_problems(root: Path, shapes: dict[str, Any], case: str) -> li
 
 
 def _raw_subject_problems(source: Path, subject: str) -> list[Problem]:
-    from datasets.brats2020.prepare import inspect_subject
+    from mwam_harness.datasets.brats2020.prepare import inspect_subject
 
     _, _, problems = inspect_subject(source, subject)
     return [Problem(where, message) for where, message in problems]

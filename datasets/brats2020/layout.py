@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from datasets.brats2020 import MODALITIES, SPLITS
+from mwam_harness.datasets.brats2020 import MODALITIES, SPLITS
 
 SUBJECT = re.compile(r"^BraTS20_Training_(\d{3})$")
 RAW_FOLDER = "MICCAI_BraTS2020_TrainingData"
@@ -74,7 +74,7 @@ def parse_split(root: Path, split: str) -> tuple[list[tuple[int, str]], list[tup
     """The cases ``split``'s list names, ``(line number, case)`` in file order, and its problems, ``(line number,
     what is wrong)``: a case listed twice. FileNotFoundError naming the list when it is missing; ValueError naming it
     when it is not UTF-8 text."""
-    from datasets.checking import read_list_lines, unique_list_entries
+    from mwam_harness.datasets.checking import read_list_lines, unique_list_entries
 
     path = root / SPLITS[split]
     if not path.is_file():

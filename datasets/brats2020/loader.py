@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datasets.brats2020 import MODALITIES, SPLITS
-from datasets.brats2020.check import load_npy
-from datasets.brats2020.layout import label_path, read_split, shared_cases, volume_path
-from datasets.brats2020.prepare import non_finite_message
-from datasets.brats2020.transforms import training_transforms
-from datasets.checking import refuse_split_overlap
+from mwam_harness.datasets.brats2020 import MODALITIES, SPLITS
+from mwam_harness.datasets.brats2020.check import load_npy
+from mwam_harness.datasets.brats2020.layout import label_path, read_split, shared_cases, volume_path
+from mwam_harness.datasets.brats2020.prepare import non_finite_message
+from mwam_harness.datasets.brats2020.transforms import training_transforms
+from mwam_harness.datasets.checking import refuse_split_overlap
 
 
 def augmentation_seed(seed: int, epoch: int, index: int) -> int:

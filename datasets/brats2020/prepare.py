@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from datasets.brats2020 import MODALITIES, SPLIT_SIZES, SPLITS
-from datasets.brats2020.layout import (
+from mwam_harness.datasets.brats2020 import MODALITIES, SPLIT_SIZES, SPLITS
+from mwam_harness.datasets.brats2020.layout import (
     case_name,
     is_prepared,
     is_raw,
@@ -40,8 +40,8 @@ from datasets.brats2020.layout import (
     raw_subjects,
     volume_path,
 )
-from datasets.brats2020.preprocess import MINIMUM_WINDOW, RAW_LABELS, preprocess_subject
-from datasets.files import atomic_write, write_text_atomic
+from mwam_harness.datasets.brats2020.preprocess import MINIMUM_WINDOW, RAW_LABELS, preprocess_subject
+from mwam_harness.datasets.files import atomic_write, write_text_atomic
 
 MANIFEST = "prepare.json"
 FINGERPRINT = "fingerprint.json"
@@ -66,7 +66,7 @@ def inspect_subject(source: Path, subject: str) -> tuple[dict[str, np.ndarray], 
     {0, 1, 2, 4})."""
     import nibabel as nib
 
-    from datasets.checking import file_problem
+    from mwam_harness.datasets.checking import file_problem
 
     files = raw_files(source, subject)
     folder = str(files["seg"].parent)

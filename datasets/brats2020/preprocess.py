@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from datasets.brats2020 import MODALITIES
+from mwam_harness.datasets.brats2020 import MODALITIES
 
 #: The labels a BraTS segmentation may hold: background, necrosis / non-enhancing core, oedema, enhancing tumour.
 RAW_LABELS = (0, 1, 2, 4)

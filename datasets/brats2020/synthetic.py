@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.brats2020 import MODALITIES
-from datasets.brats2020.layout import RAW_FOLDER
-from datasets.files import atomic_write, built_beside, write_text_atomic
-from datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
+from mwam_harness.datasets.brats2020 import MODALITIES
+from mwam_harness.datasets.brats2020.layout import RAW_FOLDER
+from mwam_harness.datasets.files import atomic_write, built_beside, write_text_atomic
+from mwam_harness.datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
 
 CONTRAST = {
     #           flair, t1ce, t1,   t2
@@ -104,7 +104,7 @@ def write_brats2020(
     with other parameters is replaced whole; a non-empty directory that is not a synthetic set is refused.
     ``tumour_size``: the range of the whole tumour's radius as a fraction of the half-extent (recorded in the
     marker only when it is not the default, so the default set's fingerprint is unchanged)."""
-    from datasets.brats2020.prepare import prepare_brats2020
+    from mwam_harness.datasets.brats2020.prepare import prepare_brats2020
 
     out_dir = Path(out_dir)
     shape = tuple(int(s) for s in shape)

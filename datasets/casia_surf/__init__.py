@@ -7,8 +7,8 @@ torch nor OpenCV: the run configuration and the planner read it.
 
 from __future__ import annotations
 
-from datasets.casia_surf.schedules import SCHEDULES
-from datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
+from mwam_harness.datasets.casia_surf.schedules import SCHEDULES
+from mwam_harness.datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
 
 MODALITIES: tuple[str, ...] = ("rgb", "depth", "ir")
 SPLITS: dict[str, str] = {"train": "train_list.txt", "val": "val_private_list.txt", "test": "test_private_list.txt"}
@@ -100,9 +100,9 @@ SPEC = register_dataset(
             "ROOT/train_list.txt, val_private_list.txt, test_private_list.txt (lines: rgb depth ir label, paths "
             "relative to ROOT) and the image folders they list"
         ),
-        loader="datasets.casia_surf.loader:CasiaSurfDataset",
-        generator="datasets.casia_surf.synthetic:write_casia_surf",
-        checker="datasets.casia_surf.check:check_data",
+        loader="mwam_harness.datasets.casia_surf.loader:CasiaSurfDataset",
+        generator="mwam_harness.datasets.casia_surf.synthetic:write_casia_surf",
+        checker="mwam_harness.datasets.casia_surf.check:check_data",
         presets=PRESETS,
         subsets=SUBSETS,
         schedules=SCHEDULES,

@@ -8,7 +8,7 @@ Reported, each with the file (and the list line) at fault:
   another split lists is a case in two splits (the real lists name no subject in Val / Testing, so the image files
   are what two splits can share);
 - images: empty (0 bytes), a JPEG / PNG cut short (no end-of-image marker: OpenCV decodes it with only a warning),
-  or not decodable by ``cv2.imread`` -- what :func:`~datasets.casia_surf.loader.read_image` refuses. Any size and
+  or not decodable by ``cv2.imread`` -- what :func:`~.loader.read_image` refuses. Any size and
   channel count is what the loader reads (``IMREAD_COLOR`` and a resize, as the authors), so none is reported;
 - ``synthetic.json`` torn (a synthetic root).
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import cv2
 
-from datasets.casia_surf import MODALITIES, SPLITS
-from datasets.casia_surf.loader import CasiaSurfError, list_file, parse_split
-from datasets.checking import image_file_problem, json_problem, shared_cases
-from datasets.registry import SYNTHETIC_MARKER, Problem
+from mwam_harness.datasets.casia_surf import MODALITIES, SPLITS
+from mwam_harness.datasets.casia_surf.loader import CasiaSurfError, list_file, parse_split
+from mwam_harness.datasets.checking import image_file_problem, json_problem, shared_cases
+from mwam_harness.datasets.registry import SYNTHETIC_MARKER, Problem
 
 
 def _decode_problem(path: Path) -> str | None:

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datasets.casia_surf import MODALITIES, SPLITS
-from datasets.checking import ListFileError, image_file_problem, read_list_text
-from datasets.frequency_filter import FrequencyFilter
+from mwam_harness.datasets.casia_surf import MODALITIES, SPLITS
+from mwam_harness.datasets.checking import ListFileError, image_file_problem, read_list_text
+from mwam_harness.datasets.frequency_filter import FrequencyFilter
 
 LABELS: dict[int, str] = {1: "real", 0: "attack"}
 
@@ -208,7 +208,7 @@ class CasiaSurfDataset(Dataset):
     when training (144: 182 KiB), 3 x crop^2 x 3 B otherwise (112: 110 KiB); about 5.2 GiB for the 29,266
     training samples of CASIA-SURF. The cache lives in each process: every DataLoader worker fills its own.
 
-    ``filter``: None (default), a :class:`~datasets.frequency_filter.FrequencyFilter` or its fields as a mapping
+    ``filter``: None (default), a :class:`~..frequency_filter.FrequencyFilter` or its fields as a mapping
     (``{"kind": "low", "size": 15}``): each decoded uint8 image is filtered (and brought back to uint8 as the filter's
     ``restore`` says) before the resize, the augmentation and the normalisation (module docstring).
     """

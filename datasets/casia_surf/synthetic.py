@@ -1,6 +1,6 @@
 """A small synthetic CASIA-SURF written in the exact on-disk layout of the real one (for tests and the demo).
 
-CASIA-SURF (``write_casia_surf``; CLI ``python -m datasets.synthetic casia_surf OUT_DIR``)
+CASIA-SURF (``write_casia_surf``; CLI ``python -m mwam_harness.datasets.synthetic casia_surf OUT_DIR``)
 ==========================================================================================
 
 Every sample is one synthetic face seen by three registered cameras (same face ellipse, position and roll
@@ -63,10 +63,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.casia_surf import MODALITIES, SPLITS
-from datasets.files import built_beside, write_text_atomic
-from datasets.registry import SYNTHETIC_MARKER as MARKER
-from datasets.registry import read_synthetic_marker
+from mwam_harness.datasets.casia_surf import MODALITIES, SPLITS
+from mwam_harness.datasets.files import built_beside, write_text_atomic
+from mwam_harness.datasets.registry import SYNTHETIC_MARKER as MARKER
+from mwam_harness.datasets.registry import read_synthetic_marker
 
 SURF_FORMAT = 1
 JPEG_QUALITY = 95

@@ -14,7 +14,7 @@ Its runs train the ``detection`` task with the two-stream YOLOv8n host, through 
 
 from __future__ import annotations
 
-from datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
+from mwam_harness.datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
 
 MODALITIES: tuple[str, ...] = ("rgb", "ir")
 #: Class ids 0-4, the fork's ``dataProcess/xmlToTxt.py`` order.
@@ -119,11 +119,11 @@ SPEC = register_dataset(
             "ROOT/labels/.../NAME.txt (YOLO cls xc yc w h), ROOT/{train,val,test}.txt, ROOT/dronevehicle.yaml; "
             "`python -m reproduce prepare dronevehicle SOURCE ROOT` writes it from the release"
         ),
-        loader="datasets.dronevehicle.loader:DroneVehicleDataset",
-        generator="datasets.dronevehicle.synthetic:write_dronevehicle",
-        checker="datasets.dronevehicle.check:check_data",
+        loader="mwam_harness.datasets.dronevehicle.loader:DroneVehicleDataset",
+        generator="mwam_harness.datasets.dronevehicle.synthetic:write_dronevehicle",
+        checker="mwam_harness.datasets.dronevehicle.check:check_data",
         presets=PRESETS,
         subsets=SUBSETS,
-        preparer="datasets.dronevehicle.prepare:prepare_dronevehicle",
+        preparer="mwam_harness.datasets.dronevehicle.prepare:prepare_dronevehicle",
     )
 )

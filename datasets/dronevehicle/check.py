@@ -23,7 +23,7 @@ from pathlib import Path
 
 import cv2
 
-from datasets.checking import (
+from mwam_harness.datasets.checking import (
     ListFileError,
     gather_problems,
     image_file_problem,
@@ -31,8 +31,8 @@ from datasets.checking import (
     read_list_text,
     shared_cases,
 )
-from datasets.dronevehicle import BORDER, IMAGE_SIZE, SPLITS
-from datasets.dronevehicle.layout import (
+from mwam_harness.datasets.dronevehicle import BORDER, IMAGE_SIZE, SPLITS
+from mwam_harness.datasets.dronevehicle.layout import (
     ir_path,
     is_prepared,
     is_raw,
@@ -42,8 +42,8 @@ from datasets.dronevehicle.layout import (
     raw_dir,
     read_list,
 )
-from datasets.dronevehicle.prepare import MANIFEST, inspect_release, read_annotation
-from datasets.registry import SYNTHETIC_MARKER, Problem
+from mwam_harness.datasets.dronevehicle.prepare import MANIFEST, inspect_release, read_annotation
+from mwam_harness.datasets.registry import SYNTHETIC_MARKER, Problem
 
 
 def _problem(text: str) -> Problem:

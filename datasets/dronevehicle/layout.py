@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from datasets.checking import read_list_text
-from datasets.dronevehicle import CLASS_NAMES, SPLITS
+from mwam_harness.datasets.checking import read_list_text
+from mwam_harness.datasets.dronevehicle import CLASS_NAMES, SPLITS
 
 RGB_DIR = "images"
 IR_DIR = "image"

@@ -46,8 +46,8 @@ from ultralytics.data.augment import Compose, RandomHSV
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.utils.patches import imread
 
-from datasets.checking import ListFileError, image_file_problem, read_list_text
-from datasets.dronevehicle.layout import IR_DIR, data_dict, ir_path, list_path, parse_label_text
+from mwam_harness.datasets.checking import ListFileError, image_file_problem, read_list_text
+from mwam_harness.datasets.dronevehicle.layout import IR_DIR, data_dict, ir_path, list_path, parse_label_text
 
 HSV_MODES = ("rgb", "none")
 MAX_LISTED = 20

@@ -35,8 +35,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from datasets.dronevehicle import BORDER, CLASS_ALIASES, IMAGE_SIZE, RAW_SIZE, SPLITS
-from datasets.dronevehicle.layout import (
+from mwam_harness.datasets.dronevehicle import BORDER, CLASS_ALIASES, IMAGE_SIZE, RAW_SIZE, SPLITS
+from mwam_harness.datasets.dronevehicle.layout import (
     IR_DIR,
     LABEL_DIR,
     RGB_DIR,
@@ -52,7 +52,7 @@ from datasets.dronevehicle.layout import (
     raw_dir,
     yaml_text,
 )
-from datasets.files import install_directory, replaceable_directory, write_text_atomic
+from mwam_harness.datasets.files import install_directory, replaceable_directory, write_text_atomic
 
 MANIFEST = "prepare.json"
 FORMAT = 1

@@ -47,11 +47,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from datasets.dronevehicle import BORDER, CLASS_NAMES, IMAGE_SIZE, RAW_SIZE, SPLITS
-from datasets.dronevehicle.layout import is_prepared, raw_dir
-from datasets.dronevehicle.prepare import convert_release, inspect_release
-from datasets.files import built_beside, write_text_atomic
-from datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
+from mwam_harness.datasets.dronevehicle import BORDER, CLASS_NAMES, IMAGE_SIZE, RAW_SIZE, SPLITS
+from mwam_harness.datasets.dronevehicle.layout import is_prepared, raw_dir
+from mwam_harness.datasets.dronevehicle.prepare import convert_release, inspect_release
+from mwam_harness.datasets.files import built_beside, write_text_atomic
+from mwam_harness.datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
 
 SYNTHETIC_FORMAT = 1
 SOURCE_DIR = "source"

@@ -16,7 +16,7 @@ Its runs train the 2-D segmentation task (``reproduce/tasks/segmentation2d.py``)
 
 from __future__ import annotations
 
-from datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
+from mwam_harness.datasets.registry import DatasetPreset, DatasetSpec, SubsetOrder, register_dataset
 
 MODALITIES: tuple[str, ...] = ("rgb", "depth")
 SPLITS: dict[str, str] = {"train": "train.txt", "test": "test.txt"}
@@ -152,11 +152,11 @@ SPEC = register_dataset(
             "0 = void, 1-40), ROOT/train.txt, test.txt (4-digit indices); `python -m reproduce prepare nyuv2 SOURCE "
             "ROOT` writes it from a folder holding nyu_depth_v2_labeled.mat, splits.mat and classMapping40.mat"
         ),
-        loader="datasets.nyuv2.loader:Nyuv2Dataset",
-        generator="datasets.nyuv2.synthetic:write_nyuv2",
-        checker="datasets.nyuv2.check:check_data",
+        loader="mwam_harness.datasets.nyuv2.loader:Nyuv2Dataset",
+        generator="mwam_harness.datasets.nyuv2.synthetic:write_nyuv2",
+        checker="mwam_harness.datasets.nyuv2.check:check_data",
         presets=PRESETS,
         subsets=SUBSETS,
-        preparer="datasets.nyuv2.prepare:prepare_nyuv2",
+        preparer="mwam_harness.datasets.nyuv2.prepare:prepare_nyuv2",
     )
 )

@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.checking import ListFileError, gather_problems, image_file_problem, json_problem
-from datasets.nyuv2 import NUM_CLASSES, SPLITS
-from datasets.nyuv2.class_weights import cache_problem
-from datasets.nyuv2.layout import (
+from mwam_harness.datasets.checking import ListFileError, gather_problems, image_file_problem, json_problem
+from mwam_harness.datasets.nyuv2 import NUM_CLASSES, SPLITS
+from mwam_harness.datasets.nyuv2.class_weights import cache_problem
+from mwam_harness.datasets.nyuv2.layout import (
     WEIGHTS_FILE,
     image_path,
     is_download,
@@ -32,7 +32,7 @@ from datasets.nyuv2.layout import (
     parse_split,
     sample_paths,
 )
-from datasets.registry import SYNTHETIC_MARKER, Problem, read_synthetic_marker
+from mwam_harness.datasets.registry import SYNTHETIC_MARKER, Problem, read_synthetic_marker
 
 _EXPECTED = {
     "rgb": "an 8-bit 3-channel colour PNG",
@@ -126,7 +126,7 @@ def sample_problems(
 
 
 def _download_problems(source: Path) -> list[Problem]:
-    from datasets.nyuv2.prepare import inspect_download
+    from mwam_harness.datasets.nyuv2.prepare import inspect_download
 
     _, problems = inspect_download(source)
     return [Problem(*p.split(": ", 1)) if ": " in p else Problem(str(source), p) for p in problems]

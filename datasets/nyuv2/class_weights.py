@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from datasets.files import atomic_write, write_text_atomic
-from datasets.nyuv2 import NUM_CLASSES, SPLITS
-from datasets.nyuv2.layout import ESANET_WEIGHTS_FILE, WEIGHTS_FILE, image_path, read_split
+from mwam_harness.datasets.files import atomic_write, write_text_atomic
+from mwam_harness.datasets.nyuv2 import NUM_CLASSES, SPLITS
+from mwam_harness.datasets.nyuv2.layout import ESANET_WEIGHTS_FILE, WEIGHTS_FILE, image_path, read_split
 
 ABSENT_POLICIES = ("error", "zero")
 SPLIT = "train"
@@ -185,7 +185,7 @@ def cache_problem(root: str | Path) -> str | None:
 def _default_policy(root: Path) -> str:
     """The absent-class policy of a root without a readable cache: ``zero`` for a synthetic set (its generator's),
     else ``error`` (``prepare``'s default)."""
-    from datasets.registry import read_synthetic_marker
+    from mwam_harness.datasets.registry import read_synthetic_marker
 
     marker = read_synthetic_marker(root)
     return "zero" if isinstance(marker, dict) and marker.get("kind") == "nyuv2" else "error"

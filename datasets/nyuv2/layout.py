@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from datasets.nyuv2 import SPLITS
+from mwam_harness.datasets.nyuv2 import SPLITS
 
 #: The folder of each kind of image inside ``ROOT/<split>/`` (ESANet's ``RGB_DIR``, ``DEPTH_DIR``, ``labels_40``).
 FOLDERS: dict[str, str] = {"rgb": "rgb", "depth": "depth", "label": "labels_40"}
@@ -65,7 +65,7 @@ def parse_split(root: Path, split: str) -> tuple[list[tuple[int, str]], list[tup
             f"{path}: missing split list of NYU-Depth V2 (a prepared root holds {', '.join(SPLITS.values())}; "
             "`python -m reproduce prepare nyuv2 SOURCE ROOT` writes them)"
         )
-    from datasets.checking import read_list_lines, unique_list_entries
+    from mwam_harness.datasets.checking import read_list_lines, unique_list_entries
 
     def invalid(token: str) -> str | None:
         return None if INDEX.match(token) else f"{token!r} is not a four-digit image index (e.g. 0003)"

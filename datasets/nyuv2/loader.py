@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datasets.checking import image_file_problem, refuse_split_overlap
-from datasets.nyuv2 import DEPTH_MEAN, DEPTH_STD, NUM_CLASSES, SPLITS
-from datasets.nyuv2.check import expected_size, size_problem
-from datasets.nyuv2.class_weights import median_frequency_weights
-from datasets.nyuv2.layout import list_path, read_split, sample_paths, shared_indices
-from datasets.nyuv2.transforms import SCALE, TrainingAugmentation, normalise_depth, normalise_rgb, rescale
+from mwam_harness.datasets.checking import image_file_problem, refuse_split_overlap
+from mwam_harness.datasets.nyuv2 import DEPTH_MEAN, DEPTH_STD, NUM_CLASSES, SPLITS
+from mwam_harness.datasets.nyuv2.check import expected_size, size_problem
+from mwam_harness.datasets.nyuv2.class_weights import median_frequency_weights
+from mwam_harness.datasets.nyuv2.layout import list_path, read_split, sample_paths, shared_indices
+from mwam_harness.datasets.nyuv2.transforms import SCALE, TrainingAugmentation, normalise_depth, normalise_rgb, rescale
 
 
 class Nyuv2Error(ValueError):

@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from datasets.files import write_text_atomic
-from datasets.nyuv2 import CLASS_NAMES, NUM_CLASSES, SPLITS
-from datasets.nyuv2.class_weights import read_cache, write_class_weights
-from datasets.nyuv2.layout import (
+from mwam_harness.datasets.files import write_text_atomic
+from mwam_harness.datasets.nyuv2 import CLASS_NAMES, NUM_CLASSES, SPLITS
+from mwam_harness.datasets.nyuv2.class_weights import read_cache, write_class_weights
+from mwam_harness.datasets.nyuv2.layout import (
     DOWNLOAD_FILES,
     MAPPING_FILE,
     MAT_FILE,

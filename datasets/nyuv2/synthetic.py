@@ -39,11 +39,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.files import built_beside, write_text_atomic
-from datasets.nyuv2 import SPLITS
-from datasets.nyuv2.class_weights import write_class_weights
-from datasets.nyuv2.prepare import write_lists, write_sample
-from datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
+from mwam_harness.datasets.files import built_beside, write_text_atomic
+from mwam_harness.datasets.nyuv2 import SPLITS
+from mwam_harness.datasets.nyuv2.class_weights import write_class_weights
+from mwam_harness.datasets.nyuv2.prepare import write_lists, write_sample
+from mwam_harness.datasets.registry import SYNTHETIC_MARKER, read_synthetic_marker
 
 SYNTHETIC_FORMAT = 1
 WALL, FLOOR, CABINET, BED, SOFA, TABLE, DOOR, WINDOW, PICTURE, CEILING = 1, 2, 3, 4, 6, 7, 8, 9, 11, 22

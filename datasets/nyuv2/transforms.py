@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from datasets.nyuv2 import DEPTH_MEAN, DEPTH_STD
+from mwam_harness.datasets.nyuv2 import DEPTH_MEAN, DEPTH_STD
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

@@ -22,7 +22,7 @@ What the fork's yaml and code give (file:line of the fork):
 
 So the network is the plain-add two-stream YOLOv8n of :mod:`models.yolo.two_stream` with the IR backbone's four
 C2f layers (YOLOv8n layers 2, 4, 6, 8) replaced by :class:`PC2f` -- 442,512 parameters fewer, 3,841,967 for five
-classes. :class:`PC2fMPFDetectionModel` subclasses :class:`~models.yolo.two_stream.TwoStreamDetectionModel`
+classes. :class:`PC2fMPFDetectionModel` subclasses :class:`~mwam_harness.models.yolo.two_stream.TwoStreamDetectionModel`
 and swaps those layers after it is built, so the fusion, the missing-modality rules (``absent``), ``branches()``
 (MWAM), ``feature_branches()`` (SDE), loss terms, pickling and ``fuse()`` are the parent's.
 """

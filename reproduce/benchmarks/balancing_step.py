@@ -345,7 +345,7 @@ def run_benchmark(
             "per_epoch: mslr / mses on_epoch_end (one per epoch, not per step), timed interleaved with the rounds",
         ],
     }
-    from datasets.casia_surf.synthetic import write_casia_surf
+    from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
 
     with tempfile.TemporaryDirectory(prefix="bench-balancing-") as tmp, _threads(threads):
         begin = time.perf_counter()

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-import models
-from datasets import dataset_spec
 from mwam import MWAM
+from mwam_harness import models
+from mwam_harness.datasets import dataset_spec
 from reproduce.benchmarks.mwam_step import time_step, time_step_with_mwam
 from reproduce.devices import device_name
 from reproduce.tasks.base import StepContext

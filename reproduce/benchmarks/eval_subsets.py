@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-import models
-from models import forward_subsets
+from mwam_harness import models
+from mwam_harness.models import forward_subsets
 from reproduce.benchmarks.mwam_step import MODALITIES, make_inputs, time_step
 from reproduce.devices import device_name
 from reproduce.engine.evaluation import to_channels_last

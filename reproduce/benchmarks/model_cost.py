@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-import models
 from mwam import MWAM
+from mwam_harness import models
 from reproduce.benchmarks.mwam_step import time_step
 from reproduce.devices import device_name
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-import models
 from mwam import MWAM
+from mwam_harness import models
 from reproduce.benchmarks.mwam_step import time_step_with_mwam
 from reproduce.devices import device_name
 from reproduce.tasks.segmentation2d import downsampled_labels, weighted_cross_entropy
@@ -75,8 +75,8 @@ def bench_loader(height: int, width: int, batch: int, batches: int, workers: int
     """Images per second of the training loader on a synthetic NYUv2 of ``height`` x ``width`` images."""
     from torch.utils.data import DataLoader
 
-    from datasets.nyuv2.loader import Nyuv2Dataset
-    from datasets.nyuv2.synthetic import write_nyuv2
+    from mwam_harness.datasets.nyuv2.loader import Nyuv2Dataset
+    from mwam_harness.datasets.nyuv2.synthetic import write_nyuv2
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "nyuv2"

@@ -328,7 +328,7 @@ def bench_loader(
     Each setting makes two passes with persistent workers: the first (worker start-up, cache filling) is reported
     as ``first_pass_samples_per_s``, the second (steady state; all hits for ``cache=True``) as ``samples_per_s``.
     """
-    from datasets.casia_surf.loader import CasiaSurfDataset
+    from mwam_harness.datasets.casia_surf.loader import CasiaSurfDataset
 
     cpus = os.cpu_count() or 1
     if workers is None:
@@ -486,7 +486,7 @@ def run_benchmark(
             "CPU numbers (fp32, smaller batch, few steps) are for relative comparison only",
         ],
     }
-    from datasets.casia_surf.synthetic import write_casia_surf
+    from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
 
     previous_threads = torch.get_num_threads()
     if threads is not None:

@@ -45,7 +45,7 @@ def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: 
     from ultralytics.cfg import get_cfg
     from ultralytics.utils import DEFAULT_CFG
 
-    import models
+    from mwam_harness import models
     from reproduce.methods.context import LoopContext
     from reproduce.methods.mwam.plugin import MWAMPlugin
     from reproduce.yolo.trainer import optimizer_step_with_mwam

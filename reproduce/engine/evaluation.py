@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from models.host import Host
+from mwam_harness.models.host import Host
 from reproduce.engine.distributed import Distributed, current
 from reproduce.metrics.base import TaskMetric, merge_states
 from reproduce.subsets import subset_key

@@ -103,7 +103,7 @@ def dataset_cases(dataset: Any, spec: Any, root: str | Path, split: str) -> list
     case_ids = getattr(dataset, "case_ids", None)
     if callable(case_ids):
         return [Case(str(i)) for i in case_ids()]
-    from datasets.registry import load_object
+    from mwam_harness.datasets.registry import load_object
 
     try:
         loader = load_object(spec.loader)

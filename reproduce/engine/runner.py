@@ -139,7 +139,7 @@ class TorchrunRunner:
 
 def runner_for(config: RunConfig, nproc: int = 1, callbacks: list | None = None) -> Runner:
     """The runner of ``config``'s host (in ``nproc`` processes when > 1)."""
-    from models import model_info
+    from mwam_harness.models import model_info
 
     name = model_info(config.host.name).runner
     if name not in RUNNERS:

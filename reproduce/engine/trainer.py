@@ -33,8 +33,8 @@ from typing import Any, NoReturn
 import torch
 from torch.utils.data import DataLoader
 
-import models
-from models.host import Host, HostOutput
+from mwam_harness import models
+from mwam_harness.models.host import Host, HostOutput
 from reproduce.checkpoints import (
     load_checkpoint,
     remove_stale_temporaries,

@@ -110,7 +110,7 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from datasets.registry import dataset_spec
+        from mwam_harness.datasets.registry import dataset_spec
 
         try:
             spec = dataset_spec(self.dataset)
@@ -138,7 +138,7 @@ class DataConfig:
     @property
     def spec(self) -> Any:
         """The registered :class:`datasets.registry.DatasetSpec`."""
-        from datasets.registry import dataset_spec
+        from mwam_harness.datasets.registry import dataset_spec
 
         return dataset_spec(self.dataset)
 
@@ -177,7 +177,7 @@ _FINGERPRINTS: dict[tuple, str] = {}
 
 def _fingerprint(dataset: str, root: Path) -> str:
     """Cached per (data set, root, state of its split files): large list files are hashed once per process."""
-    from datasets.registry import SYNTHETIC_MARKER, dataset_spec
+    from mwam_harness.datasets.registry import SYNTHETIC_MARKER, dataset_spec
 
     spec = dataset_spec(dataset)
     stamps = []

@@ -103,6 +103,6 @@ def table3_class_iou(
     requested: Sequence[tuple[RunConfig, Runtime]], registry: Registry, output_dir: Path, stem: str
 ) -> list[Path]:
     """Table 3's per-class IoU (NYUv2's 40 class names)."""
-    from datasets.nyuv2 import CLASS_NAMES
+    from mwam_harness.datasets.nyuv2 import CLASS_NAMES
 
     return write_class_iou(requested, registry, output_dir, stem, CLASS_NAMES, "Table 3")

@@ -22,7 +22,7 @@ MEASURED_RUN = "Multi-modal"
 def frm_records(requested: Sequence[tuple[Any, Any]]) -> list[ResultRecord]:
     """One record per subset of the data set: ``{column FRM, metric FRM, seed 0}`` (the same for every seed), from
     the data of the requested ``Multi-modal`` run; none when that run is not requested."""
-    from datasets import dataset_spec
+    from mwam_harness.datasets import dataset_spec
     from reproduce.frm_of_data import data_frm
     from reproduce.subsets import subset_key, subsets
 

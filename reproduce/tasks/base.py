@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from models.host import Host, HostOutput, forward_subsets
+from mwam_harness.models.host import Host, HostOutput, forward_subsets
 from reproduce.metrics.base import TaskMetric
 from reproduce.subsets import subsets
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from models.host import HostOutput
+from mwam_harness.models.host import HostOutput
 from reproduce.metrics import BinaryAccuracy, MulticlassAccuracy
 from reproduce.metrics.base import TaskMetric
 from reproduce.tasks import register_task

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from models.host import HostOutput
+from mwam_harness.models.host import HostOutput
 from reproduce.metrics.base import TaskMetric
 from reproduce.tasks import register_task
 from reproduce.tasks.base import LossTerms, StepContext, Task, correct_class_scores

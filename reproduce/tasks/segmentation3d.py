@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from models.host import Host, HostOutput
+from mwam_harness.models.host import Host, HostOutput
 from reproduce.metrics.base import TaskMetric
 from reproduce.tasks import register_task
 from reproduce.tasks.base import LossTerms, StepContext, Task, correct_class_scores

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.yolo.offline import ultralytics_offline
+from mwam_harness.models.yolo.offline import ultralytics_offline
 
 ultralytics_offline()
 

@@ -77,7 +77,7 @@ def plot_pr_curves(columns: Sequence[tuple[str, Path, dict]], dataset: str, stem
 def _image(path: str, modality: str) -> np.ndarray:
     import cv2
 
-    from datasets.dronevehicle.layout import ir_path
+    from mwam_harness.datasets.dronevehicle.layout import ir_path
 
     source = str(ir_path(path)) if modality == "ir" else path
     image = cv2.imread(source, cv2.IMREAD_COLOR)
@@ -139,7 +139,7 @@ def table12_figures(
     requested: Sequence[tuple[RunConfig, Runtime]], registry: Registry, output_dir: Path, stem: str
 ) -> list[Path]:
     """Fig. 7 and Fig. 6 of the finished runs of Table 12, beside the table."""
-    from datasets.dronevehicle import CLASS_NAMES
+    from mwam_harness.datasets.dronevehicle import CLASS_NAMES
 
     columns = _columns(requested, registry)
     if not columns:

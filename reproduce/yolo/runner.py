@@ -104,7 +104,7 @@ class UltralyticsRunner:
         run_dir = registry.run_dir(config).resolve()
         data_yaml = run_dir / "data.yaml"
         arguments = train_arguments(config, runtime, data_yaml, run_dir)  # ConfigError before anything is written
-        from datasets.dronevehicle.layout import data_dict
+        from mwam_harness.datasets.dronevehicle.layout import data_dict
         from reproduce.methods.sde.plugin import SDEPlugin
         from reproduce.tracking import Tracker
         from reproduce.yolo.evaluation import evaluate_subsets

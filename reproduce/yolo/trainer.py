@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from models.yolo.offline import ultralytics_offline
+from mwam_harness.models.yolo.offline import ultralytics_offline
 
 ultralytics_offline()
 
@@ -221,8 +221,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
 
     # ------------------------------------------------------------------ model and data
     def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
-        import models
-
+        from mwam_harness import models
         model = models.build(self.settings.host, nc=self.data["nc"], **self.settings.host_options)
         model = self.set_model_names_for_load(model)
         if weights:
@@ -230,7 +229,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
         return model
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None) -> Any:
-        from datasets.dronevehicle.loader import build_two_stream_dataset
+        from mwam_harness.datasets.dronevehicle.loader import build_two_stream_dataset
 
         stride = max(int(unwrap_model(self.model).stride.max()), 32)
         return build_two_stream_dataset(

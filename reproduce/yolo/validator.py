@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from models.yolo.offline import ultralytics_offline
+from mwam_harness.models.yolo.offline import ultralytics_offline
 
 ultralytics_offline()
 
@@ -58,7 +58,7 @@ class TwoStreamDetectionValidator(DetectionValidator):
         self.kept: list[dict[str, Any]] = []
 
     def build_dataset(self, img_path: str, mode: str = "val", batch: int | None = None) -> Any:
-        from datasets.dronevehicle.loader import build_two_stream_dataset
+        from mwam_harness.datasets.dronevehicle.loader import build_two_stream_dataset
 
         return build_two_stream_dataset(
             self.args,

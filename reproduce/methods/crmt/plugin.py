@@ -43,7 +43,7 @@ class CRMTPlugin(Plugin):
 
     # ------------------------------------------------------------------ set-up
     def setup(self, ctx: TrainContext, dependencies: Mapping[str, Any]) -> None:
-        from models.resnet18_crmt import ResNet18CRMT
+        from mwam_harness.models.resnet18_crmt import ResNet18CRMT
 
         host = ctx.host
         if not isinstance(host, ResNet18CRMT):

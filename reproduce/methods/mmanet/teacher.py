@@ -16,7 +16,7 @@ def load_teacher(ctx: TrainContext, teacher: FinishedRun, train_mode: bool = Fal
     stream (the student trains the same whatever was built beside it)."""
     import torch
 
-    import models
+    from mwam_harness import models
     from reproduce.checkpoints import load_checkpoint, rng_state, set_rng_state
 
     state = load_checkpoint(teacher.weights, ctx.device)

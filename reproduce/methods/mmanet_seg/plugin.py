@@ -87,7 +87,7 @@ class MMANetSeg(Plugin):
             return loss, parts
         import torch
 
-        from models.host import HostOutput
+        from mwam_harness.models.host import HostOutput
         from reproduce.methods.mmanet.distillation import pixel_margin_aware_distillation
 
         with torch.no_grad():  # the authors' teacher runs every step (its batch statistics move from the start)
