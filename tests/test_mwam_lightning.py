@@ -183,6 +183,27 @@ def test_bf16_true_keeps_the_statistics_float64():
         fit(TwoEncoders(), precision="bf16-true")
 
 
+@pytest.mark.gpu
+def test_16_mixed_on_cuda_gives_the_k_of_fp32_and_the_callback_scales_after_unscale():
+    """``16-mixed`` (CUDA only): autocast leaves the batch float32, so K is fp32's; with accumulation and no hooks
+    the callback's edit lands after GradScaler's ``unscale_``: the gradients the optimiser sees are mean K x the
+    plain unscaled ones (float16 forward passes: compared at 1e-3)."""
+    cuda = {"accelerator": "gpu", "devices": 1}
+    reference, mixed = TwoEncoders(), TwoEncoders()
+    fit(reference, max_steps=2, **cuda)
+    fit(mixed, max_steps=2, precision="16-mixed", **cuda)
+    torch.testing.assert_close(torch.stack(mixed.k), torch.stack(reference.k), rtol=1e-6, atol=0)
+    plain = TwoEncoders("none")
+    fit(plain, [MWAMCallback()], accumulate_grad_batches=2, precision="16-mixed", **cuda)
+    module, callback = TwoEncoders("grad", gradient_hooks=False), MWAMCallback()
+    fit(module, [callback], accumulate_grad_batches=2, precision="16-mixed", **cuda)
+    mean = (module.k[0].double() + module.k[1].double()) / 2
+    torch.testing.assert_close(callback.applied.cpu(), mean.cpu(), rtol=1e-6, atol=0)
+    assert all(g.abs().max() < 1e3 for g in module.grads[0].values()), "gradients still carry the loss scale"
+    edited = {n: g.float().cpu() for n, g in module.grads[0].items()}
+    assert_scaled(edited, {n: g.float().cpu() for n, g in plain.grads[0].items()}, mean.cpu(), rtol=1e-3)
+
+
 def test_bank_and_step_count_survive_a_checkpoint(tmp_path):
     module = TwoEncoders()
     trainer = fit(module, max_steps=4)  # one epoch of 4 batches: resuming starts the next epoch

@@ -149,6 +149,21 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_info.value.code == 2 and "imbalance must be" in capsys.readouterr().err
 
 
+def test_reproduce_synthetic_is_the_same_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m reproduce synthetic ...`` hands the rest of its command line to this one, help included."""
+    from reproduce.cli import main
+
+    assert main(["synthetic", "surf", str(tmp_path / "a"), "--num-train", "4", "--num-val", "2", "--num-test", "2",
+                 "--size", "24"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "a" / MARKER).read_text())["params"]["num_train"] == 4
+    with pytest.raises(SystemExit) as exit_info:
+        main(["synthetic", "--help"])
+    assert exit_info.value.code == 0 and "python -m reproduce synthetic" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "synthetic" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- the modality imbalance
 
 
