@@ -120,5 +120,7 @@ DATASETS: Catalog = Catalog("data set", ("mwam_harness.datasets.*/",))
 PLUGINS: Catalog = Catalog("plug-in", ("reproduce.methods.*",))
 #: Task kinds (``reproduce/tasks/<task>.py``).
 TASKS: Catalog = Catalog("task", ("reproduce.tasks.*",))
+#: Predictors: apply a finished run of one data set to a user's files (``reproduce/predict/<dataset>.py``).
+PREDICTORS: Catalog = Catalog("predictor", ("reproduce.predict.*",), exclude=("base", "trained"))
 #: Runners: what trains a run (the engine's trainer; ultralytics' loop for the hosts it trains).
 RUNNERS: Catalog = Catalog("runner", ("reproduce.engine.runner", "reproduce.yolo.runner"))

@@ -106,9 +106,10 @@ def cmd_table(args: argparse.Namespace) -> int:
 
         from reproduce.experiments import describe_plan, format_plan, plan_table
         from reproduce.paths import results_root_set_to
+        from reproduce.runs.config import synthetic_data_not_kept
         from reproduce.runs.registry import Registry
 
-        with results_root_set_to(args.results_dir):
+        with results_root_set_to(args.results_dir), synthetic_data_not_kept():
             table = plan_table(
                 args.table,
                 args.preset,
@@ -144,9 +145,10 @@ def cmd_figure(args: argparse.Namespace) -> int:
     if args.dry_run:
         from reproduce.experiments import describe_plan, format_plan, plan_figure
         from reproduce.paths import results_root_set_to
+        from reproduce.runs.config import synthetic_data_not_kept
         from reproduce.runs.registry import Registry
 
-        with results_root_set_to(args.results_dir):
+        with results_root_set_to(args.results_dir), synthetic_data_not_kept():
             plan = plan_figure(
                 args.figure, args.preset, args.data_root, tuple(args.seeds), runtime_from(args), require_data=False,
                 nproc=args.nproc,
@@ -231,6 +233,30 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from reproduce.paths import runs_dir
+    from reproduce.predict.base import parse_subset, predictor_for, write_manifest
+    from reproduce.predict.trained import find_trained_run
+
+    run = find_trained_run(args.reference, runs_dir(args.results_dir))
+    predictor = predictor_for(run.dataset)
+    subset = parse_subset(args.subset, run.config.modalities)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if not args.input.exists():
+        raise FileNotFoundError(f"no input at {args.input}")
+    args.output.mkdir(parents=True, exist_ok=True)
+    predictions = predictor.predict(run, args.input, args.output, subset, device)
+    rule = f"--subset {'+'.join(subset)}" if subset else "the modalities whose files are present"
+    manifest = write_manifest(args.output, run, predictions, rule)
+    used = sorted({"+".join(p.subset) for p in predictions})
+    synthetic = " (the model trained on SYNTHETIC data)" if run.synthetic else ""
+    print(f"{len(predictions)} prediction(s) of run {run.key} ({run.config.host.name}){synthetic}, "
+          f"subsets {', '.join(used)} -> {args.output} ({manifest.name})")  # fmt: skip
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from mwam_harness.datasets import dataset_spec
 
@@ -279,9 +305,22 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from reproduce import plots
 
     if args.figure == "losses":
-        if args.curves is None:
-            raise ValueError("plot losses needs --curves FILE.csv (header panel,series,step,value)")
-        written = plots.plot_loss_curves(plots.read_curves(args.curves), args.output, synthetic=args.synthetic)
+        if not args.runs and args.curves is None:
+            raise ValueError("plot losses needs --run RUN (a run key or folder) or --curves FILE.csv")
+        points, provenance = [], []
+        for reference in args.runs or ():
+            from reproduce.paths import runs_dir
+            from reproduce.predict.trained import KEY
+
+            folder = runs_dir(args.results_dir) / reference if KEY.match(reference) else Path(reference)
+            run_points, synthetic = plots.read_run_curves(folder)
+            points += run_points
+            provenance.append(synthetic)
+        if args.curves is not None:  # a CSV from elsewhere: synthetic only if it lies in a run folder that says so
+            points += plots.read_curves(args.curves)
+            entry = args.curves.parent.parent / f"{args.curves.parent.name}.json"
+            provenance.append(plots.read_run_curves(args.curves.parent)[1] if entry.is_file() else None)
+        written = plots.plot_loss_curves(points, args.output, synthetic=any(p is True for p in provenance))
     elif args.records:
         records = [r for path in args.records for r in read_records(path)]
         views = [
@@ -424,6 +463,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-progress", action="store_true")
     check.set_defaults(run=cmd_check_data)
 
+    predict = commands.add_parser(
+        "predict",
+        help="apply a trained run to your own files (any missing-modality subset)",
+        description="Apply a finished run to your own files, in its data set's formats; writes the predictions "
+        "and prediction.json (the run, and for every input the subset used) into --output. Without --subset an "
+        "input uses the modalities whose files are present. README, 'Use your trained model'.",
+    )
+    predict.add_argument("reference", metavar="RUN", help="a run key, a run folder, or its model.pt")
+    predict.add_argument("--input", type=Path, required=True, help="a file, a folder or a list file (per data set)")
+    predict.add_argument("--output", type=Path, required=True, help="folder for the predictions (created)")
+    predict.add_argument("--subset", default=None, help="modalities joined by '+', e.g. rgb+depth (default: present)")
+    predict.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
+    predict.add_argument("--results-dir", type=Path, default=None, help="the results root holding runs/")
+    predict.set_defaults(run=cmd_predict)
+
+    from reproduce.export import add_export_parser
+
+    add_export_parser(commands)
+
     prepare = commands.add_parser(
         "prepare",
         help="turn a data set's download (e.g. raw BraTS2020 NIfTI) into the layout its runs read",
@@ -461,8 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="figures: per-modality loss curves (Fig. 4), metric vs filter (Fig. 9/10)")
     plot.add_argument("figure", choices=("losses", "filter"))
     plot.add_argument("--output", type=Path, required=True, help="output stem; writes STEM.png and STEM.pdf")
-    plot.add_argument("--curves", type=Path, help="losses: CSV with panel,series,step,value")
-    plot.add_argument("--synthetic", action="store_true", help="losses: the curves come from synthetic data")
+    plot.add_argument("--run", dest="runs", nargs="+", help="losses: run keys or run folders (their curves.csv)")
+    plot.add_argument("--curves", type=Path, help="losses: a CSV with panel,series,step,value")
+    plot.add_argument("--results-dir", type=Path, default=None, help="losses: the results root of --run keys")
     plot.add_argument(
         "--records",
         type=Path,

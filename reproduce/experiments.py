@@ -16,7 +16,7 @@ from typing import Any
 
 from reproduce.engine.plan import PlannedRun, plan_runs
 from reproduce.paths import results_root, results_root_set_to
-from reproduce.runs.config import ConfigError, RunConfig
+from reproduce.runs.config import ConfigError, RunConfig, scratch_synthetic
 from reproduce.runs.registry import Registry
 from reproduce.runs.runtime import Runtime
 from reproduce.runs.schedules import lr_per_epoch
@@ -291,6 +291,8 @@ def _iterations(config: RunConfig) -> int | None:
         return config.train.iterations_per_epoch
     try:
         root = config.data.locate(generate=False)
+        if config.data.root is None and not config.data.spec.is_synthetic(root):  # not generated: a scratch count
+            return scratch_synthetic(config.data.dataset, config.data.synthetic)[1]["train"] // config.train.batch_size
         return config.data.spec.listed_samples(root, "train") // config.train.batch_size
     except (OSError, ConfigError):
         return None

@@ -77,31 +77,78 @@ def _pyplot():
     return plt
 
 
+#: The quantities of a run's curves, each on its own axes with its own scale: (title, y label, log scale).
+QUANTITIES: dict[str, tuple[str, str, bool]] = {
+    "loss": ("losses", "loss", False),
+    "K": ("MWAM weight K (Eq. 5-6)", "K", False),
+    "frm": ("FRM (Eq. 4)", "FRM (log scale)", True),
+    "other": ("other logged values", "value", False),
+}
+
+
+def quantity(series: str) -> str:
+    """Which axes a series belongs on: ``loss``, ``K``, ``frm`` or ``other`` (``mwam/K/rgb`` -> ``K``; a series
+    without a prefix, such as ``rgb`` in Fig. 4's CSV, is a loss, except the learning rate ``lr``)."""
+    parts = series.split("/")
+    if parts[0] == "loss" or (len(parts) == 1 and series != "lr"):
+        return "loss"
+    if parts[0] == "mwam" and len(parts) >= 2 and parts[1] in ("K", "frm"):
+        return parts[1]
+    return "other"
+
+
 def plot_loss_curves(
     points: Iterable[CurvePoint], stem: str | Path, title: str = "Training losses per modality", synthetic: bool = False
 ) -> list[Path]:
-    """Fig. 4: one panel per intervention, one line per loss series (fused and each modality)."""
+    """Fig. 4: one row per panel (an intervention, a run), one column per quantity -- losses, MWAM's K, the FRMs
+    (log scale), anything else logged -- each with its own y axis, one line per series (fused and each modality).
+    ``synthetic`` comes from the runs' provenance (``read_run_curves``)."""
     plt = _pyplot()
-    panels: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    panels: dict[str, dict[str, dict[str, list[tuple[float, float]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     for p in points:
-        panels[p.panel][p.series].append((p.step, p.value))
+        panels[p.panel][quantity(p.series)][p.series].append((p.step, p.value))
     if not panels:
         raise ValueError("no curve points to plot")
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, sharey=True)
-    for ax, (panel, series) in zip(axes[0], panels.items(), strict=True):
-        for name, xy in sorted(series.items()):
-            xy.sort()
-            ax.plot([x for x, _ in xy], [y for _, y in xy], label=name, linewidth=1.4)
-        ax.set_title(panel)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("loss")
-    axes[0][-1].legend(fontsize=8)
+    kinds = [k for k in QUANTITIES if any(k in q for q in panels.values())]
+    figure, axes = plt.subplots(len(panels), len(kinds), figsize=(4.4 * len(kinds), 3.2 * len(panels)), squeeze=False)
+    for row, (panel, by_kind) in enumerate(panels.items()):
+        for column, kind in enumerate(kinds):
+            ax = axes[row][column]
+            heading, label, log_scale = QUANTITIES[kind]
+            ax.set_title(f"{panel}: {heading}", fontsize=9)
+            if kind not in by_kind:
+                ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="grey")
+                ax.set_axis_off()
+                continue
+            for name, xy in sorted(by_kind[kind].items()):
+                xy.sort()
+                ax.plot([x for x, _ in xy], [y for _, y in xy], label=name, linewidth=1.4)
+            if log_scale and all(y > 0 for xy in by_kind[kind].values() for _, y in xy):
+                ax.set_yscale("log")
+            ax.set_xlabel("step")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
     figure.suptitle(title + (SYNTHETIC_NOTE if synthetic else ""))
+    figure.tight_layout()
     try:
         return _save(figure, Path(stem))
     finally:
         plt.close(figure)
+
+
+def read_run_curves(folder: str | Path) -> tuple[list[CurvePoint], bool | None]:
+    """A run's logged curves (``<run folder>/curves.csv``) and whether it trained on synthetic data (its registry
+    entry ``<key>.json`` beside the folder; None when there is none)."""
+    import json
+
+    folder = Path(folder)
+    points = read_curves(folder / "curves.csv")
+    entry = folder.parent / f"{folder.name}.json"
+    synthetic = bool(json.loads(entry.read_text(encoding="utf-8")).get("synthetic")) if entry.is_file() else None
+    return points, synthetic
 
 
 def plot_metric_vs_filter(

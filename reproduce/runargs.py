@@ -14,8 +14,8 @@ from reproduce.runs.runtime import WANDB_MODES, Runtime
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """--results-dir, --wandb, --device, --workers, --no-progress, --checkpoint-every: how runs are executed (never
-    their identity)."""
+    """--results-dir, --wandb, --device, --workers, --threads, --no-progress, --checkpoint-every: how runs are
+    executed (never their identity)."""
     parser.add_argument(
         "--results-dir",
         type=Path,
@@ -28,7 +28,16 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="auto (default: cuda:LOCAL_RANK when available), cpu, cuda:N")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 0)")
+    parser.add_argument(
+        "--threads",
+        type=positive,
+        default=None,
+        help="torch's CPU threads while training (default: torch's, one per core; docs/training.md, 'CPU threads')",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--verbose", action="store_true", help="ultralytics' own console output (YOLO runs; default: a line per epoch)"
+    )
     parser.add_argument(
         "--checkpoint-every",
         type=int,
@@ -48,8 +57,12 @@ def runtime_from(args: argparse.Namespace, base: Runtime | None = None) -> Runti
         changes["device"] = args.device
     if args.workers is not None:
         changes["workers"] = args.workers
+    if getattr(args, "threads", None) is not None:
+        changes["threads"] = args.threads
     if args.no_progress:
         changes["progress"] = False
+    if getattr(args, "verbose", False):
+        changes["verbose"] = True
     if getattr(args, "checkpoint_every", None) is not None:
         changes["checkpoint_every"] = args.checkpoint_every
     return base.replace(**changes)

@@ -82,6 +82,30 @@ def test_dry_run_lists_every_run_its_key_state_config_and_learning_rates(results
     assert all(len(p["key"]) == 16 and p["status"] == "to train" and len(p["lr_per_epoch"]) == 2 for p in plan)
 
 
+def test_dry_run_writes_nothing_and_its_keys_are_those_of_the_generated_data(results, tmp_path, capsys, monkeypatch):
+    """A synthetic set not generated yet is fingerprinted from a scratch copy, deleted at once: no file anywhere,
+    and every key equals the one computed once the set is generated (what training uses)."""
+    import tempfile
+
+    from mwam_harness.datasets import dataset_spec
+    from reproduce.paths import synthetic_dir
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    scratch_before = set(Path(tempfile.gettempdir()).glob("mwam-dry-run-*"))
+    assert main(["table", "4", "--preset", "smoke", "--dry-run", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert not results.exists() and not any(work.iterdir()), "a dry run writes nothing"
+    assert set(Path(tempfile.gettempdir()).glob("mwam-dry-run-*")) == scratch_before, "its scratch copy is gone"
+    spec = dataset_spec("casia_surf")
+    spec.write_synthetic(synthetic_dir("casia_surf", "smoke"), **spec.preset("smoke").generator)
+    assert main(["table", "4", "--preset", "smoke", "--dry-run", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert [p["key"] for p in before] == [p["key"] for p in after] and all(p["key"] for p in before)
+    assert [p["lr_per_epoch"] for p in before] == [p["lr_per_epoch"] for p in after]
+
+
 def test_dry_run_of_the_paper_preset_without_data_shows_the_settings(capsys, monkeypatch):
     monkeypatch.delenv("MWAM_DATA_ROOT", raising=False)
     assert main(["table", "4", "--dry-run", "--json"]) == 0

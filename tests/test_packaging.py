@@ -7,7 +7,7 @@ interpreter of this environment, outside the repository and without ``PYTHONPATH
 
 from __future__ import annotations
 
-import ast
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +16,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.import_scan import imported_top_level_names
 
 ROOT = Path(__file__).resolve().parents[1]
 USER_FOLDERS = ("models", "datasets", "tests", "scripts")
@@ -69,14 +71,25 @@ def test_a_user_script_beside_its_own_folders_imports_its_own(installed, tmp_pat
 
 
 def test_the_harness_puts_no_generic_top_level_name_on_the_path(installed, tmp_path):
-    done = python(
-        "import importlib.util as u\n"
+    """None of the generic names resolves into this repository. (Another package may own one: ultralytics, run
+    under pytest, writes its validation folders to ``site-packages/tests/tmp``; that is not the harness's.)"""
+    code = (
+        "import importlib.util as u, json, sys\n"
         "import reproduce, mwam_harness.models, mwam_harness.datasets\n"
-        f"print([n for n in {USER_FOLDERS!r} if u.find_spec(n) is not None])\n",
-        tmp_path,
+        "specs = {n: u.find_spec(n) for n in sys.argv[1:]}\n"
+        "places = {n: [s.origin or '', *(s.submodule_search_locations or [])] for n, s in specs.items() if s}\n"
+        "print(json.dumps(places))\n"
     )
+    done = subprocess.run([sys.executable, "-c", code, *USER_FOLDERS], cwd=tmp_path, env=user_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    found = json.loads(done.stdout)
+    def ours(place: str) -> bool:  # in the repository, not in the environment (which may lie inside it: .venv)
+        path = Path(place).resolve()
+        return path.is_relative_to(ROOT) and not path.is_relative_to(Path(sys.prefix).resolve())
+
+    inside = {n: places for n, places in found.items() if any(ours(p) for p in places if p)}
+    assert not inside, f"the installed harness exposes {inside}"
 
 
 @pytest.mark.parametrize("order", ["huggingface-first", "harness-first"])
@@ -108,27 +121,6 @@ def test_python_m_reproduce_works_from_any_directory(installed, tmp_path, where)
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "RGB" in done.stdout
-
-
-def imported_top_level_names(path: Path) -> set[str]:
-    """The top-level module names ``path`` imports, in statements anywhere (functions included) and in
-    ``importlib.import_module("literal")`` calls."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-        elif (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
-            and node.args
-            and isinstance(node.args[0], ast.Constant | ast.JoinedStr)
-        ):
-            first = node.args[0].value if isinstance(node.args[0], ast.Constant) else node.args[0].values[0]
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                names.add(first.value.split(".")[0])
-    return names
 
 
 def test_no_module_imports_a_top_level_models_or_datasets():

@@ -17,13 +17,14 @@ dies, and rank 0 records the run only while the command still holds the lock.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from mwam_harness.catalog import RUNNERS
@@ -189,8 +190,26 @@ def execute(
                 dependency = "" if planned.requested else " (dependency)"
                 log.info("run %d/%d: %s [%s]%s", i, len(plan), label, config.key, dependency)
             runner = runner_for(config, nproc, callbacks if planned.requested else None)
-            results[planned.key] = runner.run(config, registry, runtime, resume, retrain)
+            with torch_threads(runtime.threads):
+                results[planned.key] = runner.run(config, registry, runtime, resume, retrain)
     return results
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(count)`` within the block (nothing when None); the previous count after it. A torchrun
+    rank reads the run's runtime from its config.yaml and sets its own."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def run_config(

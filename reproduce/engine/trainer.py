@@ -48,6 +48,7 @@ from reproduce.engine.context import EngineContext
 from reproduce.engine.distributed import current
 from reproduce.engine.evaluation import evaluate_subsets, evaluate_with_dropout, to_channels_last
 from reproduce.engine.optimization import build_optimization
+from reproduce.engine.progress import EpochProgress, interactive
 from reproduce.engine.sampler import EpochBatchSampler
 from reproduce.methods import FinishedRun, PluginList, StepData, plugins_for, run_dependencies
 from reproduce.methods.context import NullTracker
@@ -128,6 +129,7 @@ class Trainer:
         self.run_dir = self.registry.run_dir(self.key)
         self.checkpoint_path = self.run_dir / "last.pt"
         self._stop_requested = False
+        self.display = EpochProgress("", config.train.epochs, shown=False, bars=False)  # fit() sets the real one
         self._finish_reason: str | None = None
         self._checkpointed: tuple[int, int] | None = None  # (epoch, step) of the checkpoint on disk, this attempt
         self.finite_pending: list[StepCheck] = []  # steps not yet checked for finiteness (see check_finite)
@@ -552,11 +554,13 @@ class Trainer:
         self.host.train()
         if self.step_in_epoch == 0:
             self.epoch_losses = []
+        self.display.start_epoch(epoch, self.sampler.batches_per_epoch, self.step_in_epoch)
         for batch in self.train_loader:
             parts = self.train_step(batch)
             self.step_in_epoch += 1
             self.global_step += 1
             self.epoch_losses.append(parts["loss/fused"])
+            self.display.step()
             if self.global_step % self.runtime.log_every == 0:
                 self.check_finite()  # nothing non-finite is logged
                 self._log_step(parts)
@@ -601,7 +605,7 @@ class Trainer:
             self.eval_loader("val", limit=self.runtime.val_cases),
             self.device,
             self.autocast_dtype,
-            self.runtime.progress,
+            self.runtime.progress and interactive(),
             self.channels_last,
             description=f"val {self.runtime.column or self.config.host.name}",
             subsets=subsets,
@@ -653,7 +657,7 @@ class Trainer:
                 self.device,
                 torch.Generator().manual_seed(seed),
                 self.autocast_dtype,
-                self.runtime.progress,
+                self.runtime.progress and interactive(),
                 self.channels_last,
                 description=f"select {e.select_split} {self.runtime.column or self.config.host.name}",
                 distributed=self.dist,
@@ -714,29 +718,36 @@ class Trainer:
 
         epochs = self.config.train.epochs
         self._start = time.perf_counter() - self.elapsed
+        label = f"train {self.runtime.column or self.config.host.name}"
+        bars = self.runtime.progress and interactive()
+        self.display = EpochProgress(label, epochs, shown=self.dist.is_main, bars=bars)
         bar = trange(
             self.epoch,
             epochs,
-            desc=f"train {self.runtime.column or self.config.host.name}",
-            disable=not self.runtime.progress or not self.dist.is_main,
+            desc=label,
+            disable=not bars or not self.dist.is_main,
             initial=self.epoch,
             total=epochs,
         )
-        for epoch in bar:
-            if self.finished_early is not None:  # resumed after a plug-in ended training: nothing left to train
-                break
-            if epoch < self.config.schedule.skip_epochs:
-                self.skip_epoch(epoch)
-            else:
-                self.train_epoch(epoch)
-            entry = self.epoch_entry(epoch)
-            self.validate(epoch, entry)
-            self.select(epoch, entry)
-            self.end_epoch(epoch, entry)
-            if self.dist.any(self._stop_requested):  # a signal after the epoch's last step (validation ...)
-                self.interrupt(f"stopped after epoch {epoch}")
-            if self.finished_early is not None:
-                break
+        try:
+            for epoch in bar:
+                if self.finished_early is not None:  # resumed after a plug-in ended training: nothing left to train
+                    break
+                if epoch < self.config.schedule.skip_epochs:
+                    self.skip_epoch(epoch)
+                else:
+                    self.train_epoch(epoch)
+                entry = self.epoch_entry(epoch)
+                self.validate(epoch, entry)
+                self.display.end_epoch(epoch, entry)
+                self.select(epoch, entry)
+                self.end_epoch(epoch, entry)
+                if self.dist.any(self._stop_requested):  # a signal after the epoch's last step (validation ...)
+                    self.interrupt(f"stopped after epoch {epoch}")
+                if self.finished_early is not None:
+                    break
+        finally:
+            self.display.close()  # a bar left by an interrupted epoch
         self.save_final_checkpoint()
         self.restore_selected()
 
@@ -778,7 +789,7 @@ class Trainer:
             self.eval_loader(split),
             self.device,
             self.autocast_dtype,
-            self.runtime.progress,
+            self.runtime.progress and interactive(),
             self.channels_last,
             description=description or f"{split} {self.runtime.column or self.config.host.name}",
             subsets=subsets,
@@ -864,6 +875,7 @@ class Trainer:
         """A logged step: its loss parts and learning rate, plus what each plug-in adds; the logger writes them."""
         values = {k: float(v) for k, v in parts.items()}
         values["lr"] = self.optimizer.param_groups[0]["lr"]
+        self.display.loss(values.get("loss/fused", math.nan))
         self.plugins.on_log(self.ctx, values)
 
     def _result(self, subsets: dict[str, dict[str, float]]) -> dict[str, Any]:

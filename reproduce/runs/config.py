@@ -15,11 +15,14 @@ added later with a default therefore leaves every existing key unchanged, and mo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +164,12 @@ class DataConfig:
         return directory
 
     def fingerprint(self) -> str:
-        """The fingerprint of the data (its split files, and a synthetic set's parameters)."""
+        """The fingerprint of the data (its split files, and a synthetic set's parameters). Within
+        :func:`synthetic_data_not_kept` (``--dry-run``) a synthetic set not generated yet is fingerprinted from a
+        scratch copy that is deleted at once: the same fingerprint, no file left behind."""
+        if self.root is None and self.synthetic is not None and _NOTHING_KEPT.get():
+            if not self.spec.is_synthetic(self.locate(generate=False)):
+                return scratch_synthetic(self.dataset, self.synthetic)[0]
         return _fingerprint(self.dataset, self.locate())
 
     def identity(self) -> dict[str, Any]:
@@ -173,6 +181,36 @@ class DataConfig:
 
 
 _FINGERPRINTS: dict[tuple, str] = {}
+_NOTHING_KEPT: ContextVar[bool] = ContextVar("synthetic_data_not_kept", default=False)
+_SCRATCH: dict[tuple[str, str, str], tuple[str, dict[str, int]]] = {}
+
+
+@contextlib.contextmanager
+def synthetic_data_not_kept() -> Iterator[None]:
+    """Within the block, run keys of synthetic presets whose data are not generated yet come from a scratch copy
+    (:func:`scratch_synthetic`) instead of the results root's cache: ``--dry-run`` writes nothing."""
+    token = _NOTHING_KEPT.set(True)
+    try:
+        yield
+    finally:
+        _NOTHING_KEPT.reset(token)
+
+
+def scratch_synthetic(dataset: str, preset: str) -> tuple[str, dict[str, int]]:
+    """``(fingerprint, {split: listed samples})`` of preset ``preset``'s synthetic ``dataset``, generated in a
+    temporary directory that is deleted before returning (once per process and generator setting). The fingerprint
+    hashes the list files and the generator's marker, which name no absolute path: the same as the cached copy's."""
+    from mwam_harness.datasets.registry import dataset_spec
+
+    spec = dataset_spec(dataset)
+    generator = spec.preset(preset).generator
+    cache_key = (dataset, preset, json.dumps(plain(generator), sort_keys=True, default=str))
+    if cache_key not in _SCRATCH:
+        with tempfile.TemporaryDirectory(prefix="mwam-dry-run-") as scratch:
+            root = spec.write_synthetic(Path(scratch) / f"{dataset}_{preset}", **generator)
+            counts = {split: spec.listed_samples(root, split) for split in spec.splits}
+            _SCRATCH[cache_key] = (spec.fingerprint(root), counts)
+    return _SCRATCH[cache_key]
 
 
 def _fingerprint(dataset: str, root: Path) -> str:

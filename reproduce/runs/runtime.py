@@ -35,7 +35,11 @@ class Runtime:
     one-GPU run does (CPU process groups cannot: there each process normalises its shard, which the run's
     configuration records as ``train.batchnorm_shards``: :meth:`batchnorm_synchronised`).
     preflight: before the first training step, check every split the run reads (exists, not empty, no duplicated
-    or shared cases, the first sample loads: ``reproduce.engine.preflight``); seconds, on by default."""
+    or shared cases, the first sample loads: ``reproduce.engine.preflight``); seconds, on by default.
+    verbose: show the console output of a library that trains a run in its own loop (ultralytics' epoch tables,
+    bars and messages); off, the run reports one line per epoch like the engine's runs.
+    threads: torch's intra-op threads on the CPU while the run trains (``torch.set_num_threads``; None: torch's
+    default, one per core). docs/training.md, "CPU threads", has the measurement behind the advice."""
 
     device: str = "auto"
     workers: int = 0
@@ -50,19 +54,24 @@ class Runtime:
     sync_batchnorm: bool = True
     checkpoint_every: int = 1
     preflight: bool = True
+    threads: int | None = None
+    verbose: bool = False
 
     def __post_init__(self) -> None:
         for name, minimum in (("workers", 0), ("log_every", 1), ("val_every", 0), ("checkpoint_every", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(f"runtime.{name} must be an integer >= {minimum}, got {value!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
+                                         or self.threads < 1):  # fmt: skip
+            raise ConfigError(f"runtime.threads must be an integer >= 1 or null, got {self.threads!r}")
         if self.val_cases is not None and (not isinstance(self.val_cases, int) or self.val_cases < 1):
             raise ConfigError(f"runtime.val_cases must be an integer >= 1 or null, got {self.val_cases!r}")
         if self.val_subsets not in ("all", "full"):
             raise ConfigError(f"runtime.val_subsets must be all or full, got {self.val_subsets!r}")
         if self.wandb is not None and self.wandb not in WANDB_MODES:
             raise ConfigError(f"runtime.wandb must be one of {', '.join(WANDB_MODES)} or null, got {self.wandb!r}")
-        for name in ("progress", "sync_batchnorm", "preflight"):
+        for name in ("progress", "sync_batchnorm", "preflight", "verbose"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"runtime.{name} must be true or false")
 

@@ -54,19 +54,26 @@ def plot_pr_curves(columns: Sequence[tuple[str, Path, dict]], dataset: str, stem
     names = subset_names(dataset)
     figure, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
     for ax, key, name in zip(axes[0], keys, names, strict=True):
+        empty = []  # columns without a curve at this subset: said on the panel, never a silent blank
         for column, run_dir, entry in columns:
             path = run_dir / "eval" / key / "pr_curve.json"
             if not path.is_file():
+                empty.append(f"{column}: not evaluated")
                 continue
             curve = json.loads(path.read_text(encoding="utf-8"))
             if not curve["precision"]:
+                empty.append(f"{column}: no detections (mAP50 {entry['subsets'][key]['map50']:.3f})")
                 continue
             mean = np.mean(np.asarray(list(curve["precision"].values()), dtype=float), axis=0)
             label = f"{column} (mAP50 {entry['subsets'][key]['map50']:.3f})"
             ax.plot(curve["recall"], mean, label=label)
         ax.set(title=name, xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        if empty:
+            ax.text(0.5, 0.55, "no curve:\n" + "\n".join(empty), transform=ax.transAxes, ha="center", va="center",
+                    fontsize=7, color="dimgrey")  # fmt: skip
+        if ax.get_lines():
+            ax.legend(fontsize=7, loc="lower left")
     figure.suptitle(_title("Precision-recall at IoU 0.5 (Fig. 7)", [c[2] for c in columns]), fontsize=9)
     figure.tight_layout()
     written = _save(figure, stem)
@@ -128,8 +135,16 @@ def plot_detections(
                 ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=1.2))
                 ax.text(x1, y1, f"{class_names[label]} {score:.2f}", color=colour, fontsize=5, va="bottom")
             ax.set_title(f"{column} | {name} | {Path(item['im_file']).name}", fontsize=7)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=CLASS_COLOURS[k % len(CLASS_COLOURS)], lw=2, label=n) for k, n in
+               enumerate(class_names)]  # fmt: skip
+    handles.append(Line2D([], [], color="grey", lw=1, ls="--", label="ground truth"))
+    title = f"predictions (confidence >= {DRAW_CONFIDENCE}) by class; ground truth dashed"
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False, title=title,
+                  title_fontsize=7)  # fmt: skip
     figure.suptitle(_title("Detections per subset (Fig. 6)", [c[2] for c in columns]), fontsize=9)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     written = _save(figure, stem)
     plt.close(figure)
     return written

@@ -20,10 +20,12 @@ and no data-loader RNG state, so a resumed run is not bit-identical to an uninte
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,16 +162,20 @@ class UltralyticsRunner:
         start = time.perf_counter()
         try:
             trainer = TwoStreamDetectionTrainer(settings, overrides=arguments)
-            trainer.train()
+            if not runtime.verbose:
+                trainer.add_callback("on_fit_epoch_end", epoch_line(runtime.column or config.host.name))
+            with ultralytics_cpu_threads(runtime.threads), ultralytics_quiet(not runtime.verbose):
+                trainer.train()
             elapsed = time.perf_counter() - start
             weights = trainer.best if trainer.best.is_file() else trainer.last
-            subsets = evaluate_subsets(
-                weights,
-                validation_arguments(config, runtime, data_yaml, config.eval.split),
-                self.subsets(config),
-                run_dir / "eval",
-                hsv=hsv,
-            )
+            with ultralytics_quiet(not runtime.verbose):
+                subsets = evaluate_subsets(
+                    weights,
+                    validation_arguments(config, runtime, data_yaml, config.eval.split),
+                    self.subsets(config),
+                    run_dir / "eval",
+                    hsv=hsv,
+                )
             shutil.copy2(weights, registry.weights_path(config))
             result = self.result(config, runtime, subsets, trainer, elapsed, weights, root, options)
             registry.save(result)
@@ -249,3 +255,56 @@ class UltralyticsRunner:
         tracker.log_table("results/subsets", ["subset", "mAP50", "mAP50-95", "PCR"], rows)
         tracker.summary({f"test/{k}/map50": v["map50"] for k, v in result["subsets"].items()})
         tracker.summary({f"test/{k}/map50_95": v.get("map50_95") for k, v in result["subsets"].items()})
+
+
+@contextlib.contextmanager
+def ultralytics_cpu_threads(count: int | None) -> Iterator[None]:
+    """``--threads`` for ultralytics' loop: its ``select_device`` sets torch's CPU threads to its own
+    ``NUM_THREADS`` (``cpu_count - 1``, at most 8) when training starts; within the block it sets ``count``."""
+    if count is None:
+        yield
+        return
+    from ultralytics.utils import torch_utils
+
+    previous = torch_utils.NUM_THREADS
+    torch_utils.NUM_THREADS = count
+    try:
+        yield
+    finally:
+        torch_utils.NUM_THREADS = previous
+
+
+@contextlib.contextmanager
+def ultralytics_quiet(quiet: bool) -> Iterator[None]:
+    """Within the block, ultralytics' logger shows warnings only (its epoch tables and messages hidden), which also
+    disables its progress bars (they show at INFO and below); nothing changes when ``quiet`` is False."""
+    if not quiet:
+        yield
+        return
+    from ultralytics.utils import LOGGER
+
+    previous = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(previous)
+
+
+def epoch_line(label: str) -> Any:
+    """An ultralytics ``on_fit_epoch_end`` callback: one log line per epoch (loss, validation mAP50, time, time
+    left), what the engine's runs print in a log (reproduce/engine/progress.py)."""
+    from reproduce.engine.progress import format_duration
+
+    started = [time.perf_counter()]
+
+    def report(trainer: Any) -> None:
+        seconds, started[0] = time.perf_counter() - started[0], time.perf_counter()
+        loss = float(trainer.tloss.sum()) if getattr(trainer, "tloss", None) is not None else float("nan")
+        map50 = (getattr(trainer, "metrics", None) or {}).get("metrics/mAP50(B)")
+        shown = "n/a" if map50 is None else f"{float(map50):.4f}"
+        left = seconds * (trainer.epochs - trainer.epoch - 1)
+        log.info("train %s: epoch %d/%d: loss %.4f, val mAP50 %s, %s, about %s left", label, trainer.epoch + 1,
+                 trainer.epochs, loss, shown, format_duration(seconds), format_duration(left))  # fmt: skip
+
+    return report
