@@ -32,7 +32,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive,
         default=None,
-        help="torch's CPU threads while training (default: torch's, one per core; docs/training.md, 'CPU threads')",
+        help="torch's CPU threads while training (default torch's: one per core; busy machine: 1, docs/training.md)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(

@@ -1,7 +1,7 @@
 """Time one training step with each torch CPU thread count in turn (interleaved, median and spread).
 
 Run: ``python scripts/bench_threads.py [--host sf_md] [--threads 1 2] [--batch 32] [--size 64] [--rounds 5]``.
-Prints exactly one JSON line on stdout (docs/training.md, "CPU threads", reads it).
+Prints exactly one JSON line on stdout (docs/training.md has the measured numbers).
 """
 
 from __future__ import annotations

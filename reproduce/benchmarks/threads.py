@@ -1,6 +1,6 @@
 """How many torch CPU threads to train with: one training step of a host, timed with each thread count in turn
 (interleaved rounds in one process, warm-up discarded), median and spread -- what ``--threads``' advice rests on
-(docs/training.md, "CPU threads").
+(docs/training.md, "Progress, CPU threads and the make variables").
 
 The step is a real one of the harness's hosts (SF-MD's three ResNet-18 encoders on CASIA-SURF-shaped input by
 default: the demo's batch 32 at 64 x 64): forward with every modality, cross-entropy, backward, SGD. Rounds cycle

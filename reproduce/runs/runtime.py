@@ -39,7 +39,7 @@ class Runtime:
     verbose: show the console output of a library that trains a run in its own loop (ultralytics' epoch tables,
     bars and messages); off, the run reports one line per epoch like the engine's runs.
     threads: torch's intra-op threads on the CPU while the run trains (``torch.set_num_threads``; None: torch's
-    default, one per core). docs/training.md, "CPU threads", has the measurement behind the advice."""
+    default, one per core). docs/training.md, "Progress, CPU threads and the make variables", has the measurement."""
 
     device: str = "auto"
     workers: int = 0
