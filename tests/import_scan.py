@@ -24,6 +24,6 @@ def imported_top_level_names(path: Path) -> set[str]:
         ):
             argument = node.args[0]  # "literal" or f"literal.{...}": the literal start names the module
             first = argument if isinstance(argument, ast.Constant) else (argument.values or [None])[0]
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                names.add(first.value.split(".")[0])
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) and not first.value.startswith("."):
+                names.add(first.value.split(".")[0])  # (a leading dot: relative to the caller's package)
     return names

@@ -69,8 +69,9 @@ def declared(pyproject: Path, extras: tuple[str, ...] = ()) -> set[str]:
 def test_the_scan_reads_imports_inside_functions(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import os\ndef f():\n    import nibabel.nifti1\n    from h5py import File\n"
-                      "def g():\n    return __import__('importlib').import_module('onnx')\n")  # fmt: skip
-    assert imported_names(sample) == {"nibabel", "h5py", "onnx"}
+                      "def g():\n    return __import__('importlib').import_module('onnx')\n"
+                      "def h(home):\n    return __import__('importlib').import_module(f'.{home}', 'x')\n")  # fmt: skip
+    assert imported_names(sample) == {"nibabel", "h5py", "onnx"}  # a relative import_module names no distribution
 
 
 def test_the_harness_declares_and_pins_everything_it_imports():

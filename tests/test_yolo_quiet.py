@@ -34,9 +34,14 @@ def test_each_epoch_gets_one_project_line(caplog):
                               epochs=10)  # fmt: skip
     with caplog.at_level(logging.INFO, logger="reproduce.yolo.runner"):
         report(trainer)
-    (line,) = [r.getMessage() for r in caplog.records]
-    assert line.startswith("train T-yolov8n +MWAM: epoch 3/10: loss 1.7500, val mAP50 0.4321, ")
-    assert line.endswith("left")
+    items = {"box": torch.tensor(1.0), "cls": torch.tensor(0.5), "dfl": torch.tensor(0.25)}  # ultralytics 8.4's form
+    with caplog.at_level(logging.INFO, logger="reproduce.yolo.runner"):
+        report(SimpleNamespace(tloss=items, metrics={}, epoch=3, epochs=10))
+        report(SimpleNamespace(tloss=None, metrics={}, epoch=4, epochs=10))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("train T-yolov8n +MWAM: epoch 3/10: loss 1.7500, val mAP50 0.4321, ")
+    assert lines[1].startswith("train T-yolov8n +MWAM: epoch 4/10: loss 1.7500, val mAP50 n/a, ")
+    assert lines[2].startswith("train T-yolov8n +MWAM: epoch 5/10: loss nan") and all(x.endswith("left") for x in lines)
 
 
 def test_verbose_is_a_runtime_flag():

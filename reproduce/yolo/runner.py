@@ -300,7 +300,7 @@ def epoch_line(label: str) -> Any:
 
     def report(trainer: Any) -> None:
         seconds, started[0] = time.perf_counter() - started[0], time.perf_counter()
-        loss = float(trainer.tloss.sum()) if getattr(trainer, "tloss", None) is not None else float("nan")
+        loss = total_loss(getattr(trainer, "tloss", None))
         map50 = (getattr(trainer, "metrics", None) or {}).get("metrics/mAP50(B)")
         shown = "n/a" if map50 is None else f"{float(map50):.4f}"
         left = seconds * (trainer.epochs - trainer.epoch - 1)
@@ -308,3 +308,13 @@ def epoch_line(label: str) -> Any:
                  trainer.epochs, loss, shown, format_duration(seconds), format_duration(left))  # fmt: skip
 
     return report
+
+
+def total_loss(tloss: Any) -> float:
+    """The epoch's mean training loss from ultralytics' running mean ``tloss``: a dict of loss items (8.4: box, cls,
+    dfl), or a tensor of them in older releases; NaN before the first step."""
+    if tloss is None:
+        return float("nan")
+    if isinstance(tloss, dict):
+        return float(sum(float(value) for value in tloss.values()))
+    return float(tloss.sum())
