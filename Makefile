@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
+.PHONY: help venv test test-e2e lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
         table10 table12 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 bench-yolo table3 clean-venv \
         table1 table13 table14 table17 figure1 demo-balance bench-balancing demo-nyuv2 demo-yolo bench-threads
 
@@ -32,7 +32,8 @@ help:
 	@echo "  RESUME=1 (continue interrupted runs)  THREADS=N (torch CPU threads)  DEVICE=cpu|cuda|cuda:N"
 	@echo "make demo        create .venv if needed, train Table 4 (SF-MD, MMANet, both + MWAM) on synthetic CASIA-SURF,"
 	@echo "                 write results/demo/table4.md (labelled synthetic)"
-	@echo "make test        create .venv if needed, run the test suite"
+	@echo "make test        create .venv if needed, run the test suite (the end-to-end tests marked ci excluded)"
+	@echo "make test-e2e    the end-to-end tests marked ci (trained tables, resumes, torchrun, ONNX): .ci/run runs both"
 	@echo "make table4      train what Table 4 needs and render it (PRESET=paper|smoke|demo, DATA_ROOT=...):"
 	@echo "                 SF-MD, MMANet (teacher trained first) and both + MWAM"
 	@echo "make table2      Table 2 (BraTS2020, Dice per subset): RFNet, mmFormer and GSS, each with and without MWAM"
@@ -98,6 +99,11 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not ci"
+
+# The end-to-end tests (tables trained and rendered, resumes, torchrun, ONNX of ESANet-MD): minutes more, run by
+# .ci/run after make test.
+test-e2e: $(STAMP)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m ci
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -173,6 +173,7 @@ TINY = dataclasses.replace(
 SHARED_TABLES = (7, 8, 16)
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 @pytest.mark.slow
 def test_ablations_smoke_renders_its_tables_and_trains_shared_runs_once(tmp_path, monkeypatch):
     """What ``make ablations-smoke`` runs (``python -m reproduce ablations --preset smoke``), at tiny size."""

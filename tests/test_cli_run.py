@@ -168,6 +168,7 @@ def test_check_data_of_a_missing_root(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().out
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 @pytest.mark.slow
 def test_torchrun_trains_a_run_in_two_processes(tmp_path, results):
     """``torchrun --nproc_per_node 2 -m reproduce run`` (what ``table N --nproc 2`` starts for every run): one

@@ -109,6 +109,7 @@ def test_two_processes_train_the_run_one_process_trains(tmp_path, root, single):
     assert (runs / first["key"] / "curves.csv").is_file(), "rank 0 writes the curves"
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_an_interrupted_two_process_run_resumes_exactly(tmp_path, root):
     whole = _spawn(tmp_path, root, "whole", tmp_path / "a")
     interrupted = _spawn(tmp_path, root, "interrupt", tmp_path / "b")

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.slow
 QUIET = Runtime(wandb="disabled", progress=False)
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_table4_smoke_end_to_end(tmp_path):
     registry_root = tmp_path / "results" / "runs"
     options = {"runtime": QUIET, "output_dir": tmp_path / "out", "results_dir": tmp_path / "results"}

@@ -161,6 +161,7 @@ def test_the_teacher_is_the_students_run_with_the_teacher_host_no_mwam_no_sde(ro
 
 
 # ---------------------------------------------------------------- end to end
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_teacher_first_then_search_then_full_loss(tmp_path, root, caplog):
     reg = Registry(tmp_path / "runs")
     parts_seen = []
@@ -304,6 +305,7 @@ def test_three_auxiliary_passes_equal_one_and_its_statistics_are_never_read():
     assert torch.equal(host(inputs, present).logits, before)
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_resumed_mmanet_run_ends_exactly_like_an_uninterrupted_one(tmp_path, root):
     cfg, reg = config(root), Registry(tmp_path / "runs")  # one registry: the teacher is trained once
     result_whole = run_config(cfg, reg, MMANET_RUNTIME)
@@ -324,6 +326,7 @@ def test_resumed_mmanet_run_ends_exactly_like_an_uninterrupted_one(tmp_path, roo
     assert result_resumed["subsets"] == result_whole["subsets"]
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_a_student_without_its_teacher_is_a_clear_error_and_a_teacher_without_weights_is_retrained(
     tmp_path, root, caplog
 ):

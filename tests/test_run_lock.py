@@ -252,6 +252,7 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
 def test_the_torchrun_ranks_of_a_killed_command_die_and_record_nothing(tmp_path, root, sync):

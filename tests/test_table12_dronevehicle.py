@@ -19,6 +19,7 @@ RUNTIME = Runtime(device="cpu", progress=False, wandb="disabled", log_every=1)
 SUBSETS = ("rgb", "ir", "rgb+ir")
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_table12_trains_both_columns_through_ultralytics_and_renders_three_rows(tmp_path, monkeypatch):
     from ultralytics.nn.tasks import load_checkpoint
 

@@ -31,6 +31,7 @@ def tiny(monkeypatch):
     return brats.PRESETS["smoke"]
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_table2_trains_rfnet_with_and_without_mwam_renders_15_rows_and_an_interrupted_run_resumes_exactly(
     tmp_path, tiny
 ):
@@ -98,6 +99,7 @@ def test_sde_enhances_rfnets_deepest_encoder_level_and_the_sde_columns_are_an_ex
     assert {"sde/info_nce", "sde/total"} <= set(sde) and all(torch.isfinite(torch.tensor(v)) for v in sde.values())
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_gss_trains_its_stages_from_the_rfnet_column_or_an_authors_checkpoint(tmp_path, tiny):
     from reproduce.engine.plan import plan_runs
     from reproduce.paths import results_root_set_to

@@ -69,6 +69,7 @@ def test_table3_trains_esanet_md_with_mwam_and_renders_three_rows(tmp_path, tiny
     assert first[1] == (f"{expected:.2f}" if expected is not None else "-")
 
 
+@pytest.mark.ci  # end-to-end: .ci/run runs it after make test (pytest -m ci)
 def test_mmanet_seg_trains_from_its_teacher_searches_and_resumes_exactly(tmp_path, tiny):
     from reproduce.paths import results_root_set_to
 
