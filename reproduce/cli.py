@@ -245,7 +245,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     subset = parse_subset(args.subset, run.config.modalities)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if not args.input.exists():
-        raise FileNotFoundError(f"no input at {args.input}")
+        raise FileNotFoundError(f"no input at {args.input} ({run.dataset} runs take {predictor.input_help})")
     args.output.mkdir(parents=True, exist_ok=True)
     predictions = predictor.predict(run, args.input, args.output, subset, device)
     rule = f"--subset {'+'.join(subset)}" if subset else "the modalities whose files are present"

@@ -69,6 +69,14 @@ def test_what_is_not_a_finished_run_is_a_one_line_error(runs, tmp_path, capsys, 
     assert message in err and len(err.splitlines()) == 1, err
 
 
+def test_a_missing_input_names_what_the_run_s_data_set_takes(runs, tmp_path, capsys):
+    argv = ["predict", KEY, "--results-dir", str(tmp_path), "--input", str(tmp_path / "absent")]
+    assert main([*argv, "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no input at" in err and f"casia_surf runs take {predictor_for('casia_surf').input_help}" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_subset_rule():
     modalities = ("rgb", "depth", "ir")
     assert choose_subset(modalities, {"rgb": True, "depth": False, "ir": True}, None, "a") == ("rgb", "ir")
@@ -87,7 +95,7 @@ def test_the_subset_rule():
 def test_every_registered_data_set_with_a_predictor_is_served_and_others_are_named(monkeypatch):
     assert set(PREDICTORS.names()) <= {"casia_surf", "nyuv2", "brats2020", "dronevehicle"}
     for name in PREDICTORS.names():
-        assert predictor_for(name).dataset == name
+        assert predictor_for(name).dataset == name and predictor_for(name).input_help, name
     with pytest.raises(PredictionError, match="no predictor for ucf101 runs yet"):
         predictor_for("ucf101")
 

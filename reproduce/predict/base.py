@@ -45,7 +45,7 @@ class Predictor(ABC):
 
     #: The data set whose runs it serves (the catalog name).
     dataset: str = ""
-    #: What ``--input`` takes, for ``--help`` and errors.
+    #: What ``--input`` takes, named in the error when it does not exist.
     input_help: str = ""
 
     @abstractmethod
