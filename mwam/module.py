@@ -225,6 +225,13 @@ class MWAM(KeepsBufferDtypes, nn.Module):
             handle.remove()
         self._hooks.clear()
 
+    def add_hooks(self) -> None:
+        """Edit gradients through hooks again after :meth:`remove_hooks` (nothing when they are on already)."""
+        if not self._branch_params:
+            raise ValueError("add_hooks needs branches={modality: module}")
+        if not self._hooks:
+            self._register_hooks()
+
     # ------------------------------------------------------------------ measuring and weighting
     def _check_inputs(
         self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None

@@ -23,8 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         "--size", type=positive, default=None, help="window edge, a multiple of 16 (default: 32 CPU, 80 CUDA)"
     )
     parser.add_argument("--batch", type=positive, default=None, help="batch size (default 2)")
-    parser.add_argument("--iters", type=positive, default=None, help="timed repetitions (default: per device)")
-    parser.add_argument("--warmup", type=non_negative, default=None, help="untimed repetitions first")
+    parser.add_argument(
+        "--rounds", "--iters", dest="iters", type=positive, default=None, help="timed rounds (default: per device)"
+    )
+    parser.add_argument("--warmup", type=non_negative, default=None, help="discarded rounds first (interleaved)")
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
     args = parser.parse_args(argv)
     devices = devices_from(parser, args.device)

@@ -1,4 +1,4 @@
-"""Time the evaluation of SF-MD's 7 subsets: encoders run once per batch vs one forward pass per subset.
+"""Time the evaluation of SF-MD's 7 subsets, interleaved: encoders run once per batch vs one forward per subset.
 
 Run: ``python scripts/bench_eval.py [--device cpu|cuda|all]`` (part of ``make bench``). Prints exactly one JSON
 line on stdout; ``--output PATH`` also writes it to a file (atomically).
@@ -20,12 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     add_device_argument(parser)
     parser.add_argument("--batch", type=positive, default=None, help="batch size (default: 16 CPU, 64 CUDA)")
     parser.add_argument("--size", type=positive, default=112, help="image height = width (default 112)")
-    parser.add_argument("--iters", type=positive, default=None, help="timed repetitions (default: per device)")
-    parser.add_argument("--warmup", type=non_negative, default=None, help="untimed repetitions first")
+    parser.add_argument(
+        "--rounds", "--iters", dest="rounds", type=positive, default=None, help="timed rounds (default: per device)"
+    )
+    parser.add_argument("--warmup", type=non_negative, default=None, help="discarded rounds (default: per device)")
+    parser.add_argument("--steps", type=positive, default=None, help="calls per timing (default: 1 CPU, 5 CUDA)")
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
     args = parser.parse_args(argv)
     devices = devices_from(parser, args.device)
-    report = run_benchmark(devices, args.batch, args.size, args.iters, args.warmup)
+    report = run_benchmark(devices, args.batch, args.size, args.rounds, args.warmup, args.steps)
     emit_json_line(report, args.output)
     return 0
 

@@ -1,4 +1,4 @@
-"""Time one MWAM step (three modalities, FRM + bank + weights) against the straightforward version.
+"""Time one MWAM step (three modalities, FRM + bank + weights) against the straightforward version, interleaved.
 
 Run: ``python scripts/bench_mwam.py [--device cpu|cuda|all]`` (``make bench-mwam``).
 Prints exactly one JSON line on stdout; ``--output PATH`` also writes it to a file (atomically).
@@ -20,13 +20,18 @@ def main(argv: list[str] | None = None) -> int:
     add_device_argument(parser)
     parser.add_argument("--batch", type=positive, default=64, help="batch size (default 64)")
     parser.add_argument("--size", type=positive, default=112, help="image height = width (default 112)")
-    parser.add_argument("--iters", type=positive, default=None, help="timed steps (default: per device)")
-    parser.add_argument("--warmup", type=non_negative, default=None, help="untimed steps first (default: per device)")
+    parser.add_argument(
+        "--rounds", "--iters", dest="rounds", type=positive, default=None, help="timed rounds (default: per device)"
+    )
+    parser.add_argument("--warmup", type=non_negative, default=None, help="discarded rounds (default: per device)")
+    parser.add_argument("--steps", type=positive, default=None, help="calls per timing (default: 1 CPU, 10 CUDA)")
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
     args = parser.parse_args(argv)
 
     devices = devices_from(parser, args.device)
-    report = run_benchmark(devices=devices, batch=args.batch, size=args.size, iters=args.iters, warmup=args.warmup)
+    report = run_benchmark(
+        devices=devices, batch=args.batch, size=args.size, iters=args.rounds, warmup=args.warmup, steps=args.steps
+    )
     emit_json_line(report, args.output)
     return 0
 

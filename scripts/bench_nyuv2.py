@@ -21,8 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=positive, default=None, help="image height, a multiple of 32 (CUDA: 480)")
     parser.add_argument("--width", type=positive, default=None, help="image width, a multiple of 32 (CUDA: 640)")
     parser.add_argument("--batch", type=positive, default=None, help="batch size (default: 2 CPU, 8 CUDA)")
-    parser.add_argument("--iters", type=positive, default=None, help="timed repetitions (default: per device)")
-    parser.add_argument("--warmup", type=non_negative, default=None, help="untimed repetitions first")
+    parser.add_argument(
+        "--rounds", "--iters", dest="iters", type=positive, default=None, help="timed rounds (default: per device)"
+    )
+    parser.add_argument("--warmup", type=non_negative, default=None, help="discarded rounds first (interleaved)")
     parser.add_argument("--workers", type=non_negative, default=2, help="loader processes (default 2)")
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Time the SF-MD training step with and without MWAM (CPU, and CUDA when present) and the CASIA-SURF loader.
+"""Time the SF-MD training step with and without MWAM, interleaved (CPU, and CUDA when present), and the loader.
 
 Run: ``python scripts/bench_train.py [--device cpu|cuda|all] [--compile [MODE]]``.
 Prints exactly one JSON line on stdout; ``--output PATH`` also writes it to a file (atomically).
@@ -33,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     batches = ", ".join(f"{k} {v}" for k, v in DEFAULT_BATCH.items())
     parser.add_argument("--batch", type=positive, default=None, help=f"batch size (default per device: {batches})")
     parser.add_argument("--size", type=positive, default=112, help="image height = width (default 112)")
-    parser.add_argument("--iters", type=positive, default=None, help="timed steps (default: per device)")
-    parser.add_argument("--warmup", type=non_negative, default=None, help="untimed steps first (default: per device)")
+    parser.add_argument(
+        "--rounds", "--iters", dest="rounds", type=positive, default=None, help="timed rounds (default: per device)"
+    )
+    parser.add_argument("--warmup", type=non_negative, default=None, help="discarded rounds (default: per device)")
+    parser.add_argument("--steps", type=positive, default=None, help="steps per timing (default: 1 CPU, 10 CUDA)")
     parser.add_argument(
         "--compile",
         nargs="?",
@@ -64,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         devices=devices,
         batch=args.batch,
         size=args.size,
-        iters=args.iters,
+        rounds=args.rounds,
         warmup=args.warmup,
+        steps=args.steps,
         compile=args.compile if args.compile is not None else False,
         loader=not args.no_loader,
         loader_samples=args.loader_samples,

@@ -20,8 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     add_device_argument(parser)
     parser.add_argument("--size", type=positive, default=None, help="square image side, a multiple of 32 (640)")
     parser.add_argument("--batch", type=positive, default=None, help="batch size (default 16)")
-    parser.add_argument("--iters", type=positive, default=None, help="timed repetitions (default: per device)")
-    parser.add_argument("--warmup", type=non_negative, default=None, help="untimed repetitions first")
+    parser.add_argument(
+        "--rounds", "--iters", dest="iters", type=positive, default=None, help="timed rounds (default: per device)"
+    )
+    parser.add_argument("--warmup", type=non_negative, default=None, help="discarded rounds first (interleaved)")
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON line to this file")
     args = parser.parse_args(argv)
     devices = devices_from(parser, args.device)

@@ -42,6 +42,8 @@ def test_cli_one_tiny_interleaved_run(tmp_path, capsys):
     cpu = report["cpu"]
     assert cpu["precision"] == "fp32" and cpu["threads"] == 1 and cpu["device_name"]
     assert cpu["order"] == list(VARIANTS) and set(cpu["variants"]) == set(VARIANTS)
+    assert cpu["measurement"].startswith("interleaved, 2 rounds (order rotated each round), warm-up 0 discarded")
+    assert "rotated" in cpu["rotation"]
     for name, entry in cpu["variants"].items():
         assert entry["n"] == 2 and len(entry["times_ms"]) == 2, name
         assert 0 < entry["min_ms"] <= entry["q1_ms"] <= entry["median_ms"] <= entry["q3_ms"] <= entry["max_ms"], name

@@ -15,7 +15,7 @@ def test_bench_brats_prints_one_json_line_with_step_mwam_memory_flops_and_evalua
     spec = importlib.util.spec_from_file_location("bench_brats", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.main(["--device", "cpu", "--hosts", "toy3d", "--size", "16", "--iters", "1", "--warmup", "0"]) == 0
+    assert script.main(["--device", "cpu", "--hosts", "toy3d", "--size", "16", "--rounds", "2", "--warmup", "0"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     report = json.loads(lines[0])
@@ -24,6 +24,12 @@ def test_bench_brats_prints_one_json_line_with_step_mwam_memory_flops_and_evalua
     for key in ("train_step_ms", "train_step_mwam_ms", "mwam_step_ms", "eval_15_subsets_ms", "eval_full_set_only_ms"):
         assert entry[key]["median_ms"] > 0, key
     assert 0 < entry["mwam_share_of_step"] < 1 and entry["forward_gflops_per_sample"] > 0
+    assert entry["measurement"].startswith("interleaved, 2 rounds (order rotated each round), warm-up 0 discarded")
+    assert entry["train_step_ms"]["n"] == 2 and entry["train_step_ms"]["paired_ratio"]["median"] == 1.0
+    paired = entry["mwam_over_plain_paired"]
+    assert paired == entry["train_step_mwam_ms"]["paired_ratio"] and 0 < paired["min"] <= paired["max"]
+    assert entry["eval_measurement"].startswith("interleaved, 1 round (order rotated each round), warm-up 0")
+    assert entry["eval_15_over_one_paired"]["median"] > 0 and entry["eval_15_subsets_ms"]["n"] == 1
     assert entry["parameters"] == sum(p.numel() for p in ToyHost3D().parameters()) and entry["eval_volume"] == [
         24,
         24,

@@ -16,6 +16,7 @@ from reproduce.benchmarks.mwam_step import (
     make_inputs,
     naive_frequency_components,
     time_step,
+    time_step_with_mwam,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,9 +54,53 @@ def test_time_step_and_sync_check_on_cpu():
     assert check_no_sync(mwam.MWAM(modalities=MODALITIES, intervention="none"), inputs) is None
 
 
+class ToyHost(torch.nn.Module):
+    """Two linear branches on pooled images: the Host contract's ``modalities`` and ``branches()``."""
+
+    modalities = ("rgb", "depth")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoders = torch.nn.ModuleDict({m: torch.nn.Linear(3, 2) for m in self.modalities})
+
+    def branches(self) -> dict[str, torch.nn.Module]:
+        return dict(self.encoders)
+
+    def forward(self, inputs):
+        return sum(self.encoders[m](inputs[m].mean(dim=(2, 3))) for m in self.modalities)
+
+
+def test_time_step_with_mwam_interleaves_and_hooks_only_the_mwam_variant():
+    torch.manual_seed(0)
+    host = ToyHost()
+    inputs = {m: x for m, x in make_inputs(batch=2, size=16).items() if m in host.modalities}
+    optimizer = torch.optim.SGD(host.parameters(), lr=0.1)
+    seen = []
+
+    def step(x, module=None):
+        seen.append((module is not None, any(p._backward_hooks for p in host.parameters())))
+        if module is not None:
+            module.step(x)
+        optimizer.zero_grad(set_to_none=True)
+        host(x).square().mean().backward()
+        optimizer.step()
+
+    report = time_step_with_mwam(step, host, inputs, "cpu", warmup=1, iters=3)
+    # rounds of (plain, mwam, mwam alone) rotated: P M A, M A P, A P M, P M A -- the steps' calls:
+    assert [with_mwam for with_mwam, _ in seen] == [False, True, True, False, False, True, False, True]
+    assert all(hooked == with_mwam for with_mwam, hooked in seen)  # the plain step never runs MWAM's hooks
+    assert not any(p._backward_hooks for p in host.parameters())
+    assert report["measurement"].startswith("interleaved, 3 rounds (order rotated each round), warm-up 1 discarded")
+    for key in ("train_step_ms", "train_step_mwam_ms", "mwam_step_ms"):
+        assert report[key]["n"] == 3 and len(report[key]["times_ms"]) == 3, key
+    assert report["train_step_ms"]["paired_ratio"] == {"median": 1.0, "min": 1.0, "max": 1.0}
+    assert report["mwam_over_plain_paired"] == report["train_step_mwam_ms"]["paired_ratio"]
+    assert report["peak_memory_mb"] is None and report["mwam_share_of_step"] > 0
+
+
 def test_cli_prints_one_json_line(tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "scripts/bench_mwam.py", "--batch", "2", "--size", "16", "--iters", "2", "--warmup", "1"]
+    cmd = [sys.executable, "scripts/bench_mwam.py", "--batch", "2", "--size", "16", "--rounds", "3", "--warmup", "1"]
     cmd += ["--device", "cpu", "--output", str(out)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     lines = done.stdout.splitlines()
@@ -69,5 +114,12 @@ def test_cli_prints_one_json_line(tmp_path):
     for key in ("fast_ms", "naive_ms", "speedup", "fast_step_under_0.2ms", "no_host_sync", "device_name"):
         assert key in cpu
     assert cpu["fast_ms"] > 0 and cpu["naive_ms"] > 0 and cpu["no_host_sync"] is None
+    assert cpu["measurement"].startswith("interleaved, 3 rounds (order rotated each round), warm-up 1 discarded")
+    assert cpu["fast_ms"] == cpu["fast"]["median_ms"] and cpu["naive"]["n"] == 3 and len(cpu["fast"]["times_ms"]) == 3
+    assert (
+        cpu["fast"]["min_ms"] <= cpu["fast"]["q1_ms"] <= cpu["fast_ms"] <= cpu["fast"]["q3_ms"] <= cpu["fast"]["max_ms"]
+    )
+    paired = cpu["speedup_paired"]
+    assert paired == cpu["naive"]["paired_ratio"] and 0 < paired["min"] <= paired["median"] <= paired["max"]
     assert isinstance(report["targets_met"]["cpu_speedup"], bool)
     assert json.loads(out.read_text()) == report

@@ -17,4 +17,6 @@ def test_bench_nyuv2_reports_step_mwam_share_and_loader(capsys, tmp_path):
     step = cpu["esanet_md"]
     assert step["image"] == [32, 64] and step["batch"] == 2 and step["precision"] == "fp32"
     assert step["train_step_ms"]["median_ms"] > 0 and 0 < step["mwam_share_of_step"] < 1
+    assert step["measurement"].startswith("interleaved, 1 round (order rotated each round), warm-up 0 discarded")
+    assert step["mwam_over_plain_paired"]["median"] > 0 and step["train_step_mwam_ms"]["n"] == 1
     assert cpu["loader"]["images"] >= 2 and cpu["loader"]["images_per_s"] > 0 and cpu["loader_over_step"] > 0

@@ -69,7 +69,7 @@ def test_variants_step_and_grad_variant_scales_branch_gradients_by_k(tmp_path, o
 def test_cli_prints_one_json_line(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "scripts/bench_train.py", "--device", "cpu", "--batch", "2", "--size", "32"]
-    cmd += ["--iters", "1", "--warmup", "0", "--loader-samples", "8", "--loader-batch", "4", "--loader-workers", "0,2"]
+    cmd += ["--rounds", "2", "--warmup", "0", "--loader-samples", "8", "--loader-batch", "4", "--loader-workers", "0,2"]
     cmd += ["--threads", "1", "--output", str(out)]  # tiny tensors: more threads only stall on a busy machine
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     lines = done.stdout.splitlines()
@@ -84,11 +84,18 @@ def test_cli_prints_one_json_line(tmp_path):
     cpu = report["cpu"]
     assert cpu["precision"] == "fp32" and cpu["threads"] == 1 and "compiled" not in cpu and cpu["memory_method"]
     assert set(cpu["eager"]) == set(VARIANTS)
+    assert cpu["rounds"] == 2 and cpu["warmup_rounds"] == 0 and cpu["steps_per_timing"] == 1
+    assert cpu["measurement"].startswith("interleaved, 2 rounds (order rotated each round), warm-up 0 discarded")
     for variant, entry in cpu["eager"].items():
         assert entry["step_ms"] > 0 and entry["samples_per_s"] > 0 and entry["peak_mem_mb"] >= 0, variant
+        assert entry["step_ms"] == entry["median_ms"] and entry["n"] == 2 and len(entry["times_ms"]) == 2, variant
+        assert entry["min_ms"] <= entry["q1_ms"] <= entry["median_ms"] <= entry["q3_ms"] <= entry["max_ms"], variant
+        paired = entry["paired_ratio"]
+        assert 0 < paired["min"] <= paired["median"] <= paired["max"], variant
         if variant != "sf_md":
             assert entry["mwam_step_ms"] > 0 and entry["mwam_share"] > 0, variant
             assert "overhead_ms" in entry and "hooks_ms_estimate" in entry, variant
+    assert cpu["eager"]["sf_md"]["paired_ratio"] == {"median": 1.0, "min": 1.0, "max": 1.0}
     keeps = cpu["loader_keeps_up"]
     assert keeps["loader_samples_per_s"] > 0 and keeps["train_samples_per_s"] > 0
 
@@ -108,11 +115,44 @@ def test_eval_benchmark_times_the_three_ways_and_checks_they_agree(capsys):
     script = importlib.util.spec_from_file_location("bench_eval", ROOT / "scripts" / "bench_eval.py")
     module = importlib.util.module_from_spec(script)
     script.loader.exec_module(module)
-    assert module.main(["--device", "cpu", "--batch", "2", "--size", "40", "--iters", "1", "--warmup", "0"]) == 0
+    assert module.main(["--device", "cpu", "--batch", "2", "--size", "40", "--rounds", "2", "--warmup", "0"]) == 0
     report = json.loads(capsys.readouterr().out)
     cpu = report["cpu"]
     assert report["benchmark"] == "eval_subsets" and cpu["identical_outputs"] is True
     for key in ("one_pass_ms", "seven_subsets_per_subset_ms", "seven_subsets_encode_once_ms", "speedup"):
         assert cpu[key] > 0, key
+    assert cpu["measurement"].startswith("interleaved, 2 rounds (order rotated each round), warm-up 0 discarded")
+    assert set(cpu["timings"]) == {"one_pass", "per_subset", "encode_once"}
+    for name, timing in cpu["timings"].items():
+        assert timing["n"] == 2 and timing["min_ms"] <= timing["median_ms"] <= timing["max_ms"], name
+        assert timing["paired_ratio"]["min"] <= timing["paired_ratio"]["median"] <= timing["paired_ratio"]["max"]
+    assert cpu["one_pass_ms"] == cpu["timings"]["one_pass"]["median_ms"]
     assert [m[0].tolist() for m in subset_masks(1, torch.device("cpu"))][-1] == [True, True, True]
     assert len(subset_masks(1, torch.device("cpu"))) == 7
+
+
+def test_compiled_mode_is_interleaved_too_and_keeps_a_failing_variant_s_error(tmp_path, one_thread, monkeypatch):
+    """The CUDA-only ``--compile`` branch, on the CPU with torch.compile replaced (identity; one variant fails)."""
+    from reproduce.benchmarks import train_step as bench
+
+    calls = []
+
+    def fake_compile(model, mode=None):
+        calls.append(mode)
+        if len(calls) == 3:  # the third variant (VARIANTS' order) fails
+            raise RuntimeError("no compiler here")
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(bench, "_warm_up_process", lambda *args: None)  # time: not what is tested here
+    root = write_casia_surf(tmp_path / "surf", num_train=2, num_val=1, num_test=1, size=32)
+    result = bench._bench_device(torch.device("cpu"), 2, 32, 1, 0, root, tmp_path, compile_mode="default", steps=1)
+    assert result["compile_mode"] == "default" and list(result["compiled"]) == list(VARIANTS) and calls == [None] * 3
+    ok, failed = ["sf_md", "sf_md+mwam_grad"], "sf_md+mwam_hybrid"
+    for variant in ok:
+        entry = result["compiled"][variant]
+        assert entry["compile_s"] >= 0 and entry["n"] == 1 and entry["step_ms"] > 0, variant
+        assert entry["peak_mem_mb"] >= 0 and "paired_ratio" in entry, variant
+    assert result["compiled"]["sf_md+mwam_grad"]["mwam_step_ms"] > 0
+    assert result["compiled"][failed] == {"error": "RuntimeError: no compiler here"}
+    assert set(result["eager"]) == set(VARIANTS) and result["measurement"].startswith("interleaved, 1 round ")

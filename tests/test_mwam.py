@@ -281,6 +281,27 @@ def test_remove_hooks_stops_editing(labels):
         assert torch.equal(g, grads(plain)[name])
 
 
+def test_add_hooks_restores_editing_once(labels):
+    host = ToyHost()
+    hooked, plain = copy.deepcopy(host), copy.deepcopy(host)
+    mwam, reference = MWAM.for_host(host), MWAM.for_host(hooked)
+    for m in (mwam, reference):
+        m.step(toy_batch())
+    mwam.remove_hooks()
+    mwam.add_hooks()
+    mwam.add_hooks()  # already on: K is applied once, not twice
+    loss_of(host, toy_batch(), labels).backward()
+    loss_of(hooked, toy_batch(), labels).backward()
+    loss_of(plain, toy_batch(), labels).backward()
+    assert not torch.allclose(mwam.grad_scale, torch.ones(2))  # K != 1: the hooks change the gradients
+    assert any(not torch.equal(g, grads(plain)[name]) for name, g in grads(host).items())
+    assert len(mwam._hooks) == len(reference._hooks)
+    for name, g in grads(host).items():
+        assert torch.equal(g, grads(hooked)[name])
+    with pytest.raises(ValueError, match="needs branches"):
+        MWAM(modalities=("rgb", "depth"), intervention="none").add_hooks()
+
+
 def test_parameter_lists_are_accepted_as_branches():
     host = ToyHost()
     mwam = MWAM(branches={"rgb": list(host.encoders["rgb"].parameters()), "depth": host.encoders["depth"][0].weight})

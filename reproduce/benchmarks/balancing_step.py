@@ -17,9 +17,11 @@ labels), so the loader is not in the step's time. The variants (:data:`VARIANTS`
   ``plugins: [{name: crmt}]`` in its step 1: the margin regulariser), so the plug-in's and the host's shares can be
   told apart.
 
-**Interleaving.** All trainers are built first; then every round steps each variant once, in a fixed order
-(A B C ... A B C ...), so that the load of a shared machine affects all alike: ``warmup`` untimed rounds, then
-``rounds`` timed ones. Per variant: the median, min, max and quartiles in ms and the median's ratio to ``plain``'s.
+**Interleaving.** All trainers are built first; then every round steps each variant once
+(:mod:`reproduce.benchmarks.interleave`; the order rotates by one each round -- A B C, B C A, C A B, ... -- so that
+no variant always runs first), so that the load of a shared machine affects all alike: ``warmup`` untimed rounds,
+then ``rounds`` timed ones. Per variant: the median, min, max and quartiles in ms, the median's ratio to
+``plain``'s, and the paired ratio (the step over ``plain``'s step of the same round: median, min, max).
 
 **Per epoch.** MSLR and MSES also validate each modality on the validation split at the end of every epoch
 (``on_epoch_end``: ``modality_signals.unimodal_validation``; MSES also keeps a CPU copy of an improved branch). That
@@ -34,7 +36,6 @@ runs fp32. CPU numbers are for relative comparison only (and noisy on a shared m
 from __future__ import annotations
 
 import math
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,7 @@ from typing import Any
 
 import torch
 
+from reproduce.benchmarks.interleave import interleave, summarise, synchroniser
 from reproduce.benchmarks.mwam_step import make_inputs
 from reproduce.devices import device_name
 from reproduce.engine.trainer import Trainer
@@ -63,7 +65,7 @@ def _variant(
     return {"host": host, "mwam": mwam, "plugin": plugin, "options": dict(options or {})}
 
 
-#: variant -> its run (host, mwam intervention, the plug-in with its options); the order is the round's order.
+#: variant -> its run (host, mwam intervention, the plug-in with its options); the order is the first round's.
 VARIANTS: dict[str, dict[str, Any]] = {
     "plain": _variant(),
     "mwam_grad": _variant(mwam="grad"),
@@ -143,24 +145,6 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> float:
     return (time.perf_counter() - begin) * 1e3
 
 
-def summarise(times: Sequence[float]) -> dict[str, Any]:
-    """Median, min, max and quartiles (ms) of ``times``, with the raw times."""
-    ordered = sorted(times)
-    if len(ordered) >= 2:
-        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
-    else:
-        q1 = q3 = ordered[0]
-    return {
-        "median_ms": statistics.median(ordered),
-        "min_ms": ordered[0],
-        "max_ms": ordered[-1],
-        "q1_ms": q1,
-        "q3_ms": q3,
-        "n": len(ordered),
-        "times_ms": [round(t, 3) for t in times],
-    }
-
-
 def _step_fn(name: str, trainer: Trainer, batch: dict[str, torch.Tensor]) -> Callable[[], Any]:
     """One training step of ``name``. LFM's learnable schedule updates its lambdas (a hypergradient on the held-out
     batch) at the first step of each epoch: :data:`EPOCH_START` times that step (``updated_epoch`` reset, as at a new
@@ -221,7 +205,7 @@ def _bench_device(
     data_root: Path,
     work_dir: Path,
 ) -> dict[str, Any]:
-    """Build every variant's trainer, then time them round-robin; one device's section of the report."""
+    """Build every variant's trainer, then time them interleaved; one device's section of the report."""
     cuda = device.type == "cuda"
     trainers = {name: build_trainer(name, device, batch_size, size, data_root, work_dir) for name in variants}
     batch = make_batch(batch_size, size, device)
@@ -239,30 +223,36 @@ def _bench_device(
         "rounds": rounds,
         "order": list(variants),
     }
-    step_times: dict[str, list[float]] = {name: [] for name in variants}
     epoch_times: dict[str, list[float]] = {name: [] for name in epoch_ends}
     for name in epoch_ends:  # untimed: the first call builds the validation loader (and MSES's first copy)
         epoch_ends[name]()
-    for index in range(warmup + rounds):
-        for name in variants:
-            elapsed = _timed(steps[name], device)
-            if index >= warmup:
-                step_times[name].append(elapsed)
-        if index >= warmup and index - warmup < epoch_rounds:
+
+    def epoch_round(index: int) -> None:  # after timed round ``index``: the per-epoch hooks, interleaved too
+        if index < epoch_rounds:
             for name, fn in epoch_ends.items():
                 epoch_times[name].append(_timed(fn, device))
+
+    timed = interleave(
+        {name: steps[name] for name in variants},
+        rounds=rounds,
+        warmup=warmup,
+        baseline=BASELINE if BASELINE in steps else variants[0],
+        sync=synchroniser(device),
+        after_round=epoch_round,
+    )
+    result["measurement"] = timed["measurement"]
+    result["rotation"] = timed["order"]
     variants_out: dict[str, Any] = {}
     for name in variants:
         entry = _describe(name, trainers[name])
-        entry.update(summarise(step_times[name]))
+        entry.update(timed["variants"][name])  # the summary, and paired_ratio to the baseline of the same round
         variants_out[name] = entry
     base = variants_out.get(BASELINE, {}).get("median_ms")
     crmt_host = variants_out.get("crmt_host", {}).get("median_ms")
     for name, entry in variants_out.items():
         entry["ratio_to_plain"] = entry["median_ms"] / base if base else None
-        if BASELINE in step_times:  # per round, against plain's step of the same round: the load cancels
-            paired = [t / b for t, b in zip(step_times[name], step_times[BASELINE], strict=True)]
-            entry["paired_ratio"] = {"median": statistics.median(paired), "min": min(paired), "max": max(paired)}
+        if BASELINE not in variants_out:  # paired against another variant: not plain's, so not reported
+            entry.pop("paired_ratio", None)
         if name == "crmt" and crmt_host:
             entry["ratio_to_crmt_host"] = entry["median_ms"] / crmt_host
     if EPOCH_START in variants_out and "lfm_learnable" in variants_out:
@@ -272,6 +262,8 @@ def _bench_device(
     val_samples = len(first.eval_loader("val").dataset)
     per_epoch: dict[str, Any] = {}
     for name, times in epoch_times.items():
+        if not times:  # epoch_rounds 0: the hooks were not timed
+            continue
         entry = {"hook": f"{name}.on_epoch_end (unimodal validation on the val split)", "val_samples": val_samples}
         entry["eval_batch"] = trainers[name].config.eval.batch_size
         entry.update(summarise(times))
@@ -279,7 +271,7 @@ def _bench_device(
         entry["in_plain_steps"] = entry["median_ms"] / base if base else None
         per_epoch[name] = entry
     result["per_epoch"] = per_epoch
-    del trainers, steps, epoch_ends, batch
+    del trainers, steps, batch
     if cuda:
         torch.cuda.empty_cache()
     return result
@@ -297,7 +289,7 @@ def run_benchmark(
     threads: int | None = DEFAULTS["threads"],
     variants: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Time every variant's training step round-robin on each device (default: CPU); one JSON-ready dict.
+    """Time every variant's training step interleaved on each device (default: CPU); one JSON-ready dict.
 
     ``warmup`` untimed rounds, then ``rounds`` timed ones; ``epoch_rounds`` (default: ``rounds``) of them also time
     MSLR's and MSES's end-of-epoch hook, on a validation split of ``val_samples`` images. ``threads`` sets torch's
@@ -336,7 +328,8 @@ def run_benchmark(
         "variants": chosen,
         "notes": [
             "step: Trainer.train_step on a fixed batch already on the device (plug-in hooks, forward, loss, "
-            "backward, SGD); the variants run round-robin, one step each per round",
+            "backward, SGD); the variants run interleaved, one step each per round, the order rotated every round "
+            "(round r starts with variant r mod n), warm-up rounds discarded",
             "plug-in variants run with mwam: off and the plug-in's defaults; ratio_to_plain = median / plain median; "
             "paired_ratio: the step / plain's step of the same round, over the rounds (median, min, max)",
             "lfm_learnable_epoch_start: the first step of an epoch of lfm schedule learnable (its hypergradient on "

@@ -7,6 +7,11 @@ Per host and device, on random volumes already on the device: a training step is
 fp32; with MWAM, ``MWAM.step`` on the inputs first and its gradient hooks on the encoders (gradient editing).
 FLOPs: PyTorch's ``FlopCounterMode`` on one eval forward pass of one sample. Peak memory: CUDA's
 ``max_memory_allocated`` (on the CPU the process's peak resident size, which includes everything else).
+
+Compared variants are timed interleaved in one process (:mod:`reproduce.benchmarks.interleave`: each round times
+each once, the order rotated every round, warm-up rounds discarded; medians with min / max / quartiles): the step
+without MWAM, with MWAM and MWAM's step alone (``mwam_over_plain_paired``: with / without in the same round); the
+15 subsets against the full set alone (``eval_15_over_one``: ratio of medians; ``eval_15_over_one_paired``).
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ import torch
 from mwam import MWAM
 from mwam_harness import models
 from mwam_harness.datasets import dataset_spec
-from reproduce.benchmarks.mwam_step import time_step, time_step_with_mwam
+from reproduce.benchmarks.interleave import interleave, synchroniser
+from reproduce.benchmarks.mwam_step import time_step_with_mwam
 from reproduce.devices import device_name
 from reproduce.tasks.base import StepContext
 from reproduce.tasks.segmentation3d import Segmentation3DTask
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
-#: (window size, batch, iters, warmup) per device type when the caller gives none: the CPU run stays near a minute.
+#: (window size, batch, timed rounds, warm-up rounds) per device type when the caller gives none: the CPU run stays
+#: near a minute.
 DEFAULTS = {"cpu": (32, 2, 2, 1), "cuda": (80, 2, 10, 3)}
 HOSTS = ("rfnet", "mmformer")
 
@@ -41,6 +48,7 @@ def host_options(name: str, size: int) -> dict[str, Any]:
 
 
 def bench_host(name: str, device: torch.device, size: int, batch: int, iters: int, warmup: int) -> dict[str, Any]:
+    """Host ``name``'s figures on ``device``: ``iters`` timed rounds after ``warmup`` discarded ones (interleaved)."""
     torch.manual_seed(0)
     host = models.build(name, **host_options(name, size)).to(device)
     task = Segmentation3DTask(dataset_spec("brats2020"), "/nonexistent", 0, {"crop": size})
@@ -80,8 +88,14 @@ def bench_host(name: str, device: torch.device, size: int, batch: int, iters: in
             return task.predict_subsets(host, x, chosen)
 
     eval_iters, eval_warmup = max(1, iters // 2), min(warmup, 1)
-    all_subsets = time_step(lambda x: evaluate(x, masks), volume, device, eval_warmup, eval_iters)
-    single = time_step(lambda x: evaluate(x, masks[-1:]), volume, device, eval_warmup, eval_iters)
+    evaluation = interleave(
+        {"one": lambda: evaluate(volume, masks[-1:]), "all_15": lambda: evaluate(volume, masks)},
+        rounds=eval_iters,
+        warmup=eval_warmup,
+        baseline="one",
+        sync=synchroniser(device),
+    )
+    all_subsets, single = evaluation["variants"]["all_15"], evaluation["variants"]["one"]
     return {
         "parameters": sum(p.numel() for p in host.parameters()),
         "window": size,
@@ -93,6 +107,8 @@ def bench_host(name: str, device: torch.device, size: int, batch: int, iters: in
         "eval_15_subsets_ms": all_subsets,
         "eval_full_set_only_ms": single,
         "eval_15_over_one": all_subsets["median_ms"] / single["median_ms"],
+        "eval_15_over_one_paired": all_subsets["paired_ratio"],
+        "eval_measurement": evaluation["measurement"],
     }
 
 

@@ -6,23 +6,30 @@ straightforward way runs the whole network once per subset. Timed here on one ba
 eval mode under ``torch.inference_mode`` (and the trainer's bf16 autocast and channels-last on CUDA): one full
 forward pass (the cost of a single subset), the 7 subsets by 7 forward passes, and the 7 subsets with the
 encoders run once. The outputs of the two ways are checked to be identical.
+
+The three are timed interleaved in one process (:mod:`reproduce.benchmarks.interleave`: each round times each
+once, the order rotated every round, warm-up rounds discarded); the ``*_ms`` figures are medians, the ratios
+ratios of medians, and ``timings`` holds each one's spread and its paired ratio to ``one_pass`` (per round).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 import torch
 
 from mwam_harness import models
 from mwam_harness.models import forward_subsets
-from reproduce.benchmarks.mwam_step import MODALITIES, make_inputs, time_step
+from reproduce.benchmarks.interleave import interleave, synchroniser
+from reproduce.benchmarks.mwam_step import MODALITIES, make_inputs
 from reproduce.devices import device_name
 from reproduce.engine.evaluation import to_channels_last
 
 DEFAULT_BATCH = {"cpu": 16, "cuda": 64}
-DEFAULT_ITERS = {"cpu": (3, 1), "cuda": (30, 5)}
+#: (rounds, warm-up rounds, calls per timing) per device type; CUDA: 5 back-to-back calls per timing (pipelined).
+DEFAULT_ITERS = {"cpu": (3, 1, 1), "cuda": (10, 2, 5)}
 
 
 def subset_masks(batch: int, device: torch.device) -> list[torch.Tensor]:
@@ -31,7 +38,10 @@ def subset_masks(batch: int, device: torch.device) -> list[torch.Tensor]:
     return [torch.tensor(row, device=device).expand(batch, -1) for row in rows]
 
 
-def bench_device(device: torch.device, batch: int, size: int, iters: int, warmup: int) -> dict[str, Any]:
+def bench_device(
+    device: torch.device, batch: int, size: int, iters: int, warmup: int, steps: int = 1
+) -> dict[str, Any]:
+    """The three ways timed interleaved on ``device``: ``iters`` rounds after ``warmup``, ``steps`` calls a timing."""
     cuda = device.type == "cuda"
     host = models.build("sf_md").to(device).eval()
     inputs = dict(make_inputs(batch, size, device))
@@ -56,13 +66,24 @@ def bench_device(device: torch.device, batch: int, size: int, iters: int, warmup
     identical = all(
         torch.equal(a.logits, b.logits) for a, b in zip(encode_once(inputs), per_subset(inputs), strict=True)
     )
-    timings = {name: time_step(fn, inputs, device, warmup, iters) for name, fn in
-               (("one_pass", one_pass), ("per_subset", per_subset), ("encode_once", encode_once))}  # fmt: skip
-    ms = {name: float(t.get("pipelined_ms", t["median_ms"])) for name, t in timings.items()}
+    ways = {"one_pass": one_pass, "per_subset": per_subset, "encode_once": encode_once}
+    timed = interleave(
+        {name: functools.partial(fn, inputs) for name, fn in ways.items()},
+        rounds=iters,
+        warmup=warmup,
+        steps=steps,
+        baseline="one_pass",
+        sync=synchroniser(device),
+    )
+    timings = timed["variants"]
+    ms = {name: float(t["median_ms"]) for name, t in timings.items()}
     return {
         "device_name": device_name(device),
         "batch": batch,
         "iters": iters,
+        "warmup_rounds": warmup,
+        "steps_per_timing": steps,
+        "measurement": timed["measurement"],
         "precision": "bf16 autocast" if cuda else "fp32",
         "one_pass_ms": ms["one_pass"],
         "seven_subsets_per_subset_ms": ms["per_subset"],
@@ -81,8 +102,11 @@ def run_benchmark(
     size: int = 112,
     iters: int | None = None,
     warmup: int | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
-    """``{"benchmark": "eval_subsets", "cpu": {...}, "cuda": {...}}`` (CUDA when present or asked for)."""
+    """``{"benchmark": "eval_subsets", "cpu": {...}, "cuda": {...}}`` (CUDA when present or asked for); ``iters``
+    timed rounds, ``warmup`` discarded ones and ``steps`` calls per timing default per device (:data:`DEFAULT_ITERS`).
+    """
     if devices is None:
         devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     report: dict[str, Any] = {
@@ -94,12 +118,13 @@ def run_benchmark(
     for name in devices:
         device = torch.device(name)
         kind = "cuda" if device.type == "cuda" else "cpu"
-        default_iters, default_warmup = DEFAULT_ITERS[kind]
+        default_iters, default_warmup, default_steps = DEFAULT_ITERS[kind]
         report[kind] = bench_device(
             device,
             batch or DEFAULT_BATCH[kind],
             size,
             iters if iters is not None else default_iters,
             warmup if warmup is not None else default_warmup,
+            steps if steps is not None else default_steps,
         )
     return report

@@ -4,6 +4,11 @@ The straightforward version is written the way research code usually is: patches
 an orthonormal 2-D DCT-II of every whole patch through ``torch.fft`` (the Makhoul construction), boolean
 masks to pick the low / high corners, and a bank kept as Python floats read back with ``.item()``. The
 fast version is :class:`mwam.MWAM`: one strided convolution that computes only the sampled coefficients, no host sync.
+
+The two are timed interleaved in one process (:mod:`reproduce.benchmarks.interleave`: each round times both, the
+order alternating fast, naive / naive, fast; warm-up rounds discarded): ``fast_ms`` / ``naive_ms`` are the medians,
+``speedup`` their ratio, ``speedup_paired`` the median, min and max of naive / fast within the same round.
+:func:`time_step` remains for single measurements (one callable, nothing to compare it with).
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 import mwam
+from reproduce.benchmarks.interleave import interleave, synchroniser
 from reproduce.devices import device_name
 
 MODALITIES: tuple[str, ...] = ("rgb", "depth", "ir")
@@ -26,8 +33,10 @@ TARGETS: dict[str, float | bool] = {
     "cuda_h100_fast_step_max_ms": 0.2,
     "no_host_sync": True,
 }
-# (iters, warmup) per device type when the caller gives none: the CPU run stays well under a minute on 2 cores.
-DEFAULT_ITERS: dict[str, tuple[int, int]] = {"cpu": (15, 2), "cuda": (200, 20)}
+# (rounds, warm-up rounds, steps per timing) per device type when the caller gives none: fast and naive interleaved
+# (reproduce.benchmarks.interleave); the CPU run stays well under a minute on 2 cores; on CUDA each timing is 10
+# back-to-back steps with one synchronisation at the end (pipelined, as in a training loop).
+DEFAULT_ITERS: dict[str, tuple[int, int, int]] = {"cpu": (15, 2, 1), "cuda": (20, 3, 10)}
 
 
 # ---------------------------------------------------------------------------------------------- straightforward
@@ -179,28 +188,64 @@ def time_step_with_mwam(
     device: torch.device | str,
     warmup: int,
     iters: int,
+    steps: int = 1,
 ) -> dict[str, Any]:
-    """A host's training ``step(inputs, mwam=None)`` timed without MWAM, with MWAM's gradient editing
-    (``step(inputs, mwam)``: the caller runs ``mwam.step`` and backward) and MWAM's own step alone; MWAM's share of
-    the step with it, and the peak CUDA memory of the plain step (None on the CPU). The host benchmarks' common core
-    (``brats_step``, ``nyuv2_step``)."""
+    """A host's training ``step(inputs, mwam=None)`` without MWAM, with MWAM's gradient editing (``step(inputs,
+    mwam)``: the caller runs ``mwam.step`` and backward) and MWAM's own step alone, timed interleaved
+    (:func:`reproduce.benchmarks.interleave.interleave`: ``warmup`` discarded rounds, ``iters`` timed rounds of
+    ``steps`` calls each); MWAM's share of the step with it, the paired ratio with / without, and the peak CUDA
+    memory of one plain step taken before the rounds (None on the CPU). The host benchmarks' common core
+    (``brats_step``, ``nyuv2_step``).
+
+    The gradient hooks of MWAM are on the host only while the MWAM variant runs (attached and removed outside
+    its timed window), so the plain step pays nothing of MWAM.
+    """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    if cuda:
+    peak = None
+    if cuda:  # one plain step before MWAM exists: the host's own footprint
+        torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    plain = time_step(step, inputs, device, warmup, iters)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+        step(inputs)
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
     module = mwam.MWAM.for_host(host, intervention="grad").to(device)
-    with_mwam = time_step(lambda x: step(x, module), inputs, device, warmup, iters)
-    with torch.no_grad():
-        alone = time_step(module.step, inputs, device, warmup, iters)
+    module.remove_hooks()  # attached only around the MWAM variant's timings (see hooks_attached)
+
+    def alone() -> None:
+        with torch.no_grad():
+            module.step(inputs)
+
+    timed = interleave(
+        {"plain": lambda: step(inputs), "mwam": lambda: step(inputs, module), "mwam_alone": alone},
+        rounds=iters,
+        warmup=warmup,
+        steps=steps,
+        baseline="plain",
+        sync=synchroniser(device),
+        contexts={"mwam": lambda: hooks_attached(module)},
+    )
+    entries = timed["variants"]
     return {
-        "train_step_ms": plain,
-        "train_step_mwam_ms": with_mwam,
-        "mwam_step_ms": alone,
-        "mwam_share_of_step": alone["median_ms"] / with_mwam["median_ms"],
+        "train_step_ms": entries["plain"],
+        "train_step_mwam_ms": entries["mwam"],
+        "mwam_step_ms": entries["mwam_alone"],
+        "mwam_share_of_step": entries["mwam_alone"]["median_ms"] / entries["mwam"]["median_ms"],
+        "mwam_over_plain_paired": entries["mwam"]["paired_ratio"],
+        "measurement": timed["measurement"],
         "peak_memory_mb": peak,
     }
+
+
+@contextmanager
+def hooks_attached(module: mwam.MWAM) -> Iterator[mwam.MWAM]:
+    """``module``'s gradient hooks on its branches' parameters within the block (the same registration as at its
+    construction), removed afterwards."""
+    module.add_hooks()
+    try:
+        yield module
+    finally:
+        module.remove_hooks()
 
 
 def check_no_sync(module: mwam.MWAM, inputs: Mapping[str, torch.Tensor]) -> bool | None:
@@ -255,27 +300,42 @@ def make_inputs(
     return {"rgb": rgb.to(device), "depth": depth.to(device), "ir": ir.to(device)}
 
 
-def _bench_device(device: torch.device, batch: int, size: int, iters: int | None, warmup: int | None) -> dict[str, Any]:
-    default_iters, default_warmup = DEFAULT_ITERS["cuda" if device.type == "cuda" else "cpu"]
-    iters = default_iters if iters is None else iters
+def _bench_device(
+    device: torch.device, batch: int, size: int, rounds: int | None, warmup: int | None, steps: int | None
+) -> dict[str, Any]:
+    default_rounds, default_warmup, default_steps = DEFAULT_ITERS["cuda" if device.type == "cuda" else "cpu"]
+    rounds = default_rounds if rounds is None else rounds
     warmup = default_warmup if warmup is None else warmup
+    steps = default_steps if steps is None else steps
     inputs = make_inputs(batch, size, device)
 
     fast = mwam.MWAM(modalities=MODALITIES, intervention="none").to(device)
     naive = NaiveMWAMStep(MODALITIES)
     k_diff = (fast.step(inputs) - naive.step(inputs)).abs().max().item()  # first step of both: same bank state
 
-    fast_t = time_step(fast.step, inputs, device, warmup, iters)
-    naive_t = time_step(naive.step, inputs, device, warmup, iters)
+    timed = interleave(
+        {"fast": lambda: fast.step(inputs), "naive": lambda: naive.step(inputs)},
+        rounds=rounds,
+        warmup=warmup,
+        steps=steps,
+        baseline="fast",
+        sync=synchroniser(device),
+    )
     no_sync = check_no_sync(fast, inputs)
+    fast_t, naive_t = timed["variants"]["fast"], timed["variants"]["naive"]
     fast_ms, naive_ms = float(fast_t["median_ms"]), float(naive_t["median_ms"])
     result: dict[str, Any] = {
         "device_name": device_name(device),
         "fast_ms": fast_ms,
         "naive_ms": naive_ms,
         "speedup": naive_ms / fast_ms if fast_ms > 0 else math.inf,
+        "speedup_paired": naive_t["paired_ratio"],
         "fast_step_under_0.2ms": fast_ms < TARGETS["cuda_h100_fast_step_max_ms"] if device.type == "cuda" else None,
         "no_host_sync": no_sync,
+        "measurement": timed["measurement"],
+        "rounds": rounds,
+        "warmup_rounds": warmup,
+        "steps_per_timing": steps,
         "fast": fast_t,
         "naive": naive_t,
         "max_abs_k_diff": k_diff,
@@ -291,11 +351,13 @@ def run_benchmark(
     size: int = 112,
     iters: int | None = None,
     warmup: int | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
-    """Time the fast MWAM step and the straightforward one on every device; returns one JSON-ready dict.
+    """Time the fast MWAM step and the straightforward one, interleaved, on every device; one JSON-ready dict.
 
-    ``devices`` defaults to CPU plus CUDA when available; ``iters`` / ``warmup`` default per device type
-    (:data:`DEFAULT_ITERS`). Device entries sit at the top level under their names (``"cpu"``, ``"cuda"``).
+    ``iters`` timed rounds after ``warmup`` discarded ones, ``steps`` calls per timing, each defaulting per device
+    type (:data:`DEFAULT_ITERS`); ``devices`` defaults to CPU plus CUDA when available. Device entries sit at the
+    top level under their names (``"cpu"``, ``"cuda"``).
     """
     if devices is None:
         devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
@@ -311,7 +373,7 @@ def run_benchmark(
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but torch.cuda.is_available() is False")
-        report[device.type] = _bench_device(device, batch, size, iters, warmup)
+        report[device.type] = _bench_device(device, batch, size, iters, warmup, steps)
 
     cpu, cuda = report.get("cpu"), report.get("cuda")
     is_h100 = None if cuda is None else "H100" in cuda["device_name"]

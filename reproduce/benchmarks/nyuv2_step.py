@@ -7,6 +7,11 @@ step (lr 0.01, momentum 0.9, Nesterov, weight decay 1e-4), in fp32 on the CPU an
 grad scaler on CUDA (the authors train with AMP); with MWAM, ``MWAM.step`` on the inputs first and its gradient
 hooks on the two encoders. The loader: ``Nyuv2Dataset`` with the training augmentation on a synthetic set written
 in the real layout at the benchmark's image size, through a ``DataLoader`` with ``workers`` processes.
+
+The step without MWAM, with MWAM and MWAM's step alone are timed interleaved in one process
+(:func:`reproduce.benchmarks.mwam_step.time_step_with_mwam`: each round times each once, the order rotated every
+round, warm-up rounds discarded; medians with min / max / quartiles, ``mwam_over_plain_paired``: with / without in
+the same round). The loader is timed on its own (one configuration, no variants).
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from reproduce.benchmarks.mwam_step import time_step_with_mwam
 from reproduce.devices import device_name
 from reproduce.tasks.segmentation2d import downsampled_labels, weighted_cross_entropy
 
-#: (height, width, batch, iters, warmup) per device type: the paper's 480 x 640 at batch 8 on CUDA; a small size on
-#: the CPU (a 480 x 640 step of the 72 M-parameter model takes about a minute on two cores).
+#: (height, width, batch, timed rounds, warm-up rounds) per device type: the paper's 480 x 640 at batch 8 on CUDA;
+#: a small size on the CPU (a 480 x 640 step of the 72 M-parameter model takes about a minute on two cores).
 DEFAULTS = {"cpu": (96, 128, 2, 2, 1), "cuda": (480, 640, 8, 10, 3)}
 NUM_CLASSES = 40
 
 
 def bench_step(device: torch.device, height: int, width: int, batch: int, iters: int, warmup: int) -> dict[str, Any]:
+    """ESANet-MD's step with / without MWAM: ``iters`` timed rounds after ``warmup`` discarded ones (interleaved)."""
     torch.manual_seed(0)
     host = models.build("esanet_md").to(device)
     generator = torch.Generator().manual_seed(0)

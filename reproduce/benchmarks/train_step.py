@@ -11,24 +11,35 @@ editing: ``mwam.step`` before the forward, branch-gradient hooks) and ``sf_md+mw
 Eq. 7 loss through ``mwam.weighted_loss``, and gradient editing). CUDA uses the trainer's defaults there (bf16
 autocast, channels-last); the CPU runs fp32 and, by default, a smaller batch and few steps: its numbers are for
 relative comparison only (and are noisy on a shared machine).
+
+**Interleaving.** On each device the three trainers (and each MWAM variant's ``mwam.step`` alone) are timed in one
+process, round by round (:mod:`reproduce.benchmarks.interleave`: each round times each once, the order rotated
+every round, warm-up rounds discarded), never one variant to the end and then the next -- that showed a 24 %
+MWAM overhead that did not exist. A timing is ``steps`` back-to-back steps with one synchronisation at the end,
+divided by ``steps`` (on CUDA the pipelined time a training loop sees). ``step_ms`` is the median over the rounds,
+with min, max, quartiles and the raw times beside it, and ``paired_ratio`` is the step's time over ``sf_md``'s in
+the same round (median, min, max). Peak memory is measured per variant before the rounds, while the variant is
+built and takes its first step (the variants built before it stay alive, and are subtracted).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import os
 import resource
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
+from reproduce.benchmarks.interleave import interleave, synchroniser
 from reproduce.benchmarks.mwam_step import MODALITIES, make_inputs, time_step
 from reproduce.devices import device_name
 from reproduce.engine.trainer import Trainer
@@ -51,8 +62,9 @@ TARGETS: dict[str, Any] = {
     "reference_authors_sf_samples_per_s": 2200.0,
 }
 DEFAULT_BATCH: dict[str, int] = {"cpu": 16, "cuda": 64}
-# (iters, warmup) per device type when the caller gives none: the whole CPU run stays near a minute on 2 cores.
-DEFAULT_ITERS: dict[str, tuple[int, int]] = {"cpu": (3, 1), "cuda": (50, 10)}
+# (timed rounds, warm-up rounds, steps per timing) per device type when the caller gives none: the whole CPU run
+# stays near a minute and a half on 2 cores; on CUDA a timing is 10 back-to-back steps (pipelined).
+DEFAULT_ITERS: dict[str, tuple[int, int, int]] = {"cpu": (3, 1, 1), "cuda": (10, 2, 10)}
 LOADER_SAMPLES = 256
 LOADER_BATCH = 64
 
@@ -110,7 +122,10 @@ class _PeakMemory:
     def method(device: torch.device) -> str:
         """How :meth:`peak_mb` measures on ``device``, in words."""
         if device.type == "cuda":
-            return "torch.cuda.max_memory_allocated after reset_peak_memory_stats (absolute: model, optimiser, batch)"
+            return (
+                "torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus memory_allocated before the "
+                "variant was built (its own model, optimiser, batch and step)"
+            )
         if _reset_peak_rss():
             return "peak RSS (Linux VmHWM, reset through /proc/self/clear_refs) minus RSS before the trainer was built"
         return "resource.getrusage ru_maxrss (peak RSS since process start, not resettable) minus RSS before setup"
@@ -120,6 +135,7 @@ class _PeakMemory:
             gc.collect()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.start = torch.cuda.memory_allocated(self.device) / 2**20
             return
         _release_host_memory()
         self.start = _rss_mb() or 0.0
@@ -127,7 +143,7 @@ class _PeakMemory:
 
     def peak_mb(self) -> float | None:
         if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
+            return max(torch.cuda.max_memory_allocated(self.device) / 2**20 - self.start, 0.0)
         peak = _proc_status_mb("VmHWM") if self.resettable else None
         if peak is None:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
@@ -168,61 +184,77 @@ def build_trainer(
     return trainer
 
 
-def _timing_fields(timing: Mapping[str, float | int], batch: int) -> dict[str, Any]:
-    """step_ms (pipelined on CUDA: a training loop's view; median on CPU), the raw times and samples/s."""
-    step_ms = float(timing.get("pipelined_ms", timing["median_ms"]))
+def _timing_fields(timing: Mapping[str, Any], batch: int) -> dict[str, Any]:
+    """step_ms (the median over the rounds of one timing each), samples/s, the spread and the paired ratio."""
+    step_ms = float(timing["median_ms"])
     fields: dict[str, Any] = {"step_ms": step_ms, "samples_per_s": batch * 1e3 / step_ms if step_ms > 0 else None}
-    fields.update({k: timing[k] for k in ("median_ms", "mean_ms", "min_ms", "pipelined_ms") if k in timing})
+    fields.update(timing)
     return fields
 
 
-def _bench_variant(
-    variant: str,
-    device: torch.device,
-    batch_size: int,
-    size: int,
-    iters: int,
-    warmup: int,
-    data_root: Path,
-    work_dir: Path,
-    compile_mode: str | None,
-) -> dict[str, dict[str, Any]]:
-    """Eager (and compiled) timings and peak memory of one variant; also times ``mwam.step`` alone."""
-    results: dict[str, dict[str, Any]] = {}
+def _build_measured(
+    variant: str, device: torch.device, batch_size: int, size: int, data_root: Path, work_dir: Path
+) -> tuple[Trainer, dict[str, torch.Tensor], float | None]:
+    """The variant's trainer and batch, and the peak memory of building it and taking its first (untimed) step."""
     memory = _PeakMemory(device)
     memory.begin()
     trainer = build_trainer(variant, device, batch_size, data_root, work_dir)
     batch = make_batch(batch_size, size, device)
-    inputs = {m: batch[m] for m in MODALITIES}
-    eager = _timing_fields(time_step(trainer.train_step, batch, device, warmup, iters), batch_size)
-    eager["peak_mem_mb"] = memory.peak_mb()
-    mwam_ms: float | None = None
-    if "mwam" in trainer.plugins:
-        mwam_timing = time_step(trainer.plugins["mwam"].mwam.step, inputs, device, warmup, iters)
-        mwam_ms = float(mwam_timing.get("pipelined_ms", mwam_timing["median_ms"]))
-        eager["mwam_step_ms"] = mwam_ms
-    results["eager"] = eager
-    if compile_mode is not None:
+    trainer.train_step(batch)
+    synchroniser(device)()
+    return trainer, batch, memory.peak_mb()
+
+
+def _time_interleaved(
+    trainers: Mapping[str, Trainer],
+    batches: Mapping[str, dict[str, torch.Tensor]],
+    device: torch.device,
+    rounds: int,
+    warmup: int,
+    steps: int,
+    batch_size: int,
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """Every trainer's step and every MWAM variant's ``mwam.step`` alone, interleaved; per variant its fields."""
+    fns: dict[str, Callable[[], Any]] = {v: functools.partial(t.train_step, batches[v]) for v, t in trainers.items()}
+    for variant, trainer in trainers.items():
+        if "mwam" in trainer.plugins:
+            inputs = {m: batches[variant][m] for m in MODALITIES}
+            fns[f"{variant}:mwam.step"] = functools.partial(trainer.plugins["mwam"].mwam.step, inputs)
+    baseline = "sf_md" if "sf_md" in trainers else next(iter(trainers))
+    timed = interleave(fns, rounds=rounds, warmup=warmup, steps=steps, baseline=baseline, sync=synchroniser(device))
+    entries: dict[str, dict[str, Any]] = {}
+    for variant in trainers:
+        entry = _timing_fields(timed["variants"][variant], batch_size)
+        alone = timed["variants"].get(f"{variant}:mwam.step")
+        if alone is not None:
+            entry["mwam_step_ms"] = alone["median_ms"]
+        entries[variant] = entry
+    return entries, timed["measurement"]
+
+
+def _compile_all(
+    trainers: Mapping[str, Trainer],
+    batches: Mapping[str, dict[str, torch.Tensor]],
+    device: torch.device,
+    compile_mode: str,
+) -> tuple[dict[str, Trainer], dict[str, dict[str, Any]]]:
+    """Compile each trainer's model (one variant at a time: its compile time and peak memory); the compiled
+    trainers, and per variant its set-up fields or its error (a failing compiler must not lose the others)."""
+    compiled: dict[str, Trainer] = {}
+    fields: dict[str, dict[str, Any]] = {}
+    for variant, trainer in trainers.items():
         try:
+            memory = _PeakMemory(device)
             memory.begin()
             trainer.model = torch.compile(trainer.model, mode=None if compile_mode == "default" else compile_mode)
             begin = time.perf_counter()
-            trainer.train_step(batch)  # compiles (forward and backward graphs)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            compiled = {"compile_s": time.perf_counter() - begin}
-            compiled.update(_timing_fields(time_step(trainer.train_step, batch, device, warmup, iters), batch_size))
-            compiled["peak_mem_mb"] = memory.peak_mb()
-            if mwam_ms is not None:
-                compiled["mwam_step_ms"] = mwam_ms  # mwam.step itself is not compiled: same call as in eager
-            results["compiled"] = compiled
-        except Exception as error:  # a failing compiler must not lose the eager numbers
-            results["compiled"] = {"error": f"{type(error).__name__}: {error}"[:500]}
-    del trainer, batch, inputs
-    _release_host_memory()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return results
+            trainer.train_step(batches[variant])  # compiles (forward and backward graphs)
+            synchroniser(device)()
+            fields[variant] = {"compile_s": time.perf_counter() - begin, "peak_mem_mb": memory.peak_mb()}
+            compiled[variant] = trainer
+        except Exception as error:
+            fields[variant] = {"error": f"{type(error).__name__}: {error}"[:500]}
+    return compiled, fields
 
 
 def _add_shares(mode: dict[str, dict[str, Any]]) -> None:
@@ -265,46 +297,64 @@ def _bench_device(
     device: torch.device,
     batch: int,
     size: int,
-    iters: int | None,
+    rounds: int | None,
     warmup: int | None,
     data_root: Path,
     work_dir: Path,
     compile_mode: str | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     """Every variant on one device: ``{"eager": {variant: ...}, "compiled": {...}}`` plus the device's set-up."""
-    default_iters, default_warmup = DEFAULT_ITERS["cuda" if device.type == "cuda" else "cpu"]
-    iters = default_iters if iters is None else iters
+    default_rounds, default_warmup, default_steps = DEFAULT_ITERS["cuda" if device.type == "cuda" else "cpu"]
+    rounds = default_rounds if rounds is None else rounds
     warmup = default_warmup if warmup is None else warmup
+    steps = default_steps if steps is None else steps
     cuda = device.type == "cuda"
     result: dict[str, Any] = {
         "device_name": device_name(device),
         "batch": batch,
-        "iters": iters,
-        "warmup": warmup,
+        "rounds": rounds,
+        "warmup_rounds": warmup,
+        "steps_per_timing": steps,
         "precision": "bf16 autocast" if cuda else "fp32",
         "channels_last": cuda,
         "memory_method": _PeakMemory.method(device),
-        "timing": "step_ms = mean of back-to-back steps, one sync at the end (CUDA); median of timed steps (CPU)",
+        "timing": "step_ms = median over the rounds; one timing = steps_per_timing back-to-back steps with one "
+        "synchronisation at the end, divided by steps_per_timing (pipelined on CUDA)",
     }
     if cuda:
         result["cudnn_benchmark"] = torch.backends.cudnn.benchmark
     else:
         result["threads"] = torch.get_num_threads()
     _warm_up_process(device, batch, size, data_root, work_dir)
-    modes: dict[str, dict[str, dict[str, Any]]] = {"eager": {}}
+    trainers: dict[str, Trainer] = {}
+    batches: dict[str, dict[str, torch.Tensor]] = {}
+    memory: dict[str, float | None] = {}
+    for variant in VARIANTS:  # one at a time, before the timed rounds: each one's memory
+        trainers[variant], batches[variant], memory[variant] = _build_measured(
+            variant, device, batch, size, data_root, work_dir
+        )
+    eager, measurement = _time_interleaved(trainers, batches, device, rounds, warmup, steps, batch)
+    for variant, entry in eager.items():
+        entry["peak_mem_mb"] = memory[variant]
+    result["measurement"] = measurement
+    modes: dict[str, dict[str, dict[str, Any]]] = {"eager": eager}
     if compile_mode is not None:
-        modes["compiled"] = {}
-    for variant in VARIANTS:
-        per_mode = _bench_variant(variant, device, batch, size, iters, warmup, data_root, work_dir, compile_mode)
-        for mode, entry in per_mode.items():
-            modes[mode][variant] = entry
+        compiled_trainers, compiled = _compile_all(trainers, batches, device, compile_mode)
+        if compiled_trainers:
+            timed, _ = _time_interleaved(compiled_trainers, batches, device, rounds, warmup, steps, batch)
+            for variant, entry in timed.items():  # mwam.step alone is not compiled: timed again beside them
+                compiled[variant].update(entry)
+        modes["compiled"] = {variant: compiled[variant] for variant in VARIANTS}
+        result["compile_mode"] = compile_mode
     for entries in modes.values():
         _add_shares(entries)
     result.update(modes)
-    if compile_mode is not None:
-        result["compile_mode"] = compile_mode
+    del trainers, batches
+    _release_host_memory()
     if cuda:
-        copy_ms = _h2d_copy_ms(batch, size, device, iters, warmup)
+        torch.cuda.empty_cache()
+        copy_ms = _h2d_copy_ms(batch, size, device, rounds * steps, warmup)
         result["h2d_copy_ms"] = copy_ms
         result["h2d_copy_note"] = "not in step_ms (the batch is already on the device); the trainer copies per step"
     return result
@@ -437,7 +487,7 @@ def run_benchmark(
     devices: Sequence[str] | None = None,
     batch: int | None = None,
     size: int = 112,
-    iters: int | None = None,
+    rounds: int | None = None,
     warmup: int | None = None,
     compile: bool | str = False,
     loader: bool = True,
@@ -445,11 +495,14 @@ def run_benchmark(
     loader_batch: int = LOADER_BATCH,
     loader_workers: Sequence[int] | None = None,
     threads: int | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
-    """Time the SF-MD training step (three variants) on every device and the data loader; one JSON-ready dict.
+    """Time the SF-MD training step (three variants, interleaved) on every device and the data loader; one
+    JSON-ready dict.
 
     ``devices`` defaults to CPU plus CUDA when available. ``batch`` defaults per device (:data:`DEFAULT_BATCH`:
-    64 on CUDA, 16 on CPU); ``iters`` / ``warmup`` per device type (:data:`DEFAULT_ITERS`). ``compile`` (True or
+    64 on CUDA, 16 on CPU); ``rounds`` (timed), ``warmup`` (discarded rounds) and ``steps`` (steps per timing)
+    per device type (:data:`DEFAULT_ITERS`). ``compile`` (True or
     a ``torch.compile`` mode such as ``"reduce-overhead"``) adds compiled-host numbers on CUDA (the CPU is never
     compiled: it would take minutes). The loader is timed on a synthetic CASIA-SURF of ``loader_samples``
     training images (default: 256, or two batches per worker when more workers are timed) at ``size`` px.
@@ -483,6 +536,9 @@ def run_benchmark(
             "backward, SGD lr 1e-3 momentum 0.9 wd 5e-4 nesterov) on a batch already on the device",
             "sf_md has no MWAM; mwam_share = mwam.step alone / step; overhead = step with MWAM - step without "
             "(hybrid's overhead includes its auxiliary heads); hooks_ms_estimate = overhead - mwam.step",
+            "the variants (and mwam.step alone) run interleaved, one timing each per round, the order rotated every "
+            "round, warm-up rounds discarded; paired_ratio = step / sf_md's step of the same round (median, min, max)",
+            "peak_mem_mb: per variant, while it is built and takes its first step, before the timed rounds",
             "CPU numbers (fp32, smaller batch, few steps) are for relative comparison only",
         ],
     }
@@ -505,7 +561,9 @@ def run_benchmark(
         report["loader"] = loader_result
         for device in targets:
             mode = compile_mode if device.type == "cuda" else None
-            result = _bench_device(device, batches[device.type], size, iters, warmup, root, Path(tmp), mode)
+            result = _bench_device(
+                device, batches[device.type], size, rounds, warmup, root, Path(tmp), mode, steps=steps
+            )
             result["loader_keeps_up"] = _keeps_up(result, loader_result)
             report[device.type] = result
     report["targets_met"] = _targets_met(report)

@@ -9,6 +9,10 @@ backward, then the trainer's ``optimizer_step_with_mwam`` -- unscale, the plug-i
 Nesterov) -- and no EMA (a constant cost of both variants). ``mwam_step_ms`` times MWAM's measurement alone.
 Inputs: uint8 6-channel images and 4-12 random boxes per image, already on the device. The default size is the
 paper's: batch 16 at 640 x 640 on both devices (a CPU step takes seconds).
+
+The step without MWAM, with MWAM and MWAM's measurement alone are timed interleaved in one process, on the same
+model (:mod:`reproduce.benchmarks.interleave`: each round times each once, the order rotated every round, warm-up
+rounds discarded; medians with min / max / quartiles; ``mwam_over_plain_paired``: with / without in the same round).
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from typing import Any
 
 import torch
 
-from reproduce.benchmarks.mwam_step import time_step
+from reproduce.benchmarks.interleave import interleave, synchroniser
 from reproduce.devices import device_name
 
-#: (image size, batch, iters, warmup) per device type.
+#: (image size, batch, timed rounds, warm-up rounds) per device type.
 DEFAULTS = {"cpu": (640, 16, 2, 1), "cuda": (640, 16, 20, 5)}
 
 
@@ -42,6 +46,7 @@ def random_batch(batch: int, size: int, device: torch.device, seed: int = 0) -> 
 
 
 def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: int) -> dict[str, Any]:
+    """The step with / without MWAM and MWAM alone: ``iters`` timed rounds after ``warmup`` discarded ones."""
     from ultralytics.cfg import get_cfg
     from ultralytics.utils import DEFAULT_CFG
 
@@ -72,11 +77,20 @@ def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: 
         scaler.scale(loss.sum()).backward()
         optimizer_step_with_mwam(model, optimizer, scaler, None, mwam if with_mwam else None, ctx)
 
-    plain = time_step(lambda b: step(b, False), raw, device, warmup, iters)
-    with_mwam = time_step(lambda b: step(b, True), raw, device, warmup, iters)
     halves = {"rgb": raw["img"][:, :3].float() / 255, "ir": raw["img"][:, 3:].float() / 255}
-    with torch.no_grad():
-        alone = time_step(mwam.mwam.step, halves, device, warmup, iters)
+
+    def mwam_alone() -> None:
+        with torch.no_grad():
+            mwam.mwam.step(halves)
+
+    timed = interleave(
+        {"plain": lambda: step(raw, False), "mwam": lambda: step(raw, True), "mwam_alone": mwam_alone},
+        rounds=iters,
+        warmup=warmup,
+        baseline="plain",
+        sync=synchroniser(device),
+    )
+    plain, with_mwam, alone = (timed["variants"][k] for k in ("plain", "mwam", "mwam_alone"))
     return {
         "image": [size, size],
         "batch": batch,
@@ -85,6 +99,8 @@ def bench_step(device: torch.device, size: int, batch: int, iters: int, warmup: 
         "train_step_mwam_ms": with_mwam,
         "mwam_step_ms": alone,
         "mwam_share_of_step": alone["median_ms"] / with_mwam["median_ms"],
+        "mwam_over_plain_paired": with_mwam["paired_ratio"],
+        "measurement": timed["measurement"],
         "images_per_s": batch / (plain["median_ms"] / 1e3),
         "images_per_s_mwam": batch / (with_mwam["median_ms"] / 1e3),
         "parameters": sum(p.numel() for p in model.parameters()),
