@@ -8,11 +8,15 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reproduce.pcr import deltas, summarise
 from reproduce.runs.records import ResultRecord
 from reproduce.subsets import subset_key, subsets
 from reproduce.tables.paper_data import PaperTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,13 @@ class TableView:
             return f"Table {self.number} (paper's reported numbers): {self.title}"
         data = "SYNTHETIC DATA, not a reproduction of the paper" if self.synthetic else "real data"
         return f"Table {self.number} (this repository, {data}): {self.title}"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The numbers as a tidy pandas DataFrame, one row per block × subset × column
+        (:func:`reproduce.tables.frames.tidy_frame`)."""
+        from reproduce.tables.frames import tidy_frame
+
+        return tidy_frame(self)
 
 
 def _deltas_for(block: BlockView, pairs: Iterable[tuple[str, str]]) -> tuple[DeltaColumn, ...]:
