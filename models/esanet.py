@@ -59,6 +59,7 @@ from .registry import register_model
 from .subset_dropout import SubsetDropout
 
 __all__ = [
+    "ENCODERS",
     "SUBSETS",
     "ConvBNAct",
     "Decoder",
@@ -69,7 +70,7 @@ __all__ = [
     "MMANetSegStudent",
     "NonBottleneck1D",
     "PyramidPoolingModule",
-    "ResNet50Encoder",
+    "ResNetEncoder",
     "SqueezeAndExcitation",
     "SqueezeAndExciteFusionAdd",
     "Upsample",
@@ -87,13 +88,21 @@ SUBSETS: tuple[tuple[bool, bool], ...] = ((True, False), (False, True), (True, T
 #: the skip of the next finer level).
 STRIDE = 32
 ENCODER_CHANNELS = (64, 256, 512, 1024, 2048)  # stem, layer1..4 (ResNet-50)
+#: The output channels (stem, layer1..4) of each encoder ``ESANetConfig.encoder`` may name: ESANet's ``--encoder``
+#: choices; ResNet-18 / 34 with the ``BasicBlock`` of its ``--encoder_block BasicBlock`` (torchvision's block).
+ENCODERS: dict[str, tuple[int, int, int, int, int]] = {
+    "resnet18": (64, 64, 128, 256, 512),
+    "resnet34": (64, 64, 128, 256, 512),
+    "resnet50": ENCODER_CHANNELS,
+}
 SE_REDUCTION = 16
 PPM_BINS = (1, 5)  # ESANet's get_context_module('ppm'): bins (1, 5), not PSPNet's (1, 2, 3, 6)
 BILINEAR_KERNEL = ((0.0625, 0.125, 0.0625), (0.125, 0.25, 0.125), (0.0625, 0.125, 0.0625))
 
 
-class ResNet50Encoder(nn.Module):
-    """ESANet's ResNet-50 encoder: torchvision's ResNet-50 (``Bottleneck``, [3, 4, 6, 3]: ESANet's ``Bottleneck`` is
+class ResNetEncoder(nn.Module):
+    """ESANet's ResNet encoder (``name``: ``resnet50`` by default, or ``resnet18`` / ``resnet34`` with ``BasicBlock``):
+    torchvision's ResNet-50 (``Bottleneck``, [3, 4, 6, 3]: ESANet's ``Bottleneck`` is
     the same block with the same attribute names) without ``avgpool`` and ``fc``, so the keys are ESANet's
     (``conv1``, ``bn1``, ``layer1.0.downsample.0``, ...); ``input_channels=1`` for depth. ESANet's initialisation is
     torchvision's (Kaiming-normal fan-out convolutions, BatchNorm weight 1 / bias 0, no zero-init of the residual BN).
@@ -103,12 +112,14 @@ class ResNet50Encoder(nn.Module):
     ``ResNet.forward``), unused by the host.
     """
 
-    def __init__(self, input_channels: int = 3) -> None:
+    def __init__(self, input_channels: int = 3, name: str = "resnet50") -> None:
         super().__init__()
         # torchvision is imported here, not with the module: it adds about a second to every import of the hosts.
-        from torchvision.models.resnet import resnet50
+        from torchvision.models import resnet
 
-        net = resnet50(weights=None)
+        if name not in ENCODERS:
+            raise ValueError(f"ESANet encoder must be one of {sorted(ENCODERS)}, got {name!r}")
+        net = getattr(resnet, name)(weights=None)
         self.conv1 = net.conv1
         if input_channels != 3:
             self.conv1 = nn.Conv2d(input_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -305,7 +316,7 @@ def load_imagenet_resnet50(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if not k.startswith("fc.")}
 
 
-def _load_encoder(encoder: ResNet50Encoder, weights: Mapping[str, torch.Tensor], path: Path | str) -> None:
+def _load_encoder(encoder: ResNetEncoder, weights: Mapping[str, torch.Tensor], path: Path | str) -> None:
     """``weights`` (3-channel ImageNet conv1) into ``encoder``; a 1-channel encoder gets conv1 summed over the input
     channels (ESANet's ``ResNet50``). Every key and shape must match (``num_batches_tracked`` may be absent)."""
     expected = encoder.state_dict()
@@ -339,6 +350,8 @@ class ESANetConfig:
         pretrained encoders except those with ``num_classes`` outputs, those before a sigmoid (the SE excitations)
         and depthwise ones, BatchNorm 1 / 0.
     channels_decoder, nr_decoder_blocks: the decoder widths ([512, 256, 128]) and ERFNet blocks per module (3).
+    encoder: ``resnet50`` (the paper's and MMANet's scripts'), or ESANet's smaller ``resnet18`` / ``resnet34``
+        (``BasicBlock``): the smoke preset trains ResNet-18 encoders so that its weights stay small.
     """
 
     num_classes: int = 40
@@ -347,8 +360,13 @@ class ESANetConfig:
     he_init: bool = False
     channels_decoder: tuple[int, int, int] = (512, 256, 128)
     nr_decoder_blocks: tuple[int, int, int] = (3, 3, 3)
+    encoder: str = "resnet50"
 
     def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"{type(self).__name__}: encoder must be one of {sorted(ENCODERS)}, got {self.encoder!r}")
+        if self.pretrained is not None and self.encoder != "resnet50":
+            raise ValueError(f"{type(self).__name__}: pretrained weights load into resnet50 encoders only")
         self.channels_decoder = tuple(self.channels_decoder)  # type: ignore[assignment]
         self.nr_decoder_blocks = tuple(self.nr_decoder_blocks)  # type: ignore[assignment]
         if (
@@ -426,16 +444,17 @@ class ESANetHost(SubsetDropout, Host):
         self.config = replace(config, **overrides)
         cfg = self.config
         weights = None if cfg.pretrained is None else load_imagenet_resnet50(cfg.pretrained)  # read errors first
-        self.encoder_rgb = ResNet50Encoder(3)
-        self.encoder_depth = ResNet50Encoder(1)
-        for i, channels in enumerate(ENCODER_CHANNELS):
+        self.encoder_rgb = ResNetEncoder(3, cfg.encoder)
+        self.encoder_depth = ResNetEncoder(1, cfg.encoder)
+        encoder_channels = ENCODERS[cfg.encoder]
+        for i, channels in enumerate(encoder_channels):
             self.add_module(f"se_layer{i}", SqueezeAndExciteFusionAdd(channels))
         # skip_layer1..3: layer1..3's fused maps to the decoder widths channels_decoder[2], [1], [0]
         for i in range(1, 4):
             self.add_module(
-                f"skip_layer{i}", nn.Sequential(ConvBNAct(ENCODER_CHANNELS[i], cfg.channels_decoder[3 - i], 1))
+                f"skip_layer{i}", nn.Sequential(ConvBNAct(encoder_channels[i], cfg.channels_decoder[3 - i], 1))
             )
-        self.context_module = PyramidPoolingModule(ENCODER_CHANNELS[-1], cfg.channels_decoder[0])
+        self.context_module = PyramidPoolingModule(encoder_channels[-1], cfg.channels_decoder[0])
         self.decoder = self.new_decoder()
         self.build_heads()
         self.register_subsets(SUBSETS)
@@ -460,7 +479,7 @@ class ESANetHost(SubsetDropout, Host):
         module_list = [
             m
             for child in self.children()
-            if not (pretrained and isinstance(child, ResNet50Encoder))
+            if not (pretrained and isinstance(child, ResNetEncoder))
             for m in child.modules()
         ]
         for i, m in enumerate(module_list):

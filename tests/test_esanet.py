@@ -16,7 +16,7 @@ from mwam_harness.models.esanet import (
     ESANetConfig,
     ESANetHost,
     MMANetSegStudent,
-    ResNet50Encoder,
+    ResNetEncoder,
     load_imagenet_resnet50,
 )
 
@@ -266,7 +266,7 @@ def test_pretrained_loads_imagenet_resnet50_into_both_encoders(tmp_path):
     with pytest.raises(ValueError, match="no state dict of tensors"):
         models.build("esanet", pretrained=str(tmp_path / "list.pth"))
     torch.save(resnet18().state_dict(), tmp_path / "resnet18.pth")
-    encoder = ResNet50Encoder(3)
+    encoder = ResNetEncoder(3)
     from mwam_harness.models.esanet import _load_encoder
 
     with pytest.raises(ValueError, match=r"not a torchvision / timm ResNet-50 state dict: missing .*layer1\.0\.conv3"):
@@ -369,10 +369,30 @@ def test_rejects_bad_inputs_and_options(md):
     finally:
         md.eval()
     with pytest.raises(ValueError, match="unknown options"):
-        ESANetHost(encoder="resnet34")
+        ESANetHost(backbone="resnet34")
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        ESANetHost(encoder="resnet101")
+    with pytest.raises(ValueError, match="resnet50 encoders only"):
+        ESANetConfig(encoder="resnet18", pretrained="resnet50.pth")
     with pytest.raises(ValueError, match="fixes modality_dropout"):
         models.build("esanet", modality_dropout=True)
     with pytest.raises(ValueError, match="always trains with modality dropout"):
         models.build("mmanet_seg", modality_dropout=False)
     with pytest.raises(ValueError):
         ESANetConfig(channels_decoder=(512, 256))
+
+
+def test_resnet18_encoders_of_the_smoke_preset_are_esanets_smaller_model():
+    """``encoder: resnet18`` (ESANet's ``--encoder resnet18``, BasicBlock): encoder outputs 64 ... 512 channels, the
+    fusions, skips and context module sized to them; with the smoke preset's decoder a third of the weights."""
+    from mwam_harness.datasets import nyuv2
+
+    options = nyuv2.PRESETS["smoke"].hosts["esanet_md"]
+    host = models.build("esanet_md", **options).eval()
+    assert sum(p.numel() for p in host.parameters()) == 23_918_208  # counted by building it
+    assert host.se_layer4.se_rgb.fc[0].in_channels == 512 and host.context_module.final_conv[0].in_channels == 1024
+    out = host({"rgb": torch.randn(2, 3, 64, 96), "depth": torch.randn(2, 1, 64, 96)}, None)
+    assert out.logits.shape == (2, 40, 64, 96)
+    assert [d.shape[1] for d in out.extras["decoder"]] == [32, 64, 128]
+    teacher = nyuv2.PRESETS["smoke"].methods["mmanet_seg"]["teacher_host_options"]
+    assert teacher == options  # the MMANet-seg teacher's features match its student's

@@ -126,6 +126,10 @@ def test_pretrained_reaches_every_esanet_host_and_the_mmanet_seg_teacher(tiny, t
     from reproduce.engine.plan import plan_runs
 
     weights = tmp_path / "resnet50-0676ba61.pth"
+    with pytest.raises(ValueError, match="builds esanet_md with resnet18 encoders"):
+        table_runs(3).configs(None, tiny, pretrained=str(weights))  # the smoke hosts' small encoders
+    mmanet_seg = {k: v for k, v in tiny.methods["mmanet_seg"].items() if k != "teacher_host_options"}
+    tiny = dataclasses.replace(tiny, hosts={}, methods={"mmanet_seg": mmanet_seg})  # the paper's ResNet-50 hosts
     pairs = table_runs(3).configs(None, tiny, pretrained=str(weights))
     columns = {runtime.column: c for c, runtime in pairs}
     assert columns["ESANet-MD"].host.options["pretrained"] == str(weights.resolve())

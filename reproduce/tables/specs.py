@@ -174,6 +174,11 @@ class TableRuns:
                     if resolved.teacher_host in PRETRAINED_HOSTS:
                         options["teacher_host_options"] = {**resolved.teacher_host_options, "pretrained": pretrained}
             if pretrained is not None and c.host in PRETRAINED_HOSTS:
+                if host_options.get("encoder", "resnet50") != "resnet50":
+                    raise ValueError(
+                        f"--pretrained loads ImageNet ResNet-50 weights, but preset {preset.name!r} builds "
+                        f"{c.host} with {host_options['encoder']} encoders (a synthetic preset: train it from scratch)"
+                    )
                 host_options["pretrained"] = pretrained
             values: dict[str, Any] = {
                 "data": data,
