@@ -176,6 +176,11 @@ def render_table(
         from mwam_harness.datasets.registry import load_object
 
         written.extend(load_object(spec.figures)(requested, registry, output_dir, stem))
+    if requested:
+        from reproduce.tables.wandb_table import log_table
+
+        keys = [config.key for config, _ in requested]
+        log_table(stem, ours, theirs, requested[0][1], registry.root.parent, keys)
     return written
 
 

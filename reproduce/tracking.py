@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reproduce.runs.runtime import WANDB_MODES
+from reproduce.runs.runtime import WANDB_MODES, Runtime
 
 PROJECT = "mwam-robust-multimodal"
 
@@ -23,6 +23,18 @@ def resolve_mode(mode: str | None) -> str:
     if mode not in WANDB_MODES:
         raise ValueError(f"W&B mode must be one of {WANDB_MODES}, got {mode!r}")
     return mode
+
+
+def wandb_grouping(runtime: Runtime) -> dict[str, Any]:
+    """A run's W&B ``group``, ``job_type`` and ``tags``: the group of its table (``table4``) or the one the planner
+    gave it with its dependencies (``runtime.wandb_group``), its role as job type (``teacher``; ``train`` for a
+    requested run), its table as a tag."""
+    group = runtime.wandb_group or (f"table{runtime.table}" if runtime.table else None)
+    return {
+        "group": group,
+        "job_type": runtime.role or "train",
+        "tags": [f"table{runtime.table}"] if runtime.table else [],
+    }
 
 
 class Tracker:
@@ -39,6 +51,8 @@ class Tracker:
         config: dict[str, Any],
         run_id: str | None = None,
         group: str | None = None,
+        job_type: str | None = None,
+        tags: list[str] | None = None,
     ) -> None:
         self.mode = resolve_mode(mode)
         self.run = None
@@ -58,6 +72,8 @@ class Tracker:
             id=run_id,
             resume="allow",
             group=group,
+            job_type=job_type,
+            tags=tags or None,
             reinit="finish_previous",
         )
         self.run_id = self.run.id
@@ -71,6 +87,13 @@ class Tracker:
             import wandb
 
             self.run.log({key: wandb.Table(columns=columns, data=rows)})
+
+    def log_frame(self, key: str, frame: Any) -> None:
+        """A pandas DataFrame as a ``wandb.Table`` (its columns and rows as they are)."""
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.Table(dataframe=frame)})
 
     def summary(self, values: dict[str, Any]) -> None:
         if self.run is not None:

@@ -416,7 +416,10 @@ def test_nyuv2_is_registered_torch_free_with_the_papers_settings():
     assert TrainConfig(**run["train"]).amp == "fp16" and OptimConfig(**run["optim"]).nesterov
     schedule = ScheduleConfig(**run["schedule"])
     assert (schedule.name, schedule.interval, schedule.pct_start, schedule.div_factor) == ("onecycle", "epoch", 0.1, 25)
-    assert SPLIT_SIZES == {"train": 795, "test": 654} and PRESETS["paper"].runtime["val_every"] == 0
+    assert SPLIT_SIZES == {"train": 795, "test": 654}
+    # no validation split: the test split is monitored (every 10 epochs), never a selection split
+    assert PRESETS["paper"].runtime == {"val_split": "test", "val_subsets": "all", "val_every": 10}
+    assert PRESETS["paper"].run["eval"]["select"] == "epoch:298"
     assert PRESETS["smoke"].run["optim"]["lr"] == 0.01 * 4 / 8, "the authors' lr * batch / 8"
     for name in ("smoke", "demo"):
         options = PRESETS[name].run["data"]["options"]

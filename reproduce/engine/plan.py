@@ -43,6 +43,15 @@ def plan_key(config: RunConfig) -> str:
         return "?" + hashlib.sha256(blob.encode()).hexdigest()[:15]
 
 
+def dependency_group(config: RunConfig, runtime: Runtime, key: str) -> str:
+    """The W&B group a run with dependencies shares with them: its table's (``table4``), else its own label
+    (``MMANet [key]``). A dependency needed by several runs (one teacher for every MMANet column and seed) is
+    grouped with the first that the plan visits; its W&B job type is its role (``teacher``)."""
+    if runtime.table:
+        return f"table{runtime.table}"
+    return f"{runtime.column or config.host.name} [{key}]"
+
+
 def plan_runs(requests: Sequence[tuple[RunConfig, Runtime]]) -> list[PlannedRun]:
     """The runs of ``requests`` and their dependencies (recursively), each key once, every dependency before the
     runs that need it; a run both requested and needed keeps its requested runtime."""
@@ -56,8 +65,11 @@ def plan_runs(requests: Sequence[tuple[RunConfig, Runtime]]) -> list[PlannedRun]
             raise ValueError(f"run {key} depends on itself (through {' -> '.join(path)})")
         if key not in planned:
             dependencies = {}
-            for role, dependency in run_dependencies(config).items():
-                needed = runtime.replace(column=dependency.column, table=None)
+            needs = run_dependencies(config)
+            if needs and runtime.wandb_group is None:
+                runtime = runtime.replace(wandb_group=dependency_group(config, runtime, key))
+            for role, dependency in needs.items():
+                needed = runtime.replace(column=dependency.column, table=None, role=role)
                 dependencies[role] = visit(dependency.config, needed, False, (*path, key))
             planned[key] = PlannedRun(config, runtime, requested, dependencies)
         elif requested and not planned[key].requested:

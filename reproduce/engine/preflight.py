@@ -75,7 +75,7 @@ def splits_read(config: RunConfig, runtime: Runtime) -> dict[str, str]:
     splits = {"train": "training"}
     e = config.eval
     if 0 < runtime.val_every <= config.train.epochs:
-        splits.setdefault("val", f"validation (runtime.val_every {runtime.val_every})")
+        splits.setdefault(runtime.val_split, f"validation (runtime.val_every {runtime.val_every})")
     if e.select == "best_val":
         splits.setdefault(e.select_split, f"selection (eval.select_split {e.select_split})")
     splits.setdefault(e.split, f"evaluation (eval.split {e.split})")

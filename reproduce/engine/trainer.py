@@ -59,7 +59,7 @@ from reproduce.runs.registry import Registry, git_commit
 from reproduce.runs.runtime import Runtime
 from reproduce.runs.schedules import epoch_start_lr
 from reproduce.tasks import StepContext, Task, build_task
-from reproduce.tracking import Tracker
+from reproduce.tracking import Tracker, wandb_grouping
 
 log = logging.getLogger(__name__)
 StepCallback = Callable[["Trainer", int], None]
@@ -595,27 +595,29 @@ class Trainer:
     def validate(self, epoch: int, entry: dict[str, Any]) -> None:
         """Cheap per-epoch validation of every subset (``runtime.val_every``); it draws no randomness, so training
         is the same with or without it."""
-        every = self.runtime.val_every
-        if not every or (epoch + 1) % every:
+        r = self.runtime
+        if not r.val_every or (epoch + 1) % r.val_every:
             return
-        subsets = [tuple(self.task.modalities)] if self.runtime.val_subsets == "full" else None
+        every_subset = r.val_subsets == "all" or (r.val_all_every and (epoch + 1) % r.val_all_every == 0)
+        subsets = None if every_subset else [tuple(self.task.modalities)]
         validation = evaluate_subsets(
             self.host,
             self.task,
-            self.eval_loader("val", limit=self.runtime.val_cases),
+            self.eval_loader(r.val_split, limit=r.val_cases),
             self.device,
             self.autocast_dtype,
             self.runtime.progress and interactive(),
             self.channels_last,
-            description=f"val {self.runtime.column or self.config.host.name}",
+            description=f"val {r.column or self.config.host.name}",
             subsets=subsets,
             distributed=self.dist,
         )
         entry["val"] = validation
-        self.tracker.log(
-            {f"val/{subset}/{name}": value for subset, values in validation.items() for name, value in values.items()},
-            step=self.global_step,
-        )
+        prefix = "val" if r.val_split == "val" else f"monitor_{r.val_split}"  # never the final test/... summary
+        if r.val_split != "val":
+            entry["val_split"] = r.val_split
+        values = {f"{prefix}/{s}/{name}": v for s, metrics in validation.items() for name, v in metrics.items()}
+        self.tracker.log(values, step=self.global_step)
 
     def select(self, epoch: int, entry: dict[str, Any]) -> None:
         """``eval.select: best_val``: after each epoch past ``select_after``, the selection metric on the selection
@@ -849,7 +851,7 @@ class Trainer:
                     "runtime": self.runtime.to_dict(),
                 },
                 run_id=self.wandb_id,
-                group=f"table{self.runtime.table}" if self.runtime.table else None,
+                **wandb_grouping(self.runtime),
             )
             self.wandb_id = self.tracker.run_id
             try:

@@ -25,15 +25,21 @@ class Runtime:
     wandb: ``offline`` / ``online`` / ``disabled`` (None: ``$WANDB_MODE``, else offline).
     val_every: evaluate on the validation split every this many epochs (0: never). val_cases: only its first this
     many samples (None: all). val_subsets: ``all`` subsets or only the ``full`` set -- a cheap per-epoch check for
-    hosts whose evaluation is expensive (BraTS: sliding windows over whole volumes). Validation draws no
-    randomness, so none of these changes training.
+    hosts whose evaluation is expensive (BraTS: sliding windows over whole volumes). val_all_every: every this many
+    epochs a ``full`` validation covers every subset all the same (0: never). val_split: the split validated
+    (``val``; NYUv2 has none: its runs monitor the test split, as its authors' training scripts do, logged as
+    ``monitor_test/...`` and never used to select weights). Validation draws no randomness, so none of these
+    changes training.
     checkpoint_every: write the resume checkpoint every this many epochs (0: only when a run is interrupted, and once
         after the last epoch, before the final evaluation);
     a checkpoint of a 72 M-parameter host with its SGD state is about 0.6 GB.
-    table / column: where the run is shown (W&B group, records). sync_batchnorm: under DDP on CUDA, convert the
-    host's BatchNorm layers to SyncBatchNorm, so that a multi-GPU run normalises over the global batch as a
-    one-GPU run does (CPU process groups cannot: there each process normalises its shard, which the run's
-    configuration records as ``train.batchnorm_shards``: :meth:`batchnorm_synchronised`).
+    table / column: where the run is shown (W&B group, records). wandb_group / role: the W&B group of a run that
+    has dependencies and of its dependencies (teachers, GSS stages: ``plan_runs`` sets both), and a dependency's
+    role (``teacher``, GSS's ``init`` / ``previous``) as its W&B job type; None / "": ``table<N>`` and ``train``.
+    sync_batchnorm: under DDP on CUDA, convert the host's BatchNorm layers to SyncBatchNorm, so that a multi-GPU
+    run normalises over the global batch as a one-GPU run does (CPU process groups cannot: there each process
+    normalises its shard, which the run's configuration records as ``train.batchnorm_shards``:
+    :meth:`batchnorm_synchronised`).
     preflight: before the first training step, check every split the run reads (exists, not empty, no duplicated
     or shared cases, the first sample loads: ``reproduce.engine.preflight``); seconds, on by default.
     verbose: show the console output of a library that trains a run in its own loop (ultralytics' epoch tables,
@@ -49,8 +55,12 @@ class Runtime:
     val_every: int = 1
     val_cases: int | None = None
     val_subsets: str = "all"
+    val_all_every: int = 0
+    val_split: str = "val"
     table: int | None = None
     column: str = ""
+    wandb_group: str | None = None
+    role: str = ""
     sync_batchnorm: bool = True
     checkpoint_every: int = 1
     preflight: bool = True
@@ -58,7 +68,8 @@ class Runtime:
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        for name, minimum in (("workers", 0), ("log_every", 1), ("val_every", 0), ("checkpoint_every", 0)):
+        for name, minimum in (("workers", 0), ("log_every", 1), ("val_every", 0), ("val_all_every", 0),
+                              ("checkpoint_every", 0)):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(f"runtime.{name} must be an integer >= {minimum}, got {value!r}")
@@ -69,6 +80,8 @@ class Runtime:
             raise ConfigError(f"runtime.val_cases must be an integer >= 1 or null, got {self.val_cases!r}")
         if self.val_subsets not in ("all", "full"):
             raise ConfigError(f"runtime.val_subsets must be all or full, got {self.val_subsets!r}")
+        if not isinstance(self.val_split, str) or not self.val_split:
+            raise ConfigError(f"runtime.val_split must be a split name, got {self.val_split!r}")
         if self.wandb is not None and self.wandb not in WANDB_MODES:
             raise ConfigError(f"runtime.wandb must be one of {', '.join(WANDB_MODES)} or null, got {self.wandb!r}")
         for name in ("progress", "sync_batchnorm", "preflight", "verbose"):

@@ -8,8 +8,9 @@ Settings the runner cannot honour are errors naming the key: a learning-rate ``s
 warm-up then linear or cosine to ``lrf``, method options), ``train.iterations_per_epoch``,
 ``train.channels_last``, MWAM's loss-level interventions (the host has no per-modality heads), SGD without
 Nesterov (ultralytics' SGD is always Nesterov), ``eval.split`` other than test / val, listed ``plugins`` (the runner
-drives MWAM and SDE only). SDE (``sde: {enabled: true}``) is honoured: the trainer drives the SDE plug-in on the
-two backbones' SPPF outputs.
+drives MWAM and SDE only), and a ``runtime.val_split`` other than ``val`` (ultralytics validates ``val`` every
+epoch). SDE (``sde: {enabled: true}``) is honoured: the trainer drives the SDE plug-in on the two backbones' SPPF
+outputs.
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def imgsz(config: RunConfig) -> int:
 def train_arguments(config: RunConfig, runtime: Runtime, data_yaml: Path, run_dir: Path) -> dict[str, Any]:
     """``config`` as the overrides of ``DetectionTrainer(overrides=...)``; output under ``run_dir/ultralytics``."""
     check_config(config)
+    split = getattr(runtime, "val_split", "val")
+    if split != "val":
+        raise ConfigError(
+            f"runtime.val_split {split!r}: ultralytics validates the data set's val split after every epoch (its "
+            "best.pt), and the per-subset validation of the ultralytics runner validates the same split"
+        )
     options = config.method.resolved_options()
     o, t = config.optim, config.train
     arguments = {

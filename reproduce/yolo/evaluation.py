@@ -5,6 +5,9 @@ absent stream removed (:meth:`models.yolo.two_stream.TwoStreamDetectionModel.use
 ``eval.split`` with the fork's test settings. Each subset's folder ``<run>/eval/<subset>/`` gets ultralytics' plots
 (PR / F1 curves, confusion matrices, prediction mosaics), ``pr_curve.json`` (Fig. 7) and ``detections.json``
 (the first images' detections and targets in original pixels, Fig. 6).
+
+:func:`validate_subset` is the masking of one subset, shared with the trainer's per-epoch validation of the
+single-modality subsets (:meth:`reproduce.yolo.trainer.TwoStreamDetectionTrainer.validate_subsets`).
 """
 
 from __future__ import annotations
@@ -49,9 +52,22 @@ def evaluate_subsets(
         validator = TwoStreamDetectionValidator(
             save_dir=save_dir, args=dict(arguments), keep_images=keep_images, hsv=hsv
         )
-        with model.use_modalities(subset):
-            stats = validator(model=model)
-        results[key] = validator.results(stats)
+        results[key] = validate_subset(validator, model, subset)
         (save_dir / "pr_curve.json").write_text(json.dumps(validator.pr_curve()), encoding="utf-8")
         (save_dir / "detections.json").write_text(json.dumps(validator.kept), encoding="utf-8")
     return results
+
+
+def validate_subset(
+    validator: TwoStreamDetectionValidator, model: Any, subset: Sequence[str], trainer: Any = None
+) -> dict[str, float]:
+    """``validator``'s metrics (:meth:`TwoStreamDetectionValidator.results`) of the two-stream ``model`` that sees only
+    ``subset`` (:meth:`~models.yolo.two_stream.TwoStreamDetectionModel.use_modalities`, the absent stream removed;
+    the full set restored after). Standalone (``trainer`` None: ultralytics validates a copy of ``model``), or as
+    ultralytics validates during training (``trainer``: ``model`` must be its EMA model, ``trainer.ema.ema``, which
+    the validator reads in place, in eval mode and without gradients)."""
+    if trainer is not None and model is not trainer.ema.ema:
+        raise ValueError("during training ultralytics validates the trainer's EMA model: pass trainer.ema.ema")
+    with model.use_modalities(subset):
+        stats = validator(model=model) if trainer is None else validator(trainer=trainer)
+    return validator.results(stats)

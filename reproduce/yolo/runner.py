@@ -108,7 +108,7 @@ class UltralyticsRunner:
         arguments = train_arguments(config, runtime, data_yaml, run_dir)  # ConfigError before anything is written
         from mwam_harness.datasets.dronevehicle.layout import data_dict
         from reproduce.methods.sde.plugin import SDEPlugin
-        from reproduce.tracking import Tracker
+        from reproduce.tracking import Tracker, wandb_grouping
         from reproduce.yolo.evaluation import evaluate_subsets
         from reproduce.yolo.trainer import TwoStreamDetectionTrainer, TwoStreamSettings
 
@@ -138,7 +138,7 @@ class UltralyticsRunner:
             name=f"{runtime.column or config.host.name} [{config.key}]",
             config={**config.to_dict(), "key": config.key, "runtime": runtime.to_dict(), "ultralytics": arguments},
             run_id=id_file.read_text().strip() if resuming and id_file.is_file() else None,
-            group=f"table{runtime.table}" if runtime.table else None,
+            **wandb_grouping(runtime),
         )
         if tracker.run_id:
             id_file.write_text(tracker.run_id)

@@ -30,17 +30,33 @@ plug-in state (saved)       ``save_model``: ``weights/plugins.pt`` beside ``last
 
 Everything else -- augmentation, loss, EMA, warm-up, schedule, AMP, ``last.pt`` / ``best.pt``, plots and resume
 at epoch boundaries -- is ultralytics' own (see :mod:`reproduce.methods.ultralytics` for the recipe options).
+
+Per-epoch validation of every subset (:meth:`TwoStreamDetectionTrainer.validate_subsets`): ultralytics validates the
+full set (RGB + IR) after every epoch; at the end of every ``runtime.val_every``-th epoch with ``runtime.val_subsets:
+all`` (or of every ``val_all_every``-th), the main process also validates the same EMA model on the same validation
+split for each single-modality subset -- the absent stream masked as in the final evaluation
+(:func:`reproduce.yolo.evaluation.validate_subset`), the first ``runtime.val_cases`` images only when set -- and
+logs ``val/<subset>/mAP50`` and ``val/<subset>/mAP50-95`` for every subset (the full set's from ultralytics'
+validation) at the epoch's step. It reads the EMA in eval mode without gradients and leaves the weights, modes, EMA
+and AMP state alone. Validation is not free of random draws, though: ultralytics' ``Format`` draws one number from
+Python's generator per image (its ``bgr`` flip, at ``bgr: 0`` too), in the main process with ``workers: 0`` -- the
+generator training's augmentation draws from -- so the pass restores the global generators after it
+(:func:`global_rng_preserved`); training is then bit-for-bit the same with or without it (without the restore it is
+not: tests/test_yolo_val_subsets.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from copy import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mwam_harness.models.yolo.offline import ultralytics_offline
@@ -55,12 +71,17 @@ from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
 from reproduce.methods.base import PluginList, StepData  # noqa: E402
 from reproduce.methods.context import LoopContext, NullTracker, TrainContext  # noqa: E402
 from reproduce.methods.mwam.plugin import GRADIENT_INTERVENTIONS, MWAMPlugin  # noqa: E402
+from reproduce.subsets import subset_key  # noqa: E402
 
-from .validator import TwoStreamDetectionValidator  # noqa: E402
+from .evaluation import validate_subset  # noqa: E402
+from .validator import RESULT_KEYS, TwoStreamDetectionValidator  # noqa: E402
 
 #: The global gradient-norm bound of ultralytics' ``optimizer_step``.
 MAX_GRAD_NORM = 10.0
 AMP_CHECK_WEIGHTS = "yolo26n.pt"
+#: The per-epoch subset metrics logged as ``val/<subset>/<name>``: name -> the registry's name
+#: (:data:`reproduce.yolo.validator.RESULT_KEYS`).
+SUBSET_METRICS = {"mAP50": "map50", "mAP50-95": "map50_95"}
 
 
 @dataclass
@@ -156,6 +177,38 @@ def offline_amp_check() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def global_rng_preserved(device: torch.device | None = None) -> Iterator[None]:
+    """Python's, NumPy's and torch's global generators (and the CUDA generator of ``device``) as they were before the
+    block: whatever runs inside leaves the random stream of ultralytics' augmentation (drawn from Python's and
+    NumPy's generators in the main process when ``workers`` is 0) and of training where it found them. A validation
+    needs it: ultralytics' ``Format`` draws ``random.uniform`` once per image, also when it validates."""
+    python, numpy_state = random.getstate(), np.random.get_state()
+    devices = [device] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+        try:
+            yield
+        finally:
+            random.setstate(python)
+            np.random.set_state(numpy_state)
+
+
+def first_images_loader(loader: Any, count: int | None) -> Any:
+    """``loader`` (ultralytics' validation loader), or one over the first ``count`` images of its data set (in the
+    order ultralytics validates them) when that is fewer: the same batch size, so that a rectangular data set's
+    batches keep their shapes, its collate function and pinning, no shuffling, loaded in the main process (a few
+    images: no worker processes to start or to leave behind), with a generator of its own (creating an iterator
+    draws from it, not from torch's global generator)."""
+    dataset = loader.dataset
+    if not count or count >= len(dataset):
+        return loader
+    return torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, range(count)), batch_size=loader.batch_size, shuffle=False, num_workers=0,
+        pin_memory=loader.pin_memory, collate_fn=getattr(dataset, "collate_fn", None),
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
 def forward_hooks_detached(modules: Iterable[torch.nn.Module]) -> Iterator[None]:
     """Within the block ``modules`` have no forward hooks (restored after, in their order): a deep copy made
     meanwhile (ultralytics' EMA) carries none of SDE's hooks, closures that could not be pickled into ``last.pt``."""
@@ -214,6 +267,10 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
         self.step_inputs: dict[str, torch.Tensor] = {}
         self.step_parts: dict[str, torch.Tensor] = {}
         self.batches_seen = 0
+        self.validated_epoch: int | None = None  # the last epoch ultralytics' own validation covered
+        self.subset_values: dict[str, float] = {}  # this epoch's val/<subset>/<metric>, logged with its metrics
+        self.subset_seconds: list[float] = []  # the duration of every per-subset validation (validate_subsets)
+        self._first_images: tuple[Any, Any] | None = None  # (ultralytics' loader, the loader of its first images)
         super().__init__(overrides=overrides, _callbacks=_callbacks)
         self.add_callback("on_train_epoch_start", TwoStreamDetectionTrainer._before_epoch)
         self.add_callback("on_train_batch_end", TwoStreamDetectionTrainer._after_batch)
@@ -222,6 +279,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
     # ------------------------------------------------------------------ model and data
     def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
         from mwam_harness import models
+
         model = models.build(self.settings.host, nc=self.data["nc"], **self.settings.host_options)
         model = self.set_model_names_for_load(model)
         if weights:
@@ -356,6 +414,76 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
             k: v for k, v in entry.get("sde", {}).items() if not k.startswith(("sde/energy/", "sde/dims/"))
         }  # the energies come from the logged steps only, which an epoch may lack
         super().save_metrics({**metrics, **columns})
+        self.subset_values = self.validate_subsets()
+
+    # ------------------------------------------------------------------ per-epoch validation of every subset
+    def validate(self) -> tuple[Any, Any]:
+        """Ultralytics' per-epoch validation (the full set), noting the epoch it covered."""
+        metrics, fitness = super().validate()
+        self.validated_epoch = self.epoch
+        return metrics, fitness
+
+    def subsets_due(self) -> list[tuple[str, ...]]:
+        """The subsets (the data set's row order) to report at the end of this epoch: every subset of the run's data
+        set at every ``runtime.val_every``-th epoch when ``runtime.val_subsets`` is ``all`` (with ``full``: at every
+        ``val_all_every``-th, if set), else none -- ultralytics' own validation of the full set is all there is."""
+        s = self.settings
+        r = s.runtime
+        if r is None or s.config is None or s.log is None or RANK not in {-1, 0}:
+            return []
+        epoch = self.epoch + 1
+        if not r.val_every or epoch % r.val_every:
+            return []
+        all_every = getattr(r, "val_all_every", 0)
+        if r.val_subsets != "all" and not (all_every and epoch % all_every == 0):
+            return []
+        from reproduce.subsets import subsets
+
+        return subsets(s.config.data.dataset)
+
+    def validate_subsets(self) -> dict[str, float]:
+        """``{"val/<subset>/mAP50": ..., "val/<subset>/mAP50-95": ...}`` of the EMA model for :meth:`subsets_due`
+        (module docstring). The full set's come from ultralytics' validation of this epoch; each other subset (and
+        the full set, in an epoch ultralytics did not validate: ``method.options.val: false``) is validated as
+        ultralytics validates during training -- the EMA model, its validation loader (the first
+        ``runtime.val_cases`` images when set), its arguments without plots -- with the absent stream masked."""
+        subsets = self.subsets_due()
+        if not subsets:
+            return {}
+        start = time.perf_counter()
+        full = max(subsets, key=len)
+        metrics = self.metrics or {}
+        ultralytics = {name: float(metrics[k]) for k, name in RESULT_KEYS.items() if metrics.get(k) is not None}
+        covered = self.validated_epoch == self.epoch and set(SUBSET_METRICS.values()) <= set(ultralytics)
+        ema = self.ema.ema
+        mode = ema.training
+        values: dict[str, float] = {}
+        try:
+            with global_rng_preserved(self.device):
+                for subset in subsets:
+                    if subset == full and covered:
+                        results = ultralytics
+                    else:
+                        args = copy(self.args)
+                        args.plots = args.save_json = args.save_txt = False
+                        validator = TwoStreamDetectionValidator(
+                            self.subset_loader(), save_dir=self.save_dir, args=args, hsv=self.settings.hsv
+                        )
+                        results = validate_subset(validator, ema, subset, trainer=self)
+                    key = subset_key(subset)
+                    values.update({f"val/{key}/{name}": results[k] for name, k in SUBSET_METRICS.items()})
+        finally:
+            ema.train(mode)
+        self.subset_seconds.append(time.perf_counter() - start)
+        return values
+
+    def subset_loader(self) -> Any:
+        """The loader of :meth:`validate_subsets`: ultralytics' validation loader (``trainer.test_loader``), or one
+        over its first ``runtime.val_cases`` images (:func:`first_images_loader`, built once per validation loader)."""
+        count = self.settings.runtime.val_cases
+        if self._first_images is None or self._first_images[0] is not self.test_loader:
+            self._first_images = (self.test_loader, first_images_loader(self.test_loader, count))
+        return self._first_images[1]
 
     def save_model(self) -> Any:
         """Ultralytics' ``last.pt`` / ``best.pt``, and the plug-ins' state beside them (``weights/plugins.pt``)."""
@@ -391,5 +519,7 @@ class TwoStreamDetectionTrainer(DetectionTrainer):
             return
         values = {f"epoch/{k}": float(v) for k, v in (self.label_loss_items(self.tloss) if self.tloss else {}).items()}
         values.update({f"val/{k}": float(v) for k, v in (self.metrics or {}).items()})
+        values.update(self.subset_values)  # empty after the last epoch (the call of ultralytics' final_eval)
+        self.subset_values = {}
         values["epoch"] = float(self.epoch + 1)
         self.settings.log(values, self.batches_seen)
