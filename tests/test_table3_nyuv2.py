@@ -75,7 +75,9 @@ def test_mmanet_seg_trains_from_its_teacher_searches_and_resumes_exactly(tmp_pat
 
     config, _ = table_runs(3).configs(None, tiny, columns=["MMANet"])[0]
     assert config.method.name == "mmanet_seg" and config.host.name == "mmanet_seg"
-    assert config.method.options == {"search_epochs": [0], "begin_epoch": 0}
+    small = {"encoder": "resnet18", "channels_decoder": [128, 64, 32]}  # the smoke preset's ESANet
+    assert config.method.options == {"search_epochs": [0], "begin_epoch": 0, "teacher_host_options": small}
+    assert config.host.options == small
     run_table(3, "smoke", runtime=RUNTIME, output_dir=tmp_path / "out", results_dir=tmp_path / "results",
               columns=["MMANet"])  # fmt: skip
     registry = Registry(tmp_path / "results" / "runs")
@@ -84,6 +86,7 @@ def test_mmanet_seg_trains_from_its_teacher_searches_and_resumes_exactly(tmp_pat
     assert method["weak"] in ("rgb", "depth") and set(method["distance"]) == {"rgb", "depth"}
     teacher = next(json.loads(p.read_text()) for p in registry.root.glob("*.json") if p.stem == method["teacher_run"])
     assert teacher["config"]["host"]["name"] == "esanet" and teacher["config"]["method"]["name"] == "standard"
+    assert teacher["config"]["host"]["options"] == small  # the teacher's features match its student's
     curves = (registry.root / config.key / "curves.csv").read_text()
     assert ",loss/distill," in curves and ",loss/auxiliary," in curves
 
