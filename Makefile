@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test test-e2e lint bench bench-mwam paper-tables demo demo-brats table2 table6 table15 table4 table5 table7 table8 table9 \
         table10 table12 table16 table4-sde ablations-smoke bench-brats bench-nyuv2 bench-yolo table3 clean-venv \
-        table1 table13 table14 table17 figure1 demo-balance bench-balancing demo-nyuv2 demo-yolo bench-threads
+        table1 table13 table14 table17 figure1 demo-balance bench-balancing demo-nyuv2 demo-yolo bench-threads \
+        table11 demo-ucf101 bench-video
 
 # make table4 PRESET=smoke | make table7 DATA_ROOT=/data/CASIA-SURF (default preset: paper)
 # make table4 VARIANT=released: also the columns as the authors' released code trains them (VARIANT=sde: + SDE)
@@ -39,6 +40,8 @@ help:
 	@echo "make table2      Table 2 (BraTS2020, Dice per subset): RFNet, mmFormer and GSS, each with and without MWAM"
 	@echo "                 (VARIANT=balancing: + OGM-GE and AGM on RFNet, per-voxel scores, docs/balancing.md)"
 	@echo "make table3      Table 3 (NYU-Depth V2, MIoU): ESANet-MD and MMANet (from its ESANet teacher), each +/- MWAM"
+	@echo "make table11     Table 11 (UCF-101 video + optical flow, Acc): the ResNet-18 concat video host, + MWAM,"
+	@echo "                 + OGM-GE, + LFM (VARIANT=a3: the same under MWAM's Sec. A.3 settings; sum_fusion: LFM [sum])"
 	@echo "make table12     Table 12 (DroneVehicle, mAP50): two-stream YOLOv8n +/- MWAM on pip ultralytics, with the PR"
 	@echo "                 curves (Fig. 7) and detections (Fig. 6) per subset"
 	@echo "make table6      Table 6 computed: parameters, FLOPs, MWAM's time per step (MMANet, RFNet) vs the paper"
@@ -46,6 +49,7 @@ help:
 	@echo "make demo-brats  Table 2's RFNet columns on synthetic BraTS2020 NIfTI volumes (results/demo/table2.md)"
 	@echo "make demo-nyuv2  Table 3's ESANet-MD columns on synthetic NYU-Depth V2 scenes (results/demo/table3.md, and"
 	@echo "                 table3_classes.md: the IoU of each class per subset)"
+	@echo "make demo-ucf101 Table 11's four columns on synthetic UCF-101 videos (.avi -> frames + TV-L1 flow; results/demo/)"
 	@echo "make demo-yolo   Table 12's two columns on synthetic DroneVehicle pairs, with Figs. 6 and 7 (results/demo/)"
 	@echo "                 (every demo takes SEEDS=\"0 1 2\": one run per seed, the table shows mean +/- std)"
 	@echo "make table5      Table 5: MWAM's intervention levels on SF-MD (none / loss / gradient / hybrid)"
@@ -67,12 +71,15 @@ help:
 	@echo "                 (results/demo/table13.md, labelled SYNTHETIC)"
 	@echo "make ablations-smoke  every ablation table above on synthetic data (minutes; results/smoke/)"
 	@echo "make bench       SF-MD training step with / without MWAM, loader throughput, and the evaluation of the"
-	@echo "                 7 subsets with the encoders run once vs one forward pass per subset (JSON lines)"
+	@echo "                 7 subsets with the encoders run once vs one forward pass per subset, the balancing"
+	@echo "                 plug-ins' steps and bench-video's UCF-101 measurements (JSON lines)"
 	@echo "make bench-nyuv2 ESANet-MD: training step with / without MWAM, MWAM's share, memory, the loader's images/s"
 	@echo "make bench-brats BraTS hosts: training step with / without MWAM, MWAM's share, FLOPs, memory and the"
 	@echo "                 15-subset sliding-window evaluation of a volume vs one subset (JSON line)"
 	@echo "make bench-yolo  two-stream YOLOv8n: ultralytics training step (batch 16, 640) with / without MWAM, images/s,"
 	@echo "                 MWAM's share (CPU, and CUDA when present; JSON lines)"
+	@echo "make bench-video UCF-101: the video host's training step with / without MWAM (interleaved), decoding and"
+	@echo "                 TV-L1 flow time per video, the loader's clips/s against the step's (JSON lines)"
 	@echo "make bench-mwam  time one MWAM step (CPU, and CUDA when present); prints one JSON line"
 	@echo "make bench-balancing  the training step of ResNet-18 concat with each balancing plug-in beside MWAM's,"
 	@echo "                 interleaved (median, spread, ratio to plain; MSLR / MSES validation per epoch; JSON line)"
@@ -117,6 +124,9 @@ bench-nyuv2: $(STAMP)
 table3: $(STAMP)
 	$(PY) -m reproduce table 3 $(TABLE_ARGS)
 
+table11: $(STAMP)
+	$(PY) -m reproduce table 11 $(TABLE_ARGS)
+
 table12: $(STAMP)
 	$(PY) -m reproduce table 12 $(TABLE_ARGS)
 
@@ -157,6 +167,10 @@ demo-nyuv2: $(STAMP)
 	$(PY) -m reproduce table 3 --preset demo --output-dir results/demo $(RUN_ARGS) --columns ESANet-MD "ESANet-MD +MWAM"
 	@echo "--> results/demo/table3.md, table3_classes.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
 
+demo-ucf101: $(STAMP)
+	$(PY) -m reproduce table 11 --preset demo --output-dir results/demo $(RUN_ARGS)
+	@echo "--> results/demo/table11.md (SYNTHETIC data: a test of the pipeline, not the paper's numbers)"
+
 demo-yolo: $(STAMP)
 	$(PY) -m reproduce table 12 --preset demo --output-dir results/demo $(RUN_ARGS) --columns T-yolov8n "T-yolov8n +MWAM"
 	@echo "--> results/demo/table12.md, table12_pr_curves.png, table12_detections.png (SYNTHETIC data)"
@@ -183,9 +197,15 @@ bench: $(STAMP)
 	$(PY) scripts/bench_train.py --device all
 	$(PY) scripts/bench_eval.py --device all
 	$(PY) scripts/bench_balancing.py
+	$(PY) scripts/bench_video.py --device all
+	$(PY) scripts/bench_ucf101_data.py
 
 bench-balancing: $(STAMP)
 	$(PY) scripts/bench_balancing.py
+
+bench-video: $(STAMP)
+	$(PY) scripts/bench_video.py --device all
+	$(PY) scripts/bench_ucf101_data.py
 
 bench-threads: $(STAMP)
 	$(PY) scripts/bench_threads.py

@@ -1,9 +1,10 @@
 """Data sets known from the paper's tables only: no package, no loader yet, but their subset row order.
 
-UCF101 (Table 11), FGVC-Aircraft (Tables 18-22) and Stanford Dogs (Table 22) are printed by ``python -m reproduce
-paper`` in the paper's row order, so their order is recorded here -- and only here -- with its evidence. When a
-data set's issue adds its loader (its package ``datasets/<name>/``), its order moves into its spec
-(``DatasetSpec.subsets``) and its entry here is deleted: a test fails while a name is both here and registered.
+FGVC-Aircraft (Tables 18-22) and Stanford Dogs (Table 22) are printed by ``python -m reproduce paper`` in the
+paper's row order, so their order is recorded here -- and only here -- with its evidence. When a data set's issue
+adds its loader (its package ``datasets/<name>/``), its order moves into its spec (``DatasetSpec.subsets``) and its
+entry here is deleted (UCF-101's did, into ``datasets/ucf101``): a test fails while a name is both here and
+registered.
 
 Torch-free and import-light, like the specs; ``reproduce.subsets`` reads it for these names. The data-set catalog
 does not import it (it imports the sub-packages of ``datasets`` only), so these names are not registered data sets.
@@ -36,19 +37,6 @@ def _entries(*entries: PaperOnlyDataset) -> dict[str, PaperOnlyDataset]:
 
 #: Name -> the data set's entry, for the data sets known from the paper's tables only.
 PAPER_ONLY: dict[str, PaperOnlyDataset] = _entries(
-    PaperOnlyDataset(
-        name="ucf101",
-        title="UCF101",
-        modalities=("video", "flow"),
-        subsets=SubsetOrder(
-            header=(("video", "Video"), ("flow", "O.F.")),
-            order=(("video",), ("flow",), ("video", "flow")),
-            evidence=(
-                "Sec. A.11: MWAM 'enhances model performance in the absence of the dominant modality (video)'; MWAM "
-                "raises row 2 (55.68 -> 60.45) and not row 1 (74.41 -> 72.36), so row 2 is optical flow alone."
-            ),
-        ),
-    ),
     PaperOnlyDataset(
         name="fgvc_aircraft",
         title="FGVC-Aircraft",

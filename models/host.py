@@ -61,6 +61,13 @@ class Host(nn.Module):
         the called feature modules here."""
         return self.branches()
 
+    def input_layouts(self) -> dict[str, str]:
+        """How MWAM reads each modality's input tensor (``mwam.MWAMConfig.layouts``: ``image`` (B, C, H, W),
+        ``volume`` (B, C, D, H, W), ``video`` (B, C, T, H, W)), for the modalities that need saying. Default: none;
+        MWAM then reads a 4-D input as an image and a 5-D one as a volume. A host whose 5-D inputs are clips names
+        them ``video``; the MWAM plug-in passes this on, a run's ``mwam.options.layouts`` overriding it per modality."""
+        return {}
+
     def encode(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """The per-modality features of ``inputs`` (optional; see the class docstring)."""
         raise NotImplementedError(f"{type(self).__name__} has no encode / fuse split")

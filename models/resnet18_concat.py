@@ -111,8 +111,11 @@ class ResNet18Concat(PerModalityEncoders):
     modalities: the modalities in the data set's order (a run's ``data.modalities`` must be these); channels: input
     channels, one number for every modality or a mapping per modality; num_classes: classifier outputs; fusion:
     ``concat`` (one head on the concatenated features) or ``sum`` (one head per modality, summed); init: ``ogm``
-    (OGM-GE's ``weight_init``) or ``timm``.
+    (OGM-GE's ``weight_init``) or ``timm``. A subclass changes the encoders through :meth:`build_encoder` (the video
+    host, ``resnet18_video.py``) and the name its errors give through ``host_name``.
     """
+
+    host_name = "resnet18_concat"
 
     def __init__(
         self,
@@ -123,19 +126,23 @@ class ResNet18Concat(PerModalityEncoders):
         init: str = "ogm",
     ) -> None:
         super().__init__()
-        modalities, per_modality = checked_modalities("resnet18_concat", modalities, channels, num_classes)
+        modalities, per_modality = checked_modalities(self.host_name, modalities, channels, num_classes)
         if fusion not in FUSIONS or init not in INITS:
             raise ValueError(f"fusion must be one of {FUSIONS} and init one of {INITS}, got {fusion!r}, {init!r}")
         self.modalities = modalities
         self.channels = per_modality
         self.fusion = fusion
-        self.encoders = nn.ModuleDict({m: resnet18_encoder(per_modality[m]) for m in modalities})
+        self.encoders = nn.ModuleDict({m: self.build_encoder(per_modality[m]) for m in modalities})
         if fusion == "concat":
             self.head = nn.Linear(FEATURES * len(modalities), num_classes)
         else:
             self.heads = nn.ModuleDict({m: nn.Linear(FEATURES, num_classes) for m in modalities})
         if init == "ogm":
             ogm_init(self)
+
+    def build_encoder(self, channels: int) -> nn.Module:
+        """A modality's encoder for ``channels`` input channels, giving (B, 512) features: timm's ResNet-18."""
+        return resnet18_encoder(channels)
 
     def fuse(self, features: Mapping[str, Any], present: torch.Tensor) -> HostOutput:
         kept = self.kept(features, present)

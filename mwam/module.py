@@ -164,7 +164,13 @@ class MWAM(KeepsBufferDtypes, nn.Module):
 
     @classmethod
     def for_host(cls, host: nn.Module, **options: Any) -> MWAM:
-        """Build from a host that follows the Host contract (``modalities`` and ``branches()``)."""
+        """Build from a host that follows the Host contract (``modalities`` and ``branches()``; its
+        ``input_layouts()``, when it has one, gives ``layouts`` -- e.g. ``video`` clips --, the ``layouts`` passed
+        here overriding it per modality)."""
+        declared = getattr(host, "input_layouts", None)
+        layouts = {**(declared() if callable(declared) else {}), **dict(options.get("layouts") or {})}
+        if layouts:
+            options = {**options, "layouts": layouts}
         return cls(modalities=host.modalities, branches=host.branches(), **options)
 
     def _register_hooks(self) -> None:

@@ -266,6 +266,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         options["split_files"] = args.split_files
     if args.annotations:
         options["annotations"] = args.annotations
+    if args.layout:
+        options["layout"] = args.layout
+    if args.flows:
+        options["flows"] = args.flows
     try:
         out = spec.prepare(args.source, args.out, **options)
     except (ValueError, FileNotFoundError) as error:
@@ -497,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the authors' split lists instead of a seeded split: TRAIN TEST [VAL]")  # fmt: skip
     prepare.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     prepare.add_argument("--workers", type=int, default=2, help="processes reading and writing subjects")
+    prepare.add_argument("--layout", choices=("balancebenchmark", "dimml"), default=None,
+                         help="ucf101: balancebenchmark (6 frames a video) or dimml (every frame)")  # fmt: skip
+    prepare.add_argument("--flows", choices=("sampled", "all"), default=None,
+                         help="ucf101 (balancebenchmark): the flow at each sampled frame or of every pair")  # fmt: skip
     prepare.add_argument("--annotations", choices=("ir", "rgb"), default=None,
                          help="DroneVehicle: the labels from the IR (default) or the RGB annotations")  # fmt: skip
     prepare.add_argument("--no-progress", action="store_true")

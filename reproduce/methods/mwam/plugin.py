@@ -46,20 +46,27 @@ class MWAMPlugin(Plugin):
 
     # ------------------------------------------------------------------ hooks
     def setup(self, ctx: TrainContext, dependencies: Mapping[str, Any]) -> None:
-        """MWAM on the host's branches (gradient interventions) or on its modalities alone (measuring, Eq. 7)."""
+        """MWAM on the host's branches (gradient interventions) or on its modalities alone (measuring, Eq. 7), reading
+        the inputs in the host's ``input_layouts()`` (a run's ``options.layouts`` overrides them per modality)."""
         from mwam import MWAM
 
         host = ctx.host
+        options = dict(self.mwam_options)
+        # the host's input layouts (Host.input_layouts: e.g. video clips), the run's options.layouts overriding them
+        declared = host.input_layouts() if hasattr(host, "input_layouts") else {}
+        layouts = {**declared, **dict(options.get("layouts") or {})}
+        if layouts:
+            options["layouts"] = layouts
         if self.intervention in GRADIENT_INTERVENTIONS:
             mwam = MWAM(
                 modalities=host.modalities,
                 branches=host.branches(),
                 intervention=self.intervention,
                 gradient_hooks=not self.deferred,
-                **self.mwam_options,
+                **options,
             )
         else:
-            mwam = MWAM(modalities=host.modalities, intervention=self.intervention, **self.mwam_options)
+            mwam = MWAM(modalities=host.modalities, intervention=self.intervention, **options)
         self.mwam = mwam.to(ctx.device)
 
     def before_forward(self, ctx: TrainContext, inputs: Mapping[str, Any]) -> None:
