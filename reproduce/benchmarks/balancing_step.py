@@ -38,14 +38,13 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from reproduce.benchmarks.interleave import interleave, summarise, synchroniser
+from reproduce.benchmarks.interleave import interleave, summarise, synchroniser, torch_threads
 from reproduce.benchmarks.mwam_step import make_inputs
 from reproduce.devices import device_name
 from reproduce.engine.trainer import Trainer
@@ -165,18 +164,6 @@ def _epoch_end_fn(name: str, trainer: Trainer) -> Callable[[], Any]:
     """The plug-in's own end-of-epoch hook (its validation pass) at the trainer's epoch, with a fresh entry."""
     plugin = trainer.plugins[name]
     return lambda: plugin.on_epoch_end(trainer.ctx, trainer.epoch, {})
-
-
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``count`` (None: unchanged) within the block, restored afterwards."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _describe(name: str, trainer: Trainer) -> dict[str, Any]:
@@ -340,7 +327,7 @@ def run_benchmark(
     }
     from mwam_harness.datasets.casia_surf.synthetic import write_casia_surf
 
-    with tempfile.TemporaryDirectory(prefix="bench-balancing-") as tmp, _threads(threads):
+    with tempfile.TemporaryDirectory(prefix="bench-balancing-") as tmp, torch_threads(threads):
         begin = time.perf_counter()
         root = write_casia_surf(Path(tmp) / "surf", num_train=batch, num_val=val_samples, num_test=1, size=size)
         report["generate_s"] = time.perf_counter() - begin

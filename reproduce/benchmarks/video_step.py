@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 
 import mwam
-from reproduce.benchmarks.interleave import interleave, synchroniser
+from reproduce.benchmarks.interleave import interleave, synchroniser, torch_threads
 from reproduce.benchmarks.mwam_step import hooks_attached, make_inputs
 from reproduce.devices import device_name
 
@@ -51,18 +51,6 @@ def make_clips(
         return x[:, :channels].reshape(batch, frames, channels, size, size).transpose(1, 2).contiguous().to(device)
 
     return {"video": clip(images["rgb"], 3), "flow": clip(images["depth"], 2)}
-
-
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``count`` (None: unchanged) within the block, restored afterwards."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def bench_step(
@@ -182,7 +170,7 @@ def run_benchmark(
             "mwam_over_plain_paired: the mwam step / the plain step of the same round (median, min, max)",
         ],
     }
-    with _threads(threads):
+    with torch_threads(threads):
         for name in devices:
             device = torch.device(name)
             if device.type == "cuda" and not torch.cuda.is_available():
