@@ -3,9 +3,12 @@ loader against the step (no timing assertions: the numbers depend on the machine
 
 import json
 
+import pytest
+
 from scripts.bench_ucf101_data import main
 
 
+@pytest.mark.ci  # TV-L1 at 320 x 240 and a synthetic set, ~12 s: .ci/run runs it after make test
 def test_bench_ucf101_data_reports_decode_tvl1_and_whether_the_loader_keeps_up(capsys):
     assert main(["--size", "32", "--batch", "2", "--rounds", "1"]) == 0
     report = json.loads(capsys.readouterr().out)

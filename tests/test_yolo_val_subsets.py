@@ -85,6 +85,7 @@ def subset_keys(values):
     return {k for k in values if k.startswith("val/") and k.split("/")[1] in SUBSETS}
 
 
+@pytest.mark.ci  # three ultralytics runs, ~13 s: .ci/run runs it after make test (pytest -m ci)
 def test_every_epoch_logs_every_subset_and_training_is_the_same_as_without(tmp_path, monkeypatch):
     every = train_smoke(tmp_path / "all", monkeypatch, val_every=1, val_subsets="all", val_cases=None)
     full = train_smoke(tmp_path / "full", monkeypatch, val_every=1, val_subsets="full", val_cases=None)
