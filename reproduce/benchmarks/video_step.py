@@ -29,11 +29,13 @@ from typing import Any
 import torch
 
 import mwam
-from reproduce.benchmarks.interleave import interleave, synchroniser, torch_threads
-from reproduce.benchmarks.mwam_step import hooks_attached, make_inputs
+from reproduce.benchmarks.interleave import torch_threads
+from reproduce.benchmarks.mwam_step import make_inputs, time_step_with_mwam
 from reproduce.devices import device_name
 
 HOST = "resnet18_concat_video"
+#: What :func:`time_step_with_mwam` measures that the report carries as it is.
+TIMED = ("train_step_ms", "train_step_mwam_ms", "mwam_step_ms", "mwam_share_of_step", "mwam_over_plain_paired")
 NUM_CLASSES = 101
 #: (batch, frames, size, timed rounds, warm-up rounds, steps per timing) per device type: a small clip batch on the
 #: CPU; on CUDA BalanceBenchmark's batch 32 of 3 frames at 224 x 224, 5 back-to-back steps per timing (pipelined).
@@ -77,34 +79,15 @@ def bench_step(
         loss.backward()
         optimizer.step()
 
-    peak = None
-    if cuda:  # one plain step before MWAM exists: the host's own footprint
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        step()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    module = mwam.MWAM.for_host(host, intervention="grad", layouts=host.input_layouts()).to(device)
-    module.remove_hooks()  # attached only around the MWAM variant's timings
+    probe = mwam.MWAM.for_host(host, intervention="grad").to(device)  # the timed MWAM is built the same way
+    probe.remove_hooks()
     with warnings.catch_warnings():  # its one-time note that 3 and 2 channels differ in size (docs/balancing.md)
         warnings.filterwarnings("ignore", message="MWAM: the modalities differ in size", category=UserWarning)
-        first_k = [float(k) for k in module.step(clips)]  # K of the first step (the bank starts at its FRM)
-
-    def alone() -> None:
-        with torch.no_grad():
-            module.step(clips)
-
-    timed = interleave(
-        {"plain": step, "mwam": lambda: step(module), "mwam_alone": alone},
-        rounds=rounds,
-        warmup=warmup,
-        steps=steps,
-        baseline="plain",
-        sync=synchroniser(device),
-        contexts={"mwam": lambda: hooks_attached(module)},
-    )
-    entries = timed["variants"]
-    plain_ms = entries["plain"]["median_ms"]
+        first_k = [float(k) for k in probe.step(clips)]  # K of the first step (the bank starts at its FRM)
+        timed = time_step_with_mwam(
+            lambda _, module=None: step(module), host, clips, device, warmup=warmup, iters=rounds, steps=steps
+        )
+    plain_ms = timed["train_step_ms"]["median_ms"]
     result: dict[str, Any] = {
         "device_name": device_name(device),
         "batch": batch,
@@ -113,21 +96,17 @@ def bench_step(
         "clip_shapes": {m: list(x.shape[1:]) for m, x in clips.items()},
         "precision": "bf16 autocast, channels-last host" if cuda else "fp32",
         "optimizer": "AdamW(lr=1e-3, weight_decay=0.01)",
-        "mwam_layouts": dict(module.config.layouts),
-        "frm_normalisation": module.config.frm_normalisation,
+        "mwam_layouts": dict(probe.config.layouts),
+        "frm_normalisation": probe.config.frm_normalisation,
         "measurement": timed["measurement"],
         "rounds": rounds,
         "warmup_rounds": warmup,
         "steps_per_timing": steps,
-        "train_step_ms": entries["plain"],
-        "train_step_mwam_ms": entries["mwam"],
-        "mwam_step_ms": entries["mwam_alone"],
-        "mwam_share_of_step": entries["mwam_alone"]["median_ms"] / entries["mwam"]["median_ms"],
-        "mwam_over_plain_paired": entries["mwam"]["paired_ratio"],
+        **{k: timed[k] for k in TIMED},
         "clips_per_s": batch / (plain_ms / 1e3) if plain_ms > 0 else math.inf,
         "frames_per_s": batch * frames / (plain_ms / 1e3) if plain_ms > 0 else math.inf,
-        "first_k": dict(zip(module.modalities, first_k, strict=True)),
-        "peak_memory_mb": peak,
+        "first_k": dict(zip(probe.modalities, first_k, strict=True)),
+        "peak_memory_mb": timed["peak_memory_mb"],
     }
     if not cuda:
         result["threads"] = torch.get_num_threads()
