@@ -206,3 +206,20 @@ def shared_cases(splits: Mapping[str, tuple[str | Path, Sequence[tuple[int, Sequ
             for key in keys:
                 seen.setdefault(key, (split, list_file, number))
     return problems
+
+
+#: At most this many problems are listed in one :func:`prepare_error` (the rest are counted).
+MAX_LISTED = 30
+
+
+class PrepareError(ValueError):
+    """Input that cannot be prepared; the message names every file at fault."""
+
+
+def prepare_error(what: str, problems: Sequence[str]) -> PrepareError:
+    """``what`` and the problems, one a line (the first :data:`MAX_LISTED`, then how many more), as the error a
+    ``prepare`` step raises once it has looked at every input."""
+    listed = list(problems[:MAX_LISTED])
+    if len(problems) > MAX_LISTED:
+        listed.append(f"... and {len(problems) - MAX_LISTED} more")
+    return PrepareError(f"{what}:\n  " + "\n  ".join(listed))

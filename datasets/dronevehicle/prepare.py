@@ -35,6 +35,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mwam_harness.datasets.checking import PrepareError, prepare_error
 from mwam_harness.datasets.dronevehicle import BORDER, CLASS_ALIASES, IMAGE_SIZE, RAW_SIZE, SPLITS
 from mwam_harness.datasets.dronevehicle.layout import (
     IR_DIR,
@@ -58,19 +59,6 @@ MANIFEST = "prepare.json"
 FORMAT = 1
 ANNOTATIONS = ("ir", "rgb")
 JPEG_QUALITY = 95
-#: At most this many problems are listed in one error (the rest are counted).
-MAX_LISTED = 30
-
-
-class PrepareError(ValueError):
-    """Input that cannot be prepared; the message names every file at fault."""
-
-
-def _fail(what: str, problems: Sequence[str]) -> PrepareError:
-    listed = list(problems[:MAX_LISTED])
-    if len(problems) > MAX_LISTED:
-        listed.append(f"... and {len(problems) - MAX_LISTED} more")
-    return PrepareError(f"{what}:\n  " + "\n  ".join(listed))
 
 
 # ---------------------------------------------------------------- annotations
@@ -332,7 +320,7 @@ def convert_release(
             counts["objects"][split] += written
             counts["dropped"][split] += dropped
     if errors:
-        raise _fail(f"{len(errors)} of {len(jobs)} image pairs cannot be prepared", errors)
+        raise prepare_error(f"{len(errors)} of {len(jobs)} image pairs cannot be prepared", errors)
     write_lists(out_dir, {split: [r.stem + ".jpg" for r, _, _ in items] for split, items in triples.items()})
     return counts
 
@@ -378,14 +366,14 @@ def prepare_dronevehicle(
         kind = "release"
         triples, problems = inspect_release(source, annotations)
         if problems:
-            raise _fail(f"cannot prepare DroneVehicle from {source}", problems)
+            raise prepare_error(f"cannot prepare DroneVehicle from {source}", problems)
         files = [p for items in triples.values() for triple in items for p in triple]
         options: dict[str, Any] = {"annotations": annotations}
     elif is_fork_layout(source):
         kind = "fork"
         names, problems, files = inspect_fork(source, workers=max(4, workers))
         if problems:
-            raise _fail(f"cannot use the converted folder {source}", problems)
+            raise prepare_error(f"cannot use the converted folder {source}", problems)
         options = {}
     else:
         raise PrepareError(

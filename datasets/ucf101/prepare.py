@@ -45,11 +45,12 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mwam_harness.datasets.checking import PrepareError, prepare_error
 from mwam_harness.datasets.files import atomic_write, write_text_atomic
 from mwam_harness.datasets.registry import Problem
 from mwam_harness.datasets.ucf101.layout import (
@@ -75,18 +76,6 @@ FLOWS = ("sampled", "all")
 DIMML_SHORT_SIDE = 256
 #: Temporary folders older than this (seconds) are left by a killed run and removed.
 STALE_AFTER_S = 600.0
-MAX_LISTED = 30
-
-
-class PrepareError(ValueError):
-    """Input that cannot be prepared; the message names every file at fault."""
-
-
-def _fail(what: str, problems: Sequence[str]) -> PrepareError:
-    listed = list(problems[:MAX_LISTED])
-    if len(problems) > MAX_LISTED:
-        listed.append(f"... and {len(problems) - MAX_LISTED} more")
-    return PrepareError(f"{what}:\n  " + "\n  ".join(listed))
 
 
 # ---------------------------------------------------------------- frames and flow
@@ -391,7 +380,7 @@ def prepare_ucf101(
         raise PrepareError("SOURCE and OUT must differ")
     lists, videos, problems = inspect_download(source)
     if problems:
-        raise _fail(f"cannot prepare UCF-101 from {source}", [str(problem) for problem in problems])
+        raise prepare_error(f"cannot prepare UCF-101 from {source}", [str(problem) for problem in problems])
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
     manifest = _read_manifest(manifest_path)
@@ -417,7 +406,7 @@ def prepare_ucf101(
             if error:
                 errors.append(error)
     if errors:
-        raise _fail(
+        raise prepare_error(
             f"{len(errors)} of {len(videos)} videos cannot be prepared (the others are, in {out_dir}; run it again "
             "to resume)",
             errors,
